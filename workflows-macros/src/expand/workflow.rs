@@ -1,0 +1,149 @@
+//! `#[workflow]`: the `Workflow` impl with the step table, dispatch and retry policies.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ItemImpl;
+use syn::spanned::Spanned;
+
+use crate::ast::{StepModel, parse_steps};
+use crate::attr::workflow_args;
+use crate::check::{Ends, check};
+use crate::errors::Errors;
+
+pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut item: ItemImpl = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(e) => {
+            let mut out = input;
+            out.extend(
+                syn::Error::new(
+                    e.span(),
+                    "#[workflow] goes on an `impl` block: `#[workflow] impl MyWorkflow { ... }`",
+                )
+                .to_compile_error(),
+            );
+            return out;
+        }
+    };
+    let mut errors = Errors::default();
+    let args = workflow_args(args, &mut errors);
+    let steps = parse_steps(&mut item, &mut errors);
+    let ends = check(&item, &args, &steps, &mut errors);
+    match ends {
+        Some(ends) if errors.is_empty() => {
+            let generated = workflow_impl(&item, &args, &steps, &ends);
+            quote! { #item #generated }
+        }
+        _ => {
+            // Keep the user's methods so that nothing else reports missing items.
+            let compile_errors = errors.to_compile_errors();
+            quote! { #item #compile_errors }
+        }
+    }
+}
+
+fn workflow_impl(
+    item: &ItemImpl,
+    args: &crate::attr::WorkflowArgs,
+    steps: &[StepModel],
+    ends: &Ends,
+) -> TokenStream {
+    let krate = &args.krate;
+    let self_ty = &item.self_ty;
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let name = match &**self_ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default(),
+        other => quote!(#other).to_string(),
+    };
+    let state = match &args.state {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    let Ends { start, stop } = ends;
+
+    let infos = steps.iter().map(|step| {
+        let name = &step.name;
+        let workers = step.num_workers;
+        let event = &step.event;
+        let output = &step.output;
+        let sends = &step.sends;
+        quote! {
+            #krate::StepInfo {
+                name: #name,
+                num_workers: #workers,
+                accepts: <#event as #krate::StepInput>::EVENTS,
+                emits: <#output as #krate::StepOutput>::EVENTS,
+                sends: &[#(#krate::EventInfo::of::<#sends>()),*],
+            }
+        }
+    });
+
+    let arms = steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| invoke_arm(krate, index, step));
+    let retry_arms = steps.iter().enumerate().filter_map(|(index, step)| {
+        let policy = step.retry.as_ref()?;
+        Some(quote_spanned! {policy.span()=>
+            #index => ::core::option::Option::Some(#krate::RetryPolicy::from(#policy)),
+        })
+    });
+
+    quote! {
+        impl #impl_generics #krate::Workflow for #self_ty #where_clause {
+            type State = #state;
+            type Start = #start;
+            type Stop = #stop;
+            const NAME: &'static str = #name;
+            const STEPS: &'static [#krate::StepInfo] = &[#(#infos),*];
+
+            fn __invoke(
+                self: &#krate::__private::std::sync::Arc<Self>,
+                step: usize,
+                ctx: #krate::Context<Self::State>,
+                ev: &dyn #krate::AnyEvent,
+            ) -> ::core::option::Option<#krate::__private::StepFuture> {
+                match step {
+                    #(#arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn __retry_policy(step: usize) -> ::core::option::Option<#krate::RetryPolicy> {
+                match step {
+                    #(#retry_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+    }
+}
+
+/// The dispatch arm of one step: downcast the event, call the method, convert its output.
+fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream {
+    let method = &step.method;
+    let event = &step.event;
+    let output = &step.output;
+    let call = match &step.ctx {
+        Some(ctx_ty) => quote_spanned! {ctx_ty.span()=> this.#method(&ctx, ev).await },
+        None => quote! {{ let _ = &ctx; this.#method(ev).await }},
+    };
+    let boxed = quote_spanned! {method.span()=>
+        #krate::__private::box_step(async move {
+            let out: #output = #call;
+            <#output as #krate::StepOutput>::into_emitted(out)
+        })
+    };
+    quote! {
+        #index => {
+            let ev = <#event as #krate::StepInput>::from_event(ev)?;
+            let this = #krate::__private::std::sync::Arc::clone(self);
+            ::core::option::Option::Some(#boxed)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! What a step can do besides returning an event: send more, stream, collect, share state.
+
+use std::sync::Arc;
+
+use crate::runtime::shared::{RunShared, lock};
+use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store};
+
+/// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
+/// declared with `#[workflow(state = MyState)]`) before the event parameter.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// struct Job { id: u32 }
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// struct Done { id: u32 }
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Tally { finished: u32 }
+///
+/// struct Batch;
+///
+/// #[workflow(state = Tally)]
+/// impl Batch {
+///     #[step(sends(Job))]
+///     async fn split(&self, ctx: &Context<Tally>, _ev: StartEvent) {
+///         for id in 0..3 {
+///             ctx.send_event(Job { id }).unwrap();
+///         }
+///     }
+///
+///     #[step(num_workers = 3)]
+///     async fn work(&self, ctx: &Context<Tally>, job: Job) -> Done {
+///         ctx.edit_state(|s| s.finished += 1);
+///         Done { id: job.id }
+///     }
+///
+///     #[step]
+///     async fn join(&self, ctx: &Context<Tally>, done: Done) -> Option<StopEvent<Vec<u32>>> {
+///         let all = ctx.collect(done, 3)?;
+///         assert_eq!(ctx.state(|s| s.finished), 3);
+///         let mut ids: Vec<u32> = all.iter().map(|d| d.id).collect();
+///         ids.sort();
+///         Some(StopEvent::new(ids))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(Batch.run(StartEvent::new()).await.unwrap(), [0, 1, 2]);
+/// # }
+/// ```
+pub struct Context<S = ()> {
+    run: Arc<RunShared<S>>,
+    step: usize,
+    retry: RetryInfo,
+}
+
+impl<S: Send + 'static> Context<S> {
+    pub(crate) fn new(run: Arc<RunShared<S>>, step: usize, retry: RetryInfo) -> Self {
+        Context { run, step, retry }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run.core.run_id
+    }
+
+    /// The name of the step this context belongs to.
+    pub fn step_name(&self) -> &'static str {
+        self.run.core.routes.steps()[self.step].name
+    }
+
+    /// Sends `ev` to every step that accepts its type (each gets its own copy).
+    ///
+    /// Fails when no step accepts the type, or when the run has ended. Declare the types a
+    /// step sends with `#[step(sends(A, B))]` so that they show in the workflow's graph.
+    pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
+        self.run.core.send(Box::new(ev), None)
+    }
+
+    /// Sends `ev` to the step named `step` only.
+    ///
+    /// Fails when there is no such step, when it does not accept the type, or when the run has
+    /// ended.
+    pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
+        self.run.core.send(Box::new(ev), Some(step))
+    }
+
+    /// Publishes `ev` on the run's event stream for the caller (it is not routed to steps).
+    pub fn write_event_to_stream<E: Event>(&self, ev: E) {
+        self.run.core.stream.publish(Arc::new(ev));
+    }
+
+    /// Fan-in of one event type: buffers `ev` and, once `count` events of its type have arrived
+    /// at this step, returns them in arrival order and empties the buffer. Until then returns
+    /// `None`. `count == 0` returns an empty list at once.
+    pub fn collect<E: Event>(&self, ev: E, count: usize) -> Option<Vec<E>> {
+        if count == 0 {
+            return Some(Vec::new());
+        }
+        // A buffer per type: everything in it is an `E`, so counting is enough.
+        let mut buffers = lock(&self.run.core.collect);
+        let key = (self.step, format!("type:{}", E::NAME));
+        let buffer = buffers.entry(key.clone()).or_default();
+        buffer.push(Box::new(ev));
+        if buffer.len() < count {
+            return None;
+        }
+        let out = buffer
+            .drain(..count)
+            .map(|e| e.downcast::<E>().expect("buffer holds one type"))
+            .collect();
+        if buffer.is_empty() {
+            buffers.remove(&key);
+        }
+        Some(out)
+    }
+
+    /// Fan-in of several event types: buffers `ev` and, once events matching every entry of
+    /// `expected` have arrived at this step, returns them in the order of `expected` (events of
+    /// one type in arrival order) and removes them from the buffer. Until then returns `None`.
+    ///
+    /// Unlike the Python library, an event beyond what is still missing is kept for the next
+    /// collection instead of being dropped.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use workflows::prelude::*;
+    /// # #[derive(Clone, Debug, Serialize, Deserialize, Event)] struct A;
+    /// # #[derive(Clone, Debug, Serialize, Deserialize, Event)] struct B;
+    /// # fn demo(ctx: &Context, ev: Box<dyn AnyEvent>) {
+    /// let expected = [EventInfo::of::<A>(), EventInfo::of::<B>()];
+    /// if let Some(events) = ctx.collect_events(ev, &expected) {
+    ///     let a: &A = events[0].downcast_ref().unwrap();
+    ///     let b: &B = events[1].downcast_ref().unwrap();
+    /// #   let _ = (a, b);
+    /// }
+    /// # }
+    /// ```
+    pub fn collect_events(
+        &self,
+        ev: Box<dyn AnyEvent>,
+        expected: &[EventInfo],
+    ) -> Option<Vec<Box<dyn AnyEvent>>> {
+        self.collect_into(ev, expected, "default")
+    }
+
+    /// [`collect_events`](Self::collect_events) with a buffer of its own, for a step that
+    /// collects several independent groups.
+    pub fn collect_events_in(
+        &self,
+        buffer_id: &str,
+        ev: Box<dyn AnyEvent>,
+        expected: &[EventInfo],
+    ) -> Option<Vec<Box<dyn AnyEvent>>> {
+        self.collect_into(ev, expected, buffer_id)
+    }
+
+    fn collect_into(
+        &self,
+        ev: Box<dyn AnyEvent>,
+        expected: &[EventInfo],
+        buffer_id: &str,
+    ) -> Option<Vec<Box<dyn AnyEvent>>> {
+        if expected.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut buffers = lock(&self.run.core.collect);
+        let key = (self.step, buffer_id.to_owned());
+        let buffer = buffers.entry(key.clone()).or_default();
+        buffer.push(ev);
+        let picked = pick(buffer, expected)?;
+        // Take the picked events out, keeping the rest (and their order) for later.
+        let mut slots: Vec<Option<Box<dyn AnyEvent>>> = buffer.drain(..).map(Some).collect();
+        let out = picked
+            .iter()
+            .map(|&i| slots[i].take().expect("each index picked once"))
+            .collect();
+        buffer.extend(slots.into_iter().flatten());
+        if buffer.is_empty() {
+            buffers.remove(&key);
+        }
+        Some(out)
+    }
+
+    /// Reads the typed state.
+    pub fn state<R>(&self, read: impl FnOnce(&S) -> R) -> R {
+        read(&lock(&self.run.state))
+    }
+
+    /// Edits the typed state atomically: no other step sees it half-edited or edits it
+    /// meanwhile. Keep the closure short; it cannot await.
+    pub fn edit_state<R>(&self, edit: impl FnOnce(&mut S) -> R) -> R {
+        edit(&mut lock(&self.run.state))
+    }
+
+    /// The run's dynamic JSON store, addressed by dot paths.
+    pub fn store(&self) -> &Store {
+        &self.run.core.store
+    }
+
+    /// This invocation's attempt number and its retry policy's limit.
+    pub fn retry_info(&self) -> RetryInfo {
+        self.retry.clone()
+    }
+}
+
+/// For each expected entry, the index of a buffered event of its type (earliest first), or
+/// `None` if some entry has no match yet.
+fn pick(buffer: &[Box<dyn AnyEvent>], expected: &[EventInfo]) -> Option<Vec<usize>> {
+    // Indexes of the buffered events of each expected type, consumed front to back.
+    let mut by_type: Vec<(std::any::TypeId, std::collections::VecDeque<usize>)> = Vec::new();
+    for info in expected {
+        if !by_type.iter().any(|(ty, _)| *ty == info.type_id) {
+            let indexes = buffer
+                .iter()
+                .enumerate()
+                .filter(|(_, ev)| ev.event_type_id() == info.type_id)
+                .map(|(i, _)| i)
+                .collect();
+            by_type.push((info.type_id, indexes));
+        }
+    }
+    expected
+        .iter()
+        .map(|info| {
+            let (_, indexes) = by_type.iter_mut().find(|(ty, _)| *ty == info.type_id)?;
+            indexes.pop_front()
+        })
+        .collect()
+}
+
+impl<S> std::fmt::Debug for Context<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("run_id", &self.run.core.run_id)
+            .field("step", &self.step)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}

@@ -1,0 +1,163 @@
+//! The errors a run and its handler report.
+
+use std::time::Duration;
+
+use crate::registry::RegistryError;
+use crate::step::BoxError;
+
+/// Why a run did not produce its result. Awaiting a [`Handler`](crate::Handler) gives this.
+///
+/// ```
+/// use workflows::prelude::*;
+///
+/// struct Broken;
+///
+/// #[workflow]
+/// impl Broken {
+///     #[step]
+///     async fn only(&self, _ev: StartEvent) -> Result<StopEvent<()>, std::io::Error> {
+///         Err(std::io::Error::other("disk full"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// match Broken.run(StartEvent::new()).await {
+///     Err(WorkflowError::StepFailed { step, attempts, source }) => {
+///         assert_eq!(step, "only");
+///         assert_eq!(attempts, 1);
+///         assert_eq!(source.to_string(), "disk full");
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// A step returned an error and its retry policy gave up.
+    #[error("step `{step}` failed after {attempts} attempt(s): {source}")]
+    StepFailed {
+        /// The step's name.
+        step: String,
+        /// How many times it ran.
+        attempts: u32,
+        /// The step's own error (downcast it to get its type back).
+        source: BoxError,
+    },
+    /// A step panicked (on its last attempt); the run ended without crashing the process.
+    #[error("step `{step}` panicked after {attempts} attempt(s): {message}")]
+    StepPanicked {
+        /// The step's name.
+        step: String,
+        /// How many times it ran.
+        attempts: u32,
+        /// The panic's message.
+        message: String,
+    },
+    /// A step produced an event that no step accepts and that is neither a stop nor an
+    /// input-required event.
+    #[error(
+        "step `{step}` emitted `{event}`, which no step of this workflow accepts; add a step that takes it, or emit another event"
+    )]
+    Unroutable {
+        /// The emitting step.
+        step: String,
+        /// The event's name.
+        event: String,
+    },
+    /// The run's timeout elapsed.
+    #[error("the run timed out after {timeout:?}; steps still running: {}", list(.active_steps))]
+    Timeout {
+        /// The configured timeout.
+        timeout: Duration,
+        /// The steps that were running.
+        active_steps: Vec<String>,
+    },
+    /// The run was cancelled through [`Handler::cancel_run`](crate::Handler::cancel_run).
+    #[error("the run was cancelled")]
+    Cancelled,
+    /// The binary's event registry is invalid (two event types share a name).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// `run()` was called outside a Tokio runtime.
+    #[error(
+        "no Tokio runtime: call run() from within a Tokio runtime (for instance under #[tokio::main])"
+    )]
+    NoRuntime,
+    /// The run's result was already taken by an earlier await.
+    #[error("the run's result was already taken")]
+    ResultTaken,
+}
+
+fn list(steps: &[String]) -> String {
+    if steps.is_empty() {
+        "none".to_owned()
+    } else {
+        steps.join(", ")
+    }
+}
+
+/// Why an event could not be sent into a run.
+///
+/// ```
+/// use workflows::SendError;
+///
+/// let err = SendError::UnknownStep { step: "asker".into(), known: vec!["ask".into(), "answer".into()] };
+/// assert_eq!(err.to_string(), "no step named `asker` in this workflow; its steps are: ask, answer");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The run has already ended.
+    #[error(
+        "the run has finished and takes no more events; start a new run, or resume it from a snapshot"
+    )]
+    RunFinished,
+    /// No step of the workflow accepts the event's type.
+    #[error("no step of this workflow accepts `{event}`; accepted events are: {}", .accepted.join(", "))]
+    NoReceiver {
+        /// The event's name.
+        event: String,
+        /// Every event name some step accepts.
+        accepted: Vec<String>,
+    },
+    /// A send targeted a step the workflow does not have.
+    #[error("no step named `{step}` in this workflow; its steps are: {}", .known.join(", "))]
+    UnknownStep {
+        /// The name given.
+        step: String,
+        /// The workflow's step names.
+        known: Vec<String>,
+    },
+    /// A send targeted a step that does not accept the event's type.
+    #[error("step `{step}` does not accept `{event}`; it accepts: {}", .accepted.join(", "))]
+    NotAccepted {
+        /// The targeted step.
+        step: String,
+        /// The event's name.
+        event: String,
+        /// What the step accepts.
+        accepted: Vec<String>,
+    },
+}
+
+/// The message of a step's panic, as an error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct PanicError {
+    pub(crate) message: String,
+}
+
+impl PanicError {
+    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        PanicError { message }
+    }
+}

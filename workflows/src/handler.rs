@@ -1,0 +1,223 @@
+//! The caller's handle on a run: await it, stream it, send it events, cancel it.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use crate::runtime::shared::{HasCore, Msg, RunCore};
+use crate::{Event, EventStream, InputRequired, SendError, WorkflowError};
+
+/// A running workflow. Returned at once by `run()`; awaiting it gives the run's typed result
+/// or a [`WorkflowError`].
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use workflows::prelude::*;
+///
+/// struct NumberWorkflow;
+///
+/// #[workflow]
+/// impl NumberWorkflow {
+///     #[step]
+///     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+///         InputRequiredEvent::new("Enter a number: ")
+///     }
+///
+///     #[step]
+///     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+///         StopEvent::new(ev.response)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handler = NumberWorkflow.run(StartEvent::new());
+/// let mut events = handler.stream_events();
+/// while let Some(ev) = events.next().await {
+///     if let Some(req) = ev.downcast_ref::<InputRequiredEvent>() {
+///         handler.respond(req, HumanResponseEvent::new("42")).unwrap();
+///     }
+/// }
+/// assert_eq!(handler.await.unwrap(), "42");
+/// # }
+/// ```
+///
+/// Dropping the handler (and every [`RunSender`]) of a run that is idle ends it: nothing could
+/// ever answer it. Keep a [`RunSender`] to answer a run from elsewhere.
+#[must_use = "a run is driven in the background; await its handler for the result"]
+pub struct Handler<T> {
+    run: Arc<dyn HasCore>,
+    _result: PhantomData<fn() -> T>,
+}
+
+impl<T> Handler<T> {
+    pub(crate) fn new(run: Arc<dyn HasCore>) -> Self {
+        run.core().acquire_external();
+        Handler {
+            run,
+            _result: PhantomData,
+        }
+    }
+
+    fn core(&self) -> &RunCore {
+        self.run.core()
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.core().run_id
+    }
+
+    /// Whether the run has ended (with a result, an error, a timeout or a cancel).
+    pub fn is_done(&self) -> bool {
+        self.core().is_finished()
+    }
+
+    /// The run's published events from the first one.
+    pub fn stream_events(&self) -> EventStream {
+        EventStream::new(self.run.clone(), 0)
+    }
+
+    /// The run's published events from sequence number `seq` on (for a reader that
+    /// reconnects after seeing `seq - 1`).
+    pub fn stream_events_from(&self, seq: u64) -> EventStream {
+        EventStream::new(self.run.clone(), seq)
+    }
+
+    /// Sends `ev` into the run, to every step that accepts its type.
+    pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
+        self.core().send(Box::new(ev), None)
+    }
+
+    /// Sends `ev` into the run, to the step named `step` only.
+    pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
+        self.core().send(Box::new(ev), Some(step))
+    }
+
+    /// Answers the input request `request` with `response`, whose type the request names:
+    /// a wrong answer type does not compile.
+    pub fn respond<R: InputRequired>(
+        &self,
+        request: &R,
+        response: R::Response,
+    ) -> Result<(), SendError> {
+        let _ = request;
+        self.send_event(response)
+    }
+
+    /// Ends the run: running steps are dropped, the stream ends with
+    /// [`WorkflowCancelled`](crate::WorkflowCancelled) and awaiting gives
+    /// [`WorkflowError::Cancelled`]. Cancelling a finished run does nothing.
+    pub fn cancel_run(&self) {
+        let _ = self.core().push(Msg::Cancel);
+    }
+
+    /// A cloneable handle that can send events into the run and cancel it, and keeps an idle
+    /// run alive while it exists.
+    pub fn sender(&self) -> RunSender {
+        RunSender::new(self.run.clone())
+    }
+}
+
+impl<T: 'static> Future for Handler<T> {
+    type Output = Result<T, WorkflowError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.core().poll_outcome(cx.waker()) {
+            None => Poll::Pending,
+            Some(Err(err)) => Poll::Ready(Err(err)),
+            Some(Ok(result)) => Poll::Ready(match result.downcast::<T>() {
+                Ok(value) => Ok(*value),
+                Err(_) => unreachable!("the run's result has the workflow's output type"),
+            }),
+        }
+    }
+}
+
+impl<T> Drop for Handler<T> {
+    fn drop(&mut self) {
+        self.core().release_external();
+    }
+}
+
+impl<T> std::fmt::Debug for Handler<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("run_id", &self.core().run_id)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+/// Sends events into a run and cancels it, from anywhere; see [`Handler::sender`].
+///
+/// ```
+/// # use workflows::prelude::*;
+/// # struct Echo;
+/// # #[workflow]
+/// # impl Echo {
+/// #     #[step]
+/// #     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent { InputRequiredEvent::new("?") }
+/// #     #[step]
+/// #     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> { StopEvent::new(ev.response) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handler = Echo.run(StartEvent::new());
+/// let sender = handler.sender();
+/// tokio::spawn(async move { sender.send_event(HumanResponseEvent::new("from a task")).unwrap() });
+/// assert_eq!(handler.await.unwrap(), "from a task");
+/// # }
+/// ```
+pub struct RunSender {
+    run: Arc<dyn HasCore>,
+}
+
+impl RunSender {
+    fn new(run: Arc<dyn HasCore>) -> Self {
+        run.core().acquire_external();
+        RunSender { run }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run.core().run_id
+    }
+
+    /// See [`Handler::send_event`].
+    pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
+        self.run.core().send(Box::new(ev), None)
+    }
+
+    /// See [`Handler::send_event_to`].
+    pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
+        self.run.core().send(Box::new(ev), Some(step))
+    }
+
+    /// See [`Handler::cancel_run`].
+    pub fn cancel_run(&self) {
+        let _ = self.run.core().push(Msg::Cancel);
+    }
+}
+
+impl Clone for RunSender {
+    fn clone(&self) -> Self {
+        RunSender::new(self.run.clone())
+    }
+}
+
+impl Drop for RunSender {
+    fn drop(&mut self) {
+        self.run.core().release_external();
+    }
+}
+
+impl std::fmt::Debug for RunSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSender")
+            .field("run_id", &self.run.core().run_id)
+            .finish()
+    }
+}

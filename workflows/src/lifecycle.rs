@@ -1,0 +1,144 @@
+//! Events the runtime publishes about a run: how it ended, step state changes, failures.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Sent to a step that accepts it when another step has failed for good (its retries are
+/// used up). Such a step is the workflow's failure handler.
+///
+/// The handler recovers by emitting an event (for instance a [`StopEvent`](crate::StopEvent)
+/// with a fallback result, or an event that continues the run). If it emits nothing, the run
+/// fails with the original step's error. Side effects of the failed attempts are not rolled
+/// back.
+///
+/// ```
+/// use workflows::prelude::*;
+///
+/// struct Fetch;
+///
+/// #[workflow]
+/// impl Fetch {
+///     #[step(retry = RetryPolicy::attempts(2))]
+///     async fn fetch(&self, _ev: StartEvent) -> Result<StopEvent<String>, std::io::Error> {
+///         Err(std::io::Error::other("network down"))
+///     }
+///
+///     #[step]
+///     async fn fallback(&self, failed: StepFailed) -> StopEvent<String> {
+///         StopEvent::new(format!("cached (after {} attempts of {})", failed.attempts, failed.step))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let result = Fetch.run(StartEvent::new()).await.unwrap();
+/// assert_eq!(result, "cached (after 2 attempts of fetch)");
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct StepFailed {
+    /// The step that failed.
+    pub step: String,
+    /// How many times it ran.
+    pub attempts: u32,
+    /// The last error, as text.
+    pub error: String,
+    /// The name of the event the step was handling.
+    pub input_event: String,
+    /// That event, as JSON.
+    pub input: Value,
+}
+
+/// The last stream event of a run that failed.
+///
+/// ```
+/// use workflows::WorkflowFailed;
+///
+/// let ev = WorkflowFailed { step: Some("fetch".into()), error: "network down".into() };
+/// assert_eq!(ev.step.as_deref(), Some("fetch"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct WorkflowFailed {
+    /// The step whose failure ended the run, when a step did.
+    pub step: Option<String>,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The last stream event of a run that was cancelled.
+///
+/// ```
+/// let ev = workflows::WorkflowCancelled {};
+/// assert_eq!(format!("{ev:?}"), "WorkflowCancelled");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct WorkflowCancelled {}
+
+/// The last stream event of a run that ran out of time.
+///
+/// ```
+/// let ev = workflows::WorkflowTimedOut { timeout_ms: 50, active_steps: vec!["slow".into()] };
+/// assert_eq!(ev.active_steps, ["slow"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct WorkflowTimedOut {
+    /// The run's timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// The steps that were running when the time ran out.
+    pub active_steps: Vec<String>,
+}
+
+/// Whether a step invocation started or finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// The invocation began.
+    Running,
+    /// The invocation returned (successfully or not).
+    NotRunning,
+}
+
+/// Published when a step invocation starts or finishes, only if the run asked for internal
+/// events ([`RunOptions::internal_events`](crate::RunOptions::internal_events)).
+///
+/// ```
+/// use workflows::{StepState, StepStateChanged};
+///
+/// let ev = StepStateChanged {
+///     step: "ask".into(),
+///     state: StepState::Running,
+///     invocation: 3,
+///     input_event: "StartEvent".into(),
+///     output_event: None,
+/// };
+/// assert_eq!(ev.state, StepState::Running);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct StepStateChanged {
+    /// The step.
+    pub step: String,
+    /// Started or finished.
+    pub state: StepState,
+    /// The invocation's number within the run.
+    pub invocation: u64,
+    /// The name of the event the step handles.
+    pub input_event: String,
+    /// The name of the event the step returned, once finished.
+    pub output_event: Option<String>,
+}
+
+/// Published, when internal events are on, each time the run has nothing to do: no event
+/// queued and no step running. A human-in-the-loop run is idle while it waits for an answer.
+///
+/// ```
+/// let ev = workflows::WorkflowIdle {};
+/// assert_eq!(format!("{ev:?}"), "WorkflowIdle");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
+#[event(internal, crate = crate)]
+pub struct WorkflowIdle {}

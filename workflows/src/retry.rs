@@ -1,0 +1,219 @@
+//! Retry policies for failing steps, and what a step knows about its own attempt.
+
+use std::error::Error;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Predicate = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+
+/// When and how often a failing step runs again. Built by composition:
+///
+/// ```
+/// use std::time::Duration;
+/// use workflows::RetryPolicy;
+///
+/// let policy = RetryPolicy::attempts(5)                       // at most 5 executions in all
+///     .exponential(Duration::from_millis(10), 2.0, Duration::from_secs(1))
+///     .jitter(0.2)                                           // +-20% on each wait
+///     .retry_if(|err| !err.to_string().contains("invalid")); // permanent errors fail at once
+///
+/// let transient = std::io::Error::other("connection reset");
+/// assert!(policy.next_delay(1, &transient).is_some());
+/// assert!(policy.next_delay(5, &transient).is_none(), "the fifth attempt was the last");
+/// let permanent = std::io::Error::other("invalid input");
+/// assert!(policy.next_delay(1, &permanent).is_none());
+/// ```
+///
+/// Side effects of failed attempts are not rolled back: a step that retries should be safe to
+/// run again.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    backoff: Backoff,
+    jitter: f64,
+    retry_if: Option<Predicate>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backoff {
+    Immediate,
+    Fixed(Duration),
+    Exponential {
+        initial: Duration,
+        factor: f64,
+        max: Duration,
+    },
+}
+
+impl RetryPolicy {
+    /// At most `n` executions in total (the first one included), retrying at once.
+    /// `attempts(1)` never retries.
+    pub fn attempts(n: u32) -> Self {
+        RetryPolicy {
+            max_attempts: n.max(1),
+            backoff: Backoff::Immediate,
+            jitter: 0.0,
+            retry_if: None,
+        }
+    }
+
+    /// Wait `delay` before each retry.
+    pub fn fixed(mut self, delay: Duration) -> Self {
+        self.backoff = Backoff::Fixed(delay);
+        self
+    }
+
+    /// Wait `initial` before the first retry, multiplying the wait by `factor` each time,
+    /// never beyond `max`.
+    pub fn exponential(mut self, initial: Duration, factor: f64, max: Duration) -> Self {
+        self.backoff = Backoff::Exponential {
+            initial,
+            factor: factor.max(1.0),
+            max,
+        };
+        self
+    }
+
+    /// Spread each wait randomly by up to `fraction` (0.0 to 1.0) either way.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Retry only errors for which `predicate` is true; others fail the step at once.
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.retry_if = Some(Arc::new(predicate));
+        self
+    }
+
+    /// The most executions this policy allows.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// After attempt number `attempt` (1-based) failed with `err`: how long to wait before the
+    /// next one, or `None` to give up.
+    pub fn next_delay(&self, attempt: u32, err: &(dyn Error + 'static)) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        if let Some(pred) = &self.retry_if
+            && !pred(err)
+        {
+            return None;
+        }
+        let base = match self.backoff {
+            Backoff::Immediate => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential {
+                initial,
+                factor,
+                max,
+            } => {
+                let exp = factor.powi(attempt.saturating_sub(1).min(64) as i32);
+                initial.mul_f64(exp).min(max)
+            }
+        };
+        Some(self.apply_jitter(base))
+    }
+
+    fn apply_jitter(&self, base: Duration) -> Duration {
+        if self.jitter == 0.0 || base.is_zero() {
+            return base;
+        }
+        // A fresh RandomState is seeded differently each time; enough randomness for jitter.
+        let bits = std::hash::RandomState::new().build_hasher().finish();
+        let unit = (bits >> 11) as f64 / (1u64 << 53) as f64; // in [0, 1)
+        let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
+        base.mul_f64(factor.max(0.0))
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("jitter", &self.jitter)
+            .field("retry_if", &self.retry_if.is_some())
+            .finish()
+    }
+}
+
+/// What a running step knows about its own attempt, from
+/// [`Context::retry_info`](crate::Context::retry_info).
+///
+/// ```
+/// use workflows::RetryInfo;
+///
+/// let info = RetryInfo { attempt: 2, max_attempts: 3, last_error: Some("timeout".into()) };
+/// assert!(!info.is_last_attempt());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryInfo {
+    /// This attempt's number, starting at 1.
+    pub attempt: u32,
+    /// The most attempts the step's policy allows (1 without a policy).
+    pub max_attempts: u32,
+    /// The previous attempt's error, as text.
+    pub last_error: Option<String>,
+}
+
+impl RetryInfo {
+    /// Whether a failure now ends the step for good.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(msg: &str) -> std::io::Error {
+        std::io::Error::other(msg.to_owned())
+    }
+
+    #[test]
+    fn attempts_count_executions() {
+        let p = RetryPolicy::attempts(3);
+        assert_eq!(p.next_delay(1, &io("x")), Some(Duration::ZERO));
+        assert_eq!(p.next_delay(2, &io("x")), Some(Duration::ZERO));
+        assert_eq!(p.next_delay(3, &io("x")), None);
+        assert_eq!(RetryPolicy::attempts(0).max_attempts(), 1);
+    }
+
+    #[test]
+    fn exponential_grows_and_caps() {
+        let p = RetryPolicy::attempts(10).exponential(
+            Duration::from_millis(10),
+            2.0,
+            Duration::from_millis(50),
+        );
+        let d: Vec<_> = (1..6).map(|a| p.next_delay(a, &io("x")).unwrap()).collect();
+        assert_eq!(d, [10, 20, 40, 50, 50].map(Duration::from_millis).to_vec());
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        let p = RetryPolicy::attempts(2)
+            .fixed(Duration::from_millis(100))
+            .jitter(0.5);
+        for _ in 0..200 {
+            let d = p.next_delay(1, &io("x")).unwrap();
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(150));
+        }
+    }
+
+    #[test]
+    fn predicate_filters_errors() {
+        let p = RetryPolicy::attempts(3).retry_if(|e| e.to_string() == "retry me");
+        assert!(p.next_delay(1, &io("retry me")).is_some());
+        assert!(p.next_delay(1, &io("fatal")).is_none());
+    }
+}

@@ -1,0 +1,67 @@
+//! The routing table of a workflow: which steps accept which event type.
+//!
+//! Built once per [`Runner`](crate::Runner) from the static step table that `#[workflow]`
+//! generates; dispatch compares type ids, never strings.
+
+use std::any::TypeId;
+
+use crate::StepInfo;
+
+pub(crate) struct Routes {
+    steps: &'static [StepInfo],
+    by_type: Vec<(TypeId, Box<[usize]>)>,
+}
+
+impl Routes {
+    pub(crate) fn new(steps: &'static [StepInfo]) -> Self {
+        let mut by_type: Vec<(TypeId, Vec<usize>)> = Vec::new();
+        for (index, step) in steps.iter().enumerate() {
+            for info in step.accepts {
+                match by_type.iter_mut().find(|(ty, _)| *ty == info.type_id) {
+                    Some((_, receivers)) => receivers.push(index),
+                    None => by_type.push((info.type_id, vec![index])),
+                }
+            }
+        }
+        Routes {
+            steps,
+            by_type: by_type
+                .into_iter()
+                .map(|(ty, r)| (ty, r.into_boxed_slice()))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn steps(&self) -> &'static [StepInfo] {
+        self.steps
+    }
+
+    /// The steps accepting events of type `ty`, in declaration order.
+    pub(crate) fn receivers(&self, ty: TypeId) -> &[usize] {
+        self.by_type
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, r)| &**r)
+            .unwrap_or(&[])
+    }
+
+    pub(crate) fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+
+    pub(crate) fn step_names(&self) -> Vec<String> {
+        self.steps.iter().map(|s| s.name.to_owned()).collect()
+    }
+
+    pub(crate) fn accepted_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for step in self.steps {
+            for info in step.accepts {
+                if !names.iter().any(|n| n == info.name) {
+                    names.push(info.name.to_owned());
+                }
+            }
+        }
+        names
+    }
+}

@@ -1,0 +1,261 @@
+//! The part of a run that its handler, its step contexts and its control loop share.
+//!
+//! The control loop owns the run's queues and in-flight invocations; what others may touch
+//! sits here behind short, uncontended locks: the inbox of messages for the loop, the published
+//! event log, the outcome slot, the state, the store and the collect buffers.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use crate::error::WorkflowError;
+use crate::runtime::routes::Routes;
+use crate::store::Store;
+use crate::stream::StreamLog;
+use crate::{AnyEvent, SendError};
+
+/// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A message for the control loop.
+pub(crate) enum Msg {
+    /// An event sent by a step or by the caller, to every accepting step or to one.
+    Event {
+        ev: Box<dyn AnyEvent>,
+        target: Option<usize>,
+    },
+    /// End the run as cancelled.
+    Cancel,
+}
+
+#[derive(Default)]
+struct Inbox {
+    msgs: VecDeque<Msg>,
+    waker: Option<Waker>,
+    /// True while the loop is polling: it will drain the inbox before it sleeps.
+    in_poll: bool,
+}
+
+/// How a run ended, before the handler takes it.
+pub(crate) type Outcome = Result<Box<dyn Any + Send>, WorkflowError>;
+
+#[derive(Default)]
+struct OutcomeSlot {
+    outcome: Option<Outcome>,
+    taken: bool,
+    waker: Option<Waker>,
+}
+
+/// Collect buffers, keyed by step index and buffer id.
+pub(crate) type CollectBuffers = HashMap<(usize, String), Vec<Box<dyn AnyEvent>>>;
+
+/// The state of a run shared outside its control loop, apart from the typed state.
+pub(crate) struct RunCore {
+    pub(crate) run_id: String,
+    pub(crate) routes: Arc<Routes>,
+    inbox: Mutex<Inbox>,
+    pub(crate) stream: StreamLog,
+    outcome: Mutex<OutcomeSlot>,
+    pub(crate) store: Store,
+    pub(crate) collect: Mutex<CollectBuffers>,
+    /// Handlers and senders alive outside the run; at zero an idle run ends.
+    external: AtomicUsize,
+    finished: AtomicBool,
+}
+
+impl RunCore {
+    pub(crate) fn new(run_id: String, routes: Arc<Routes>) -> Self {
+        RunCore {
+            run_id,
+            routes,
+            inbox: Mutex::new(Inbox::default()),
+            stream: StreamLog::default(),
+            outcome: Mutex::new(OutcomeSlot::default()),
+            store: Store::default(),
+            collect: Mutex::new(HashMap::new()),
+            external: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `msg` for the loop, waking it unless it is polling right now.
+    pub(crate) fn push(&self, msg: Msg) -> Result<(), SendError> {
+        let waker = {
+            let mut inbox = lock(&self.inbox);
+            if self.is_finished() {
+                return Err(SendError::RunFinished);
+            }
+            inbox.msgs.push_back(msg);
+            if inbox.in_poll {
+                None
+            } else {
+                inbox.waker.take()
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Marks the loop as polling and takes every queued message.
+    pub(crate) fn begin_poll(&self, into: &mut VecDeque<Msg>) {
+        let mut inbox = lock(&self.inbox);
+        inbox.in_poll = true;
+        into.append(&mut inbox.msgs);
+    }
+
+    /// Takes queued messages; if there are none, parks the loop with `waker` and returns false.
+    pub(crate) fn take_or_park(&self, into: &mut VecDeque<Msg>, waker: &Waker) -> bool {
+        let mut inbox = lock(&self.inbox);
+        if inbox.msgs.is_empty() {
+            inbox.in_poll = false;
+            match &inbox.waker {
+                Some(w) if w.will_wake(waker) => {}
+                _ => inbox.waker = Some(waker.clone()),
+            }
+            false
+        } else {
+            into.append(&mut inbox.msgs);
+            true
+        }
+    }
+
+    /// Takes queued messages without changing whether the loop counts as polling.
+    pub(crate) fn take_messages(&self, into: &mut VecDeque<Msg>) {
+        into.append(&mut lock(&self.inbox).msgs);
+    }
+
+    /// Wakes the loop from outside (a handle went away).
+    pub(crate) fn nudge(&self) {
+        let waker = lock(&self.inbox).waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records how the run ended and wakes its handler. Later messages are refused.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        {
+            // Taking the inbox lock orders this against `push`: no message is accepted after.
+            let mut inbox = lock(&self.inbox);
+            self.finished.store(true, Ordering::Release);
+            inbox.msgs.clear();
+        }
+        self.stream.close();
+        let waker = {
+            let mut slot = lock(&self.outcome);
+            slot.outcome = Some(outcome);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The outcome if the run has ended, else parks `waker` for it.
+    pub(crate) fn poll_outcome(&self, waker: &Waker) -> Option<Outcome> {
+        let mut slot = lock(&self.outcome);
+        if let Some(outcome) = slot.outcome.take() {
+            slot.taken = true;
+            return Some(outcome);
+        }
+        if slot.taken {
+            return Some(Err(WorkflowError::ResultTaken));
+        }
+        slot.waker = Some(waker.clone());
+        None
+    }
+
+    pub(crate) fn acquire_external(&self) {
+        self.external.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn release_external(&self) {
+        if self.external.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.nudge();
+        }
+    }
+
+    /// Whether nothing outside the run can send it events any more.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.external.load(Ordering::Acquire) == 0
+    }
+
+    /// Checks that the event of type `ev` can be delivered (to `target`, or to anyone).
+    pub(crate) fn resolve_target(
+        &self,
+        ev: &dyn AnyEvent,
+        target: Option<&str>,
+    ) -> Result<Option<usize>, SendError> {
+        let routes = &self.routes;
+        match target {
+            None => {
+                if routes.receivers(ev.event_type_id()).is_empty() {
+                    Err(SendError::NoReceiver {
+                        event: ev.name().to_owned(),
+                        accepted: routes.accepted_names(),
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            Some(name) => {
+                let Some(index) = routes.step_index(name) else {
+                    return Err(SendError::UnknownStep {
+                        step: name.to_owned(),
+                        known: routes.step_names(),
+                    });
+                };
+                let step = &routes.steps()[index];
+                if step.accepts_type(ev.event_type_id()) {
+                    Ok(Some(index))
+                } else {
+                    Err(SendError::NotAccepted {
+                        step: name.to_owned(),
+                        event: ev.name().to_owned(),
+                        accepted: step.accepts.iter().map(|e| e.name.to_owned()).collect(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Validates and queues an event for the loop.
+    pub(crate) fn send(
+        &self,
+        ev: Box<dyn AnyEvent>,
+        target: Option<&str>,
+    ) -> Result<(), SendError> {
+        if self.is_finished() {
+            return Err(SendError::RunFinished);
+        }
+        let target = self.resolve_target(&*ev, target)?;
+        self.push(Msg::Event { ev, target })
+    }
+}
+
+/// A run's shared part together with its typed state.
+pub(crate) struct RunShared<S> {
+    pub(crate) core: RunCore,
+    pub(crate) state: Mutex<S>,
+}
+
+/// Access to the non-generic part of a run, for handlers and streams.
+pub(crate) trait HasCore: Send + Sync {
+    fn core(&self) -> &RunCore;
+}
+
+impl<S: Send> HasCore for RunShared<S> {
+    fn core(&self) -> &RunCore {
+        &self.core
+    }
+}

@@ -1,0 +1,253 @@
+//! The [`Workflow`] trait that `#[workflow]` implements, and the [`Runner`] that starts runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use crate::runtime::routes::Routes;
+use crate::step::StepFuture;
+use crate::{AnyEvent, Context, Event, Handler, RetryPolicy, StepInfo, StopType};
+
+/// A workflow's typed state: what `#[workflow(state = T)]` names. Every run starts from
+/// `T::default()`; snapshots store it as JSON.
+pub trait State: Default + Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Default + Serialize + DeserializeOwned + Send + 'static> State for T {}
+
+/// The result type of workflow `W`.
+pub type Output<W> = <<W as Workflow>::Stop as StopType>::Output;
+
+/// A set of steps wired by the events they accept and emit. Implemented by `#[workflow]` on an
+/// `impl` block; not meant to be implemented by hand.
+///
+/// ```
+/// use workflows::prelude::*;
+///
+/// struct Shout;
+///
+/// #[workflow]
+/// impl Shout {
+///     #[step]
+///     async fn shout(&self, ev: StartEvent) -> StopEvent<String> {
+///         StopEvent::new(ev.get::<String>("text").unwrap_or_default().to_uppercase())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let loud = Shout.run(StartEvent::new().with("text", "hi")).await.unwrap();
+/// assert_eq!(loud, "HI");
+/// assert_eq!(Shout::NAME, "Shout");
+/// # }
+/// ```
+pub trait Workflow: Send + Sync + Sized + 'static {
+    /// The typed state shared by the steps of a run (`()` when none is declared).
+    type State: State;
+    /// The event a run starts with.
+    type Start: Event;
+    /// The event that ends a run.
+    type Stop: StopType;
+    /// The workflow's name (its type's identifier).
+    const NAME: &'static str;
+    /// The steps, in declaration order.
+    const STEPS: &'static [StepInfo];
+
+    /// Starts step `step` on `ev`. Generated; the runtime calls it.
+    #[doc(hidden)]
+    fn __invoke(
+        self: &Arc<Self>,
+        step: usize,
+        ctx: Context<Self::State>,
+        ev: &dyn AnyEvent,
+    ) -> Option<StepFuture>;
+
+    /// The retry policy of step `step`, if it has one. Generated.
+    #[doc(hidden)]
+    fn __retry_policy(step: usize) -> Option<RetryPolicy>;
+
+    /// Starts a run of this workflow with `start`; see [`Runner::run`].
+    fn run(self, start: Self::Start) -> Handler<Output<Self>> {
+        Runner::new(self).run(start)
+    }
+
+    /// A [`Runner`] for this workflow, to configure runs and start many of them.
+    fn runner(self) -> Runner<Self> {
+        Runner::new(self)
+    }
+}
+
+/// Options for one run.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflows::RunOptions;
+///
+/// let options = RunOptions::new().timeout(Duration::from_secs(30)).internal_events(true);
+/// assert_eq!(options.get_timeout(), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    timeout: Option<Duration>,
+    internal_events: bool,
+    run_id: Option<String>,
+}
+
+impl RunOptions {
+    /// No timeout, no internal events, a random run id.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// End the run with [`WorkflowError::Timeout`](crate::WorkflowError::Timeout) after
+    /// `timeout`. There is no timeout by default: a run may wait for a human for days.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Also publish [`StepStateChanged`](crate::StepStateChanged) and
+    /// [`WorkflowIdle`](crate::WorkflowIdle) events on the stream.
+    pub fn internal_events(mut self, on: bool) -> Self {
+        self.internal_events = on;
+        self
+    }
+
+    /// Use `run_id` instead of a random one.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// The configured timeout.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    pub(crate) fn wants_internal_events(&self) -> bool {
+        self.internal_events
+    }
+
+    pub(crate) fn take_run_id(&mut self) -> String {
+        self.run_id
+            .take()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+pub(crate) struct RunnerInner<W> {
+    pub(crate) workflow: Arc<W>,
+    pub(crate) routes: Arc<Routes>,
+    pub(crate) limit: Option<Arc<Semaphore>>,
+    pub(crate) defaults: RunOptions,
+}
+
+/// Starts runs of one workflow instance, which all runs share (clients and configuration
+/// live in the workflow struct). Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflows::prelude::*;
+///
+/// struct Double;
+///
+/// #[workflow]
+/// impl Double {
+///     #[step]
+///     async fn double(&self, ev: StartEvent) -> StopEvent<i64> {
+///         StopEvent::new(2 * ev.get::<i64>("x").unwrap_or(0))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let runner = Double.runner().max_concurrent_runs(8).timeout(Duration::from_secs(5));
+/// let a = runner.run(StartEvent::new().with("x", 2));
+/// let b = runner.run(StartEvent::new().with("x", 5));
+/// assert_eq!((a.await.unwrap(), b.await.unwrap()), (4, 10));
+/// # }
+/// ```
+pub struct Runner<W> {
+    pub(crate) inner: Arc<RunnerInner<W>>,
+}
+
+impl<W> Clone for Runner<W> {
+    fn clone(&self) -> Self {
+        Runner {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<W: Workflow> Runner<W> {
+    /// A runner for `workflow` with default settings.
+    pub fn new(workflow: W) -> Self {
+        Self::from_arc(Arc::new(workflow))
+    }
+
+    /// A runner for a workflow instance that is already shared.
+    pub fn from_arc(workflow: Arc<W>) -> Self {
+        Runner {
+            inner: Arc::new(RunnerInner {
+                workflow,
+                routes: Arc::new(Routes::new(W::STEPS)),
+                limit: None,
+                defaults: RunOptions::default(),
+            }),
+        }
+    }
+
+    fn with_inner(self, f: impl FnOnce(&mut RunnerInner<W>)) -> Self {
+        let mut inner = RunnerInner {
+            workflow: self.inner.workflow.clone(),
+            routes: self.inner.routes.clone(),
+            limit: self.inner.limit.clone(),
+            defaults: self.inner.defaults.clone(),
+        };
+        f(&mut inner);
+        Runner {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// At most `n` runs of this runner execute at once; later ones wait for a slot (their
+    /// timeout starts when they get it).
+    pub fn max_concurrent_runs(self, n: usize) -> Self {
+        self.with_inner(|inner| inner.limit = Some(Arc::new(Semaphore::new(n.max(1)))))
+    }
+
+    /// A timeout for every run started by this runner (none by default).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_inner(|inner| inner.defaults.timeout = Some(timeout))
+    }
+
+    /// The workflow instance.
+    pub fn workflow(&self) -> &Arc<W> {
+        &self.inner.workflow
+    }
+
+    /// Starts a run with `start` and returns its handler at once.
+    ///
+    /// Must be called within a Tokio runtime; otherwise the handler resolves to
+    /// [`WorkflowError::NoRuntime`](crate::WorkflowError::NoRuntime).
+    pub fn run(&self, start: W::Start) -> Handler<Output<W>> {
+        self.run_with(start, self.inner.defaults.clone())
+    }
+
+    /// Starts a run with `start` and `options`.
+    pub fn run_with(&self, start: W::Start, options: RunOptions) -> Handler<Output<W>> {
+        crate::runtime::spawn_run(self, Box::new(start), W::State::default(), options)
+    }
+
+    /// Starts a run with `start`, an initial typed `state` and `options`.
+    pub fn run_with_state(
+        &self,
+        start: W::Start,
+        state: W::State,
+        options: RunOptions,
+    ) -> Handler<Output<W>> {
+        crate::runtime::spawn_run(self, Box::new(start), state, options)
+    }
+}
