@@ -72,7 +72,7 @@ impl<T> StopEvent<T> {
 
 impl<T> Event for StopEvent<T>
 where
-    T: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: Clone + std::fmt::Debug + Serialize + Send + Sync + 'static,
 {
     const NAME: &'static str = "StopEvent";
     const KIND: crate::EventKind = crate::EventKind::Stop;
@@ -80,7 +80,7 @@ where
 
 impl<T> crate::StopType for StopEvent<T>
 where
-    T: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: Clone + std::fmt::Debug + Serialize + Send + Sync + 'static,
 {
     type Output = T;
     fn into_output(self) -> T {

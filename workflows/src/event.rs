@@ -4,7 +4,6 @@ use std::any::{Any, TypeId};
 use std::fmt::Debug;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// The role an event type plays in a workflow.
 ///
@@ -31,8 +30,9 @@ pub enum EventKind {
 ///
 /// Derive it: `#[derive(Clone, Debug, Serialize, Deserialize, Event)]`. The derive gives the
 /// type a stable [`NAME`](Event::NAME) (its identifier, or `#[event(name = "...")]`), registers
-/// it by that name so that snapshots and HTTP requests can name it, and records its
-/// [`KIND`](Event::KIND).
+/// it by that name so that snapshots and HTTP requests can name it (which needs
+/// `Deserialize`), and records its [`KIND`](Event::KIND). Generic event types, such as
+/// [`StopEvent<T>`](crate::StopEvent), are not registered and need only `Serialize`.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -46,7 +46,7 @@ pub enum EventKind {
 /// assert_eq!(Draft::NAME, "Draft");
 /// assert_eq!(Draft::KIND, EventKind::Plain);
 /// ```
-pub trait Event: Any + Send + Sync + Clone + Debug + Serialize + DeserializeOwned {
+pub trait Event: Any + Send + Sync + Clone + Debug + Serialize {
     /// The stable name of the event type, unique in a binary.
     const NAME: &'static str;
     /// The role of the event type.

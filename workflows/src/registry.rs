@@ -20,7 +20,7 @@ pub struct EventRegistration {
 
 impl EventRegistration {
     /// The registration of `E`.
-    pub const fn new<E: Event>() -> Self {
+    pub const fn new<E: Event + serde::de::DeserializeOwned>() -> Self {
         EventRegistration {
             name: E::NAME,
             kind: E::KIND,
@@ -30,7 +30,9 @@ impl EventRegistration {
     }
 }
 
-fn decode_as<E: Event>(value: serde_json::Value) -> serde_json::Result<Box<dyn AnyEvent>> {
+fn decode_as<E: Event + serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> serde_json::Result<Box<dyn AnyEvent>> {
     let ev: E = serde_json::from_value(value)?;
     Ok(Box::new(ev))
 }
