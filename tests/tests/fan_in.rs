@@ -22,7 +22,7 @@ enum AOrB {
 /// Sends B1, A1, A2, B2, A3 in that order; the collector expects [A, B, A].
 struct Mixed;
 
-#[workflow(stop = StopEvent<Vec<String>>)]
+#[workflow]
 impl Mixed {
     #[step(sends(A, B))]
     async fn start(&self, ctx: &Context, _ev: StartEvent) {

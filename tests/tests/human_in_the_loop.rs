@@ -50,7 +50,7 @@ async fn many_rounds_answered_instantly_never_stall() {
         Stop(StopEvent<u32>),
     }
 
-    #[workflow(stop = StopEvent<u32>)]
+    #[workflow]
     impl Rounds {
         #[step]
         async fn ask(&self, ev: In) -> Out {
@@ -112,7 +112,7 @@ struct Draft {
 
 struct Review;
 
-#[workflow(start = Draft, stop = Published)]
+#[workflow]
 impl Review {
     #[step]
     async fn submit(&self, ctx: &Context, ev: Draft) -> ApprovalRequest {

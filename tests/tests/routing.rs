@@ -190,7 +190,7 @@ enum LoopOut {
 
 struct Looping;
 
-#[workflow(stop = StopEvent<u64>)]
+#[workflow]
 impl Looping {
     #[step]
     async fn spin(&self, ev: LoopIn) -> LoopOut {

@@ -122,7 +122,7 @@ pub(crate) enum Role {
     Plain,
     Start,
     Stop,
-    InputRequired { response: Option<Type> },
+    InputRequired { response: Option<Box<Type>> },
     Response,
     Internal,
 }
@@ -172,7 +172,7 @@ pub(crate) fn event_args(attrs: &[syn::Attribute], errors: &mut Errors) -> Event
                 if meta.input.peek(syn::token::Paren) {
                     meta.parse_nested_meta(|inner| {
                         if inner.path.is_ident("response") {
-                            response = Some(inner.value()?.parse::<Type>()?);
+                            response = Some(Box::new(inner.value()?.parse::<Type>()?));
                             Ok(())
                         } else {
                             Err(inner.error("expected `response = AnswerType`"))

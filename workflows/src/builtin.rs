@@ -78,6 +78,11 @@ where
     const KIND: crate::EventKind = crate::EventKind::Stop;
 }
 
+impl<T> crate::infer::EventRole for StopEvent<T> {
+    type Start = crate::infer::NoStartEvent;
+    type Stop = Self;
+}
+
 impl<T> crate::StopType for StopEvent<T>
 where
     T: Clone + std::fmt::Debug + Serialize + Send + Sync + 'static,

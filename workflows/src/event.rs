@@ -46,7 +46,7 @@ pub enum EventKind {
 /// assert_eq!(Draft::NAME, "Draft");
 /// assert_eq!(Draft::KIND, EventKind::Plain);
 /// ```
-pub trait Event: Any + Send + Sync + Clone + Debug + Serialize {
+pub trait Event: Any + Send + Sync + Clone + Debug + Serialize + crate::infer::EventRole {
     /// The stable name of the event type, unique in a binary.
     const NAME: &'static str;
     /// The role of the event type.

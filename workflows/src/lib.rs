@@ -50,6 +50,7 @@ mod context;
 mod error;
 mod event;
 mod handler;
+mod infer;
 mod lifecycle;
 pub mod registry;
 mod retry;
@@ -64,6 +65,7 @@ pub use context::Context;
 pub use error::{SendError, WorkflowError};
 pub use event::{AnyEvent, Event, EventInfo, EventKind, InputRequired};
 pub use handler::{Handler, RunSender};
+pub use infer::StartType;
 pub use lifecycle::{
     StepFailed, StepState, StepStateChanged, WorkflowCancelled, WorkflowFailed, WorkflowIdle,
     WorkflowTimedOut,
@@ -92,6 +94,7 @@ pub mod prelude {
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
     pub use crate::step::StepFuture;
     pub use inventory;

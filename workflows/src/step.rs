@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::infer::{EventRole, NoStopEvent};
 use crate::{AnyEvent, Event, EventInfo};
 
 /// Any error a step may return: `Result<_, E>` works for every `E` that converts into this
@@ -22,12 +23,17 @@ pub trait StepInput: Sized + Send + 'static {
     /// The event types this parameter accepts.
     const EVENTS: &'static [EventInfo];
 
+    /// The start event among them, if any (type-level; see `#[workflow]`).
+    #[doc(hidden)]
+    type Start;
+
     /// A copy of `ev` as this type, or `None` if `ev` is not one of [`EVENTS`](Self::EVENTS).
     fn from_event(ev: &dyn AnyEvent) -> Option<Self>;
 }
 
 impl<E: Event> StepInput for E {
     const EVENTS: &'static [EventInfo] = &[EventInfo::of::<E>()];
+    type Start = <E as EventRole>::Start;
 
     fn from_event(ev: &dyn AnyEvent) -> Option<Self> {
         ev.downcast_ref::<E>().cloned()
@@ -51,12 +57,17 @@ pub trait StepOutput: Send + 'static {
     /// The event types this return type can carry.
     const EVENTS: &'static [EventInfo];
 
+    /// The stop event among them, if any (type-level; see `#[workflow]`).
+    #[doc(hidden)]
+    type Stop;
+
     /// The emitted event, if any, or the step's error.
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError>;
 }
 
 impl StepOutput for () {
     const EVENTS: &'static [EventInfo] = &[];
+    type Stop = NoStopEvent;
 
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
         Ok(None)
@@ -65,6 +76,7 @@ impl StepOutput for () {
 
 impl<E: Event> StepOutput for E {
     const EVENTS: &'static [EventInfo] = &[EventInfo::of::<E>()];
+    type Stop = <E as EventRole>::Stop;
 
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
         Ok(Some(Box::new(self)))
@@ -73,6 +85,7 @@ impl<E: Event> StepOutput for E {
 
 impl<T: StepOutput> StepOutput for Option<T> {
     const EVENTS: &'static [EventInfo] = T::EVENTS;
+    type Stop = T::Stop;
 
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
         match self {
@@ -84,6 +97,7 @@ impl<T: StepOutput> StepOutput for Option<T> {
 
 impl<T: StepOutput, Er: Into<BoxError> + Send + 'static> StepOutput for Result<T, Er> {
     const EVENTS: &'static [EventInfo] = T::EVENTS;
+    type Stop = T::Stop;
 
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
         match self {
@@ -94,6 +108,11 @@ impl<T: StepOutput, Er: Into<BoxError> + Send + 'static> StepOutput for Result<T
 }
 
 /// An event type that can end a run, and the result it hands to the caller.
+#[diagnostic::on_unimplemented(
+    message = "no step of this workflow returns a stop event",
+    label = "a run of this workflow could never end",
+    note = "a run ends when a step returns its stop event: return `StopEvent<T>` (or a type marked #[event(stop)]) from some step"
+)]
 ///
 /// [`StopEvent<T>`](crate::StopEvent) yields `T`; a user type marked `#[event(stop)]` yields
 /// itself.

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::runtime::routes::Routes;
 use crate::step::StepFuture;
-use crate::{AnyEvent, Context, Event, Handler, RetryPolicy, StepInfo, StopType};
+use crate::{AnyEvent, Context, Handler, RetryPolicy, StartType, StepInfo, StopType};
 
 /// A workflow's typed state: what `#[workflow(state = T)]` names. Every run starts from
 /// `T::default()`; snapshots store it as JSON.
@@ -47,7 +47,7 @@ pub trait Workflow: Send + Sync + Sized + 'static {
     /// The typed state shared by the steps of a run (`()` when none is declared).
     type State: State;
     /// The event a run starts with.
-    type Start: Event;
+    type Start: StartType;
     /// The event that ends a run.
     type Stop: StopType;
     /// The workflow's name (its type's identifier).

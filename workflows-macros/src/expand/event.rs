@@ -45,7 +45,18 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         _ => quote!(::core::option::Option::None),
     };
 
+    let start_role = match &args.role {
+        Role::Start => quote!(Self),
+        _ => quote!(#krate::__private::NoStartEvent),
+    };
+    let stop_role = match &args.role {
+        Role::Stop => quote!(Self),
+        _ => quote!(#krate::__private::NoStopEvent),
+    };
     let role_impl = match &args.role {
+        Role::Start => quote! {
+            impl #impl_generics #krate::StartType for #ident #ty_generics #where_clause {}
+        },
         Role::Stop => quote! {
             impl #impl_generics #krate::StopType for #ident #ty_generics #where_clause {
                 type Output = Self;
@@ -80,6 +91,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             const NAME: &'static str = #name;
             const KIND: #krate::EventKind = #krate::EventKind::#kind;
             const RESPONSE: ::core::option::Option<&'static str> = #response;
+        }
+        impl #impl_generics #krate::__private::EventRole for #ident #ty_generics #where_clause {
+            type Start = #start_role;
+            type Stop = #stop_role;
         }
         #role_impl
         #registration

@@ -74,9 +74,27 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         }
     });
 
+    let start = super::fold_roles(
+        ident.span(),
+        quote!(#krate::__private::MergeStart),
+        variants
+            .iter()
+            .map(|(_, ty)| quote!(<#ty as #krate::StepInput>::Start))
+            .collect(),
+    );
+    let stop = super::fold_roles(
+        ident.span(),
+        quote!(#krate::__private::MergeStop),
+        variants
+            .iter()
+            .map(|(_, ty)| quote!(<#ty as #krate::StepOutput>::Stop))
+            .collect(),
+    );
+
     quote! {
         impl #krate::StepInput for #ident {
             const EVENTS: &'static [#krate::EventInfo] = &[#(#infos),*];
+            type Start = #start;
             fn from_event(ev: &dyn #krate::AnyEvent) -> ::core::option::Option<Self> {
                 #(#from_arms)*
                 ::core::option::Option::None
@@ -85,6 +103,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 
         impl #krate::StepOutput for #ident {
             const EVENTS: &'static [#krate::EventInfo] = &[#(#infos2),*];
+            type Stop = #stop;
             fn into_emitted(
                 self,
             ) -> ::core::result::Result<

@@ -8,6 +8,7 @@ use syn::spanned::Spanned;
 use crate::ast::{StepModel, parse_steps};
 use crate::attr::workflow_args;
 use crate::check::{Ends, check};
+
 use crate::errors::Errors;
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -64,7 +65,37 @@ fn workflow_impl(
         Some(ty) => quote!(#ty),
         None => quote!(()),
     };
-    let Ends { start, stop } = ends;
+    let self_span = self_ty.span();
+    let start = match &ends.start {
+        Some(ty) => quote!(#ty),
+        None => super::fold_roles(
+            self_span,
+            quote!(#krate::__private::MergeStart),
+            steps
+                .iter()
+                .map(|s| {
+                    let ty = &s.event;
+                    quote_spanned!(self_span=> <#ty as #krate::StepInput>::Start)
+                })
+                .collect(),
+        ),
+    };
+    let stop = match &ends.stop {
+        Some(ty) => quote!(#ty),
+        None => super::fold_roles(
+            self_span,
+            quote!(#krate::__private::MergeStop),
+            steps
+                .iter()
+                .map(|s| {
+                    let ty = &s.output;
+                    quote_spanned!(self_span=> <#ty as #krate::StepOutput>::Stop)
+                })
+                .collect(),
+        ),
+    };
+    let start_item = quote_spanned!(self_span=> type Start = #start;);
+    let stop_item = quote_spanned!(self_span=> type Stop = #stop;);
 
     let infos = steps.iter().map(|step| {
         let name = &step.name;
@@ -97,8 +128,8 @@ fn workflow_impl(
     quote! {
         impl #impl_generics #krate::Workflow for #self_ty #where_clause {
             type State = #state;
-            type Start = #start;
-            type Stop = #stop;
+            #start_item
+            #stop_item
             const NAME: &'static str = #name;
             const STEPS: &'static [#krate::StepInfo] = &[#(#infos),*];
 

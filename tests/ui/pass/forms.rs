@@ -1,0 +1,52 @@
+//! Every step form: with and without a context, one-of inputs and outputs, Option, Result,
+//! nothing, renamed steps, options, a generic workflow, typed state, paths to the attributes.
+use serde::{Deserialize, Serialize};
+use workflows::prelude::*;
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct A;
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct B;
+
+#[derive(Debug, OneOf)]
+enum StartOrA {
+    Start(StartEvent),
+    A(A),
+}
+
+#[derive(Debug, OneOf)]
+enum BOrStop {
+    B(B),
+    Stop(StopEvent<u8>),
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Memo {
+    n: u8,
+}
+
+struct Generic<T: Send + Sync + 'static> {
+    value: T,
+}
+
+#[workflows::workflow(state = Memo)]
+impl<T: Send + Sync + 'static> Generic<T> {
+    #[workflows::step]
+    async fn begin(&self, ctx: &Context<Memo>, ev: StartOrA) -> BOrStop {
+        let _ = (&self.value, ev);
+        ctx.edit_state(|m| m.n += 1);
+        B.into()
+    }
+
+    #[step(num_workers = 1, name = "middle", retry = RetryPolicy::attempts(2), sends(A))]
+    async fn mid(&self, ctx: &Context<Memo>, _ev: B) -> Result<Option<StopEvent<u8>>, std::io::Error> {
+        Ok(Some(StopEvent::new(ctx.state(|m| m.n))))
+    }
+
+    #[step]
+    async fn sink(&self, _ev: HumanResponseEvent) {}
+}
+
+fn main() {
+    assert_eq!(<Generic<u32> as Workflow>::STEPS[1].name, "middle");
+}
