@@ -1,0 +1,72 @@
+//! Runs each example binary as a user would and checks what it prints.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn run(bin: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("example binary starts");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn human_in_the_loop_reads_the_answer_from_stdin() {
+    let out = run(env!("CARGO_BIN_EXE_human_in_the_loop"), &[], "21\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Enter a number: You entered 21; twice that is 42.\n");
+}
+
+#[test]
+fn human_in_the_loop_reports_a_bad_answer() {
+    let out = run(env!("CARGO_BIN_EXE_human_in_the_loop"), &[], "twelve\n");
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "error: step `answer` failed after 1 attempt(s): `twelve` is not a number\n"
+    );
+}
+
+#[test]
+fn human_in_the_loop_without_input_fails_cleanly() {
+    let out = run(env!("CARGO_BIN_EXE_human_in_the_loop"), &[], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no input"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn fan_out_counts_words_in_parallel_chunks() {
+    let out = run(env!("CARGO_BIN_EXE_fan_out"), &[], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("97 words in 4 chunks; most frequent:\n"), "{stdout}");
+    assert!(stdout.contains("  16  the\n"), "{stdout}");
+}
+
+#[test]
+fn retries_succeed_on_the_third_attempt() {
+    let out = run(env!("CARGO_BIN_EXE_retries"), &[], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("fetch: attempt").count(), 3, "{stdout}");
+    assert!(stdout.ends_with("EUR→USD = 1.08 (live)\n"), "{stdout}");
+}
+
+#[test]
+fn retries_fall_back_to_the_cache_when_the_service_is_down() {
+    let out = run(env!("CARGO_BIN_EXE_retries"), &["down"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("fetch: attempt").count(), 4, "{stdout}");
+    assert!(stdout.contains("from_cache: `fetch` failed after 4 attempts"), "{stdout}");
+    assert!(stdout.ends_with("EUR→USD = 1.07 (cache (stale))\n"), "{stdout}");
+}
