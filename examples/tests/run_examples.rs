@@ -11,7 +11,12 @@ fn run(bin: &str, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("example binary starts");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -23,7 +28,10 @@ fn text(bytes: &[u8]) -> String {
 fn human_in_the_loop_reads_the_answer_from_stdin() {
     let out = run(env!("CARGO_BIN_EXE_human_in_the_loop"), &[], "21\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "Enter a number: You entered 21; twice that is 42.\n");
+    assert_eq!(
+        text(&out.stdout),
+        "Enter a number: You entered 21; twice that is 42.\n"
+    );
 }
 
 #[test]
@@ -40,7 +48,11 @@ fn human_in_the_loop_reports_a_bad_answer() {
 fn human_in_the_loop_without_input_fails_cleanly() {
     let out = run(env!("CARGO_BIN_EXE_human_in_the_loop"), &[], "");
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no input"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no input"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -48,7 +60,10 @@ fn fan_out_counts_words_in_parallel_chunks() {
     let out = run(env!("CARGO_BIN_EXE_fan_out"), &[], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("97 words in 4 chunks; most frequent:\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("97 words in 4 chunks; most frequent:\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  16  the\n"), "{stdout}");
 }
 
@@ -67,6 +82,12 @@ fn retries_fall_back_to_the_cache_when_the_service_is_down() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.matches("fetch: attempt").count(), 4, "{stdout}");
-    assert!(stdout.contains("from_cache: `fetch` failed after 4 attempts"), "{stdout}");
-    assert!(stdout.ends_with("EUR→USD = 1.07 (cache (stale))\n"), "{stdout}");
+    assert!(
+        stdout.contains("from_cache: `fetch` failed after 4 attempts"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("EUR→USD = 1.07 (cache (stale))\n"),
+        "{stdout}"
+    );
 }

@@ -40,7 +40,10 @@ fn duplicate_names_are_reported_with_both_types() {
     assert_eq!(err.duplicates.len(), 1);
     let dup = &err.duplicates[0];
     assert_eq!(dup.name, "Invoice");
-    assert_eq!(dup.types, ["registry::billing::Created", "registry::shipping::Created"]);
+    assert_eq!(
+        dup.types,
+        ["registry::billing::Created", "registry::shipping::Created"]
+    );
     assert_eq!(
         err.to_string(),
         "event names must be unique in a binary: `Invoice` is claimed by registry::billing::Created and registry::shipping::Created; give one of each pair another name with #[event(name = \"...\")]"
@@ -58,12 +61,19 @@ async fn a_run_in_a_binary_with_duplicates_fails_at_start() {
 #[test]
 fn events_are_found_by_name() {
     assert_eq!(billing::Created::NAME, "Invoice");
-    let ev = workflows::registry::decode("HumanResponseEvent", serde_json::json!({"response": "yes"}))
-        .unwrap()
-        .unwrap();
-    assert_eq!(ev.downcast_ref::<HumanResponseEvent>().unwrap().response, "yes");
+    let ev =
+        workflows::registry::decode("HumanResponseEvent", serde_json::json!({"response": "yes"}))
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        ev.downcast_ref::<HumanResponseEvent>().unwrap().response,
+        "yes"
+    );
     let bad = workflows::registry::decode("HumanResponseEvent", serde_json::json!({"response": 5}));
-    assert!(bad.unwrap().is_err(), "a wrong field type is a decoding error");
+    assert!(
+        bad.unwrap().is_err(),
+        "a wrong field type is a decoding error"
+    );
     assert!(workflows::registry::decode("Nope", serde_json::json!({})).is_none());
     assert!(workflows::registry::names().contains(&"StepFailed"));
 }

@@ -17,7 +17,10 @@ struct SpanRecord {
 
 impl SpanRecord {
     fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -90,19 +93,23 @@ async fn runs_and_step_invocations_have_spans() {
     handler.await.unwrap();
 
     let spans = recorder.spans.lock().unwrap().clone();
-    let run = spans.iter().find(|s| s.name == "workflow.run").expect("a run span");
+    let run = spans
+        .iter()
+        .find(|s| s.name == "workflow.run")
+        .expect("a run span");
     assert_eq!(run.field("workflow"), Some("Pipeline"));
     assert_eq!(run.field("run_id"), Some(run_id.as_str()));
     let steps: Vec<(&str, &str)> = spans
         .iter()
         .filter(|s| s.name == "workflow.step")
         .map(|s| {
-            assert_eq!(s.parent, Some(run.id), "step spans are children of the run span");
+            assert_eq!(
+                s.parent,
+                Some(run.id),
+                "step spans are children of the run span"
+            );
             (s.field("step").unwrap(), s.field("event").unwrap())
         })
         .collect();
-    assert_eq!(
-        steps,
-        [("parse", "StartEvent"), ("store", "Parsed")]
-    );
+    assert_eq!(steps, [("parse", "StartEvent"), ("store", "Parsed")]);
 }

@@ -9,6 +9,14 @@ use serde::Serialize;
 ///
 /// Set with `#[event(start)]`, `#[event(stop)]`, `#[event(input_required)]` or
 /// `#[event(response)]` on a `#[derive(Event)]` type; plain events need nothing.
+///
+/// ```
+/// use workflows::prelude::*;
+///
+/// assert_eq!(StartEvent::KIND, EventKind::Start);
+/// assert_eq!(InputRequiredEvent::KIND, EventKind::InputRequired);
+/// assert_eq!(serde_json::to_string(&EventKind::InputRequired).unwrap(), "\"input_required\"");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -128,7 +136,7 @@ impl EventInfo {
 /// An event whose type is known only at run time: what streams, queues and snapshots hold.
 ///
 /// Every [`Event`] is an `AnyEvent`. Get the concrete type back with
-/// [`downcast_ref`](AnyEvent::downcast_ref) or [`downcast`](AnyEvent::downcast).
+/// `downcast_ref` or `downcast` (methods of `dyn AnyEvent`).
 ///
 /// ```
 /// use workflows::prelude::*;

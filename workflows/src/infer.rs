@@ -26,6 +26,30 @@ pub struct NoStopEvent;
 
 /// An event type a run can start with: [`StartEvent`](crate::StartEvent), or a type marked
 /// `#[event(start)]`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// #[event(start)]
+/// struct Order { id: u64 }
+///
+/// struct Fulfil;
+///
+/// #[workflow]
+/// impl Fulfil {
+///     #[step]
+///     async fn ship(&self, order: Order) -> StopEvent<String> {
+///         StopEvent::new(format!("shipped #{}", order.id))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(Fulfil.run(Order { id: 7 }).await.unwrap(), "shipped #7");
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "no step of this workflow accepts a start event",
     label = "this workflow cannot start",

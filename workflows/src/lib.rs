@@ -76,7 +76,157 @@ pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};
 pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 
-pub use workflows_macros::{Event, OneOf, step, workflow};
+/// Turns an inherent `impl` block into a [`Workflow`].
+///
+/// Every method marked [`#[step]`](macro@step) becomes a step. From the step signatures the
+/// macro generates the static step table ([`Workflow::STEPS`]), the dispatch code, and the
+/// workflow's start and stop event types, which it infers from what the steps accept and
+/// return: a workflow with no step for a start event, none returning a stop event, or two
+/// different stop types does not compile.
+///
+/// Options:
+/// - `state = T`: the typed state of each run (`T: Default + Serialize + Deserialize`); steps
+///   take `ctx: &Context<T>`.
+/// - `start = T`, `stop = T`: name the start or stop type instead of inferring it.
+/// - `crate = path`: where generated code finds this crate, if it is renamed.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Notes { seen: Vec<String> }
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// struct Question { text: String }
+///
+/// struct Agent { greeting: String }
+///
+/// #[workflow(state = Notes)]
+/// impl Agent {
+///     #[step]
+///     async fn listen(&self, ctx: &Context<Notes>, ev: StartEvent) -> Question {
+///         let text: String = ev.get("text").unwrap_or_default();
+///         ctx.edit_state(|n| n.seen.push(text.clone()));
+///         Question { text }
+///     }
+///
+///     #[step]
+///     async fn reply(&self, ctx: &Context<Notes>, q: Question) -> StopEvent<String> {
+///         let seen = ctx.state(|n| n.seen.len());
+///         StopEvent::new(format!("{} ({seen} seen) {}", self.greeting, q.text))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let agent = Agent { greeting: "Hello!".into() };
+/// let reply = agent.run(StartEvent::new().with("text", "how are you?")).await.unwrap();
+/// assert_eq!(reply, "Hello! (1 seen) how are you?");
+/// # }
+/// ```
+pub use workflows_macros::workflow;
+
+/// Marks a method of a [`#[workflow]`](macro@workflow) impl block as a step.
+///
+/// A step is an `async fn` taking `&self`, optionally `ctx: &Context<State>`, and one event by
+/// value: an [`Event`] type, or an enum of several with [`#[derive(OneOf)]`](derive@OneOf). It
+/// returns nothing, an event, an `Option` or `Result` of those, or a `OneOf` enum. Mistakes in
+/// the signature are compile errors on the offending token.
+///
+/// Options:
+/// - `num_workers = N`: how many invocations of the step may run at once in one run (4).
+/// - `retry = <expr>`: a [`RetryPolicy`] for failed invocations (none: fail at once).
+/// - `name = "..."`: the step's name (the method's name).
+/// - `sends(A, B)`: the event types the step sends through its context.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflows::prelude::*;
+///
+/// struct Crawler;
+///
+/// #[workflow]
+/// impl Crawler {
+///     #[step(name = "fetch", num_workers = 8,
+///            retry = RetryPolicy::attempts(3).fixed(Duration::from_millis(10)))]
+///     async fn fetch_page(&self, ev: StartEvent) -> Result<StopEvent<usize>, std::io::Error> {
+///         Ok(StopEvent::new(ev.get::<String>("url").unwrap_or_default().len()))
+///     }
+/// }
+///
+/// assert_eq!(Crawler::STEPS[0].name, "fetch");
+/// assert_eq!(Crawler::STEPS[0].num_workers, 8);
+/// ```
+pub use workflows_macros::step;
+
+/// Implements [`Event`](trait@Event) for a struct or an enum that also derives `Clone`,
+/// `Debug`, `Serialize` and `Deserialize`, and registers it by name.
+///
+/// Options in `#[event(...)]`:
+/// - `name = "..."`: the stable name (the type's identifier).
+/// - one role: `start`, `stop`, `input_required`, `input_required(response = Answer)`,
+///   `response`, `internal`.
+/// - `crate = path`: where generated code finds this crate.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// #[event(name = "billing.InvoiceCreated")]
+/// struct InvoiceCreated { amount_cents: u64 }
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// #[event(stop)]
+/// struct Report { lines: Vec<String> }
+///
+/// assert_eq!(InvoiceCreated::NAME, "billing.InvoiceCreated");
+/// assert_eq!(Report::KIND, EventKind::Stop);
+/// ```
+pub use workflows_macros::Event;
+
+/// Lets an enum whose variants each hold one event be a step's parameter (the step accepts
+/// any of them) or return type (the step emits one of them). Each variant also gets a `From`
+/// impl, so `ev.into()` builds the enum.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// struct Tick { left: u32 }
+///
+/// #[derive(Debug, OneOf)]
+/// enum Input { Start(StartEvent), Tick(Tick) }
+///
+/// #[derive(Debug, OneOf)]
+/// enum Output { Tick(Tick), Done(StopEvent<&'static str>) }
+///
+/// struct Countdown;
+///
+/// #[workflow]
+/// impl Countdown {
+///     #[step]
+///     async fn count(&self, ev: Input) -> Output {
+///         let left = match ev {
+///             Input::Start(_) => 3,
+///             Input::Tick(t) => t.left,
+///         };
+///         if left == 0 { StopEvent::new("liftoff").into() } else { Tick { left: left - 1 }.into() }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(Countdown.run(StartEvent::new()).await.unwrap(), "liftoff");
+/// # }
+/// ```
+pub use workflows_macros::OneOf;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
 
 /// Everything a workflow author needs, in one import.
 ///

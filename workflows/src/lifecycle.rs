@@ -93,6 +93,11 @@ pub struct WorkflowTimedOut {
 }
 
 /// Whether a step invocation started or finished.
+///
+/// ```
+/// use workflows::StepState;
+/// assert_eq!(serde_json::to_string(&StepState::NotRunning).unwrap(), "\"not_running\"");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {

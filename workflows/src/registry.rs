@@ -1,6 +1,6 @@
 //! The binary-wide registry of event types, filled by `#[derive(Event)]` through `inventory`.
 //!
-//! Snapshots and HTTP requests name events by [`Event::NAME`](crate::Event::NAME); the registry
+//! Snapshots and HTTP requests name events by [`crate::Event::NAME`]; the registry
 //! turns such a name and its JSON back into a typed event. Generic event types (such as
 //! [`StopEvent<T>`](crate::StopEvent)) cannot be registered and are not looked up by name.
 
@@ -39,7 +39,14 @@ fn decode_as<E: Event + serde::de::DeserializeOwned>(
 
 inventory::collect!(EventRegistration);
 
-/// Two event types registered under one name.
+/// Two event types registered under one name; part of [`RegistryError`].
+///
+/// ```
+/// use workflows::registry::DuplicateName;
+///
+/// let dup = DuplicateName { name: "Invoice", types: vec!["billing::Created", "shipping::Created"] };
+/// assert_eq!(dup.types.len(), 2);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateName {
     /// The shared name.

@@ -8,6 +8,11 @@ use crate::{AnyEvent, Event, EventInfo};
 
 /// Any error a step may return: `Result<_, E>` works for every `E` that converts into this
 /// (all `std::error::Error + Send + Sync` types, `String`, `&str`, `anyhow::Error`, ...).
+///
+/// ```
+/// let err: workflows::BoxError = "quota exceeded".into();
+/// assert_eq!(err.to_string(), "quota exceeded");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The type of a step's event parameter: one event type, or an enum of several

@@ -7,6 +7,16 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// Why a store operation failed.
+///
+/// ```
+/// use workflows::{Store, StoreError};
+///
+/// let store = Store::default();
+/// store.set("count", 3).unwrap();
+/// let err = store.set("count.inner", 1).unwrap_err();
+/// assert!(matches!(err, StoreError::NotAContainer { found: "number", .. }));
+/// assert_eq!(err.to_string(), "path `count.inner`: `inner` is inside a number, which has no fields");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

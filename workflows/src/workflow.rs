@@ -12,12 +12,39 @@ use crate::step::StepFuture;
 use crate::{AnyEvent, Context, Handler, RetryPolicy, StartType, StepInfo, StopType};
 
 /// A workflow's typed state: what `#[workflow(state = T)]` names. Every run starts from
-/// `T::default()`; snapshots store it as JSON.
+/// `T::default()` (or the state given to [`Runner::run_with_state`]); snapshots store it as
+/// JSON.
+///
+/// ```
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// struct Cart { items: Vec<String> }
+///
+/// fn is_state<S: workflows::State>() {}
+/// is_state::<Cart>();
+/// ```
 pub trait State: Default + Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Default + Serialize + DeserializeOwned + Send + 'static> State for T {}
 
-/// The result type of workflow `W`.
+/// The result type of workflow `W`: what awaiting its handler gives.
+///
+/// ```
+/// use workflows::prelude::*;
+/// use workflows::Output;
+///
+/// struct Sum;
+///
+/// #[workflow]
+/// impl Sum {
+///     #[step]
+///     async fn sum(&self, ev: StartEvent) -> StopEvent<i64> {
+///         StopEvent::new(ev.get::<Vec<i64>>("xs").unwrap_or_default().iter().sum())
+///     }
+/// }
+///
+/// let zero: Output<Sum> = 0_i64;
+/// # let _ = zero;
+/// ```
 pub type Output<W> = <<W as Workflow>::Stop as StopType>::Output;
 
 /// A set of steps wired by the events they accept and emit. Implemented by `#[workflow]` on an

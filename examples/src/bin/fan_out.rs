@@ -45,9 +45,12 @@ impl WordCount {
             .chunks(self.lines_per_chunk)
             .map(|c| c.join("\n"))
             .collect();
-        ctx.store().set("chunks", chunks.len()).map_err(|e| e.to_string())?;
+        ctx.store()
+            .set("chunks", chunks.len())
+            .map_err(|e| e.to_string())?;
         for (index, text) in chunks.into_iter().enumerate() {
-            ctx.send_event(Chunk { index, text }).map_err(|e| e.to_string())?;
+            ctx.send_event(Chunk { index, text })
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -57,13 +60,20 @@ impl WordCount {
     async fn count(&self, ev: Chunk) -> Result<Counted, tokio::task::JoinError> {
         let counts = tokio::task::spawn_blocking(move || {
             let mut counts = HashMap::new();
-            for word in ev.text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            for word in ev
+                .text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
                 *counts.entry(word.to_lowercase()).or_insert(0) += 1;
             }
             counts
         })
         .await?;
-        Ok(Counted { index: ev.index, counts })
+        Ok(Counted {
+            index: ev.index,
+            counts,
+        })
     }
 
     /// Waits for every chunk's counts, then merges them.
@@ -81,7 +91,11 @@ impl WordCount {
         top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let words = top.iter().map(|(_, n)| n).sum();
         top.truncate(5);
-        Some(StopEvent::new(Summary { chunks: all.len(), words, top }))
+        Some(StopEvent::new(Summary {
+            chunks: all.len(),
+            words,
+            top,
+        }))
     }
 }
 
@@ -104,7 +118,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = WordCount { lines_per_chunk: 2 }
         .run(StartEvent::new().with("text", text))
         .await?;
-    println!("{} words in {} chunks; most frequent:", summary.words, summary.chunks);
+    println!(
+        "{} words in {} chunks; most frequent:",
+        summary.words, summary.chunks
+    );
     for (word, n) in summary.top {
         println!("  {n:>4}  {word}");
     }

@@ -39,7 +39,11 @@ impl RateService {
         if attempt <= self.failures {
             return Err(Unavailable { attempt });
         }
-        Ok(if (from, to) == ("EUR", "USD") { 1.08 } else { 1.0 })
+        Ok(if (from, to) == ("EUR", "USD") {
+            1.08
+        } else {
+            1.0
+        })
     }
 }
 
@@ -64,7 +68,10 @@ impl Exchange {
         let from: String = ev.get("from").unwrap_or_else(|| "EUR".into());
         let to: String = ev.get("to").unwrap_or_else(|| "USD".into());
         let rate = self.service.rate(&from, &to).await?;
-        Ok(StopEvent::new(Quote { rate, source: "live".into() }))
+        Ok(StopEvent::new(Quote {
+            rate,
+            source: "live".into(),
+        }))
     }
 
     /// Runs when `fetch` has failed for good; answering recovers the run.
@@ -74,7 +81,10 @@ impl Exchange {
             "from_cache: `{}` failed after {} attempts ({}); using the cached rate",
             failed.step, failed.attempts, failed.error
         );
-        StopEvent::new(Quote { rate: 1.07, source: "cache (stale)".into() })
+        StopEvent::new(Quote {
+            rate: 1.07,
+            source: "cache (stale)".into(),
+        })
     }
 }
 
@@ -93,7 +103,10 @@ async fn run() -> Result<(), WorkflowError> {
     let down = std::env::args().nth(1).as_deref() == Some("down");
     let failures = if down { u32::MAX } else { 2 };
     let workflow = Exchange {
-        service: RateService { calls: AtomicU32::new(0), failures },
+        service: RateService {
+            calls: AtomicU32::new(0),
+            failures,
+        },
     };
     let quote = workflow
         .run(StartEvent::new().with("from", "EUR").with("to", "USD"))
