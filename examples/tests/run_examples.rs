@@ -83,7 +83,7 @@ fn retries_fall_back_to_the_cache_when_the_service_is_down() {
     let stdout = text(&out.stdout);
     assert_eq!(stdout.matches("fetch: attempt").count(), 4, "{stdout}");
     assert!(
-        stdout.contains("from_cache: `fetch` failed after 4 attempts"),
+        stdout.contains("use_cache: `fetch` failed after 4 attempts"),
         "{stdout}"
     );
     assert!(

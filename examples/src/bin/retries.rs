@@ -76,9 +76,9 @@ impl Exchange {
 
     /// Runs when `fetch` has failed for good; answering recovers the run.
     #[step]
-    async fn from_cache(&self, failed: StepFailed) -> StopEvent<Quote> {
+    async fn use_cache(&self, failed: StepFailed) -> StopEvent<Quote> {
         println!(
-            "from_cache: `{}` failed after {} attempts ({}); using the cached rate",
+            "use_cache: `{}` failed after {} attempts ({}); using the cached rate",
             failed.step, failed.attempts, failed.error
         );
         StopEvent::new(Quote {
