@@ -1,9 +1,16 @@
 //! What a step can do besides returning an event: send more, stream, collect, share state.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use crate::runtime::shared::{RunShared, lock};
-use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::runtime::memo::SharedMemo;
+use crate::runtime::shared::{Msg, RunShared, WaitRequest, lock};
+use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
 
 /// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
 /// declared with `#[workflow(state = MyState)]`) before the event parameter.
@@ -55,12 +62,179 @@ use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store};
 pub struct Context<S = ()> {
     run: Arc<RunShared<S>>,
     step: usize,
+    /// The invocation's slot in the control loop and its number in the run.
+    slot: usize,
+    seq: u64,
     retry: RetryInfo,
+    /// Waits begun in this attempt, for implicit waiter ids.
+    waits: AtomicU32,
+    memo: OnceLock<SharedMemo>,
+}
+
+/// Where an invocation runs: its step, its slot in the loop, its number in the run.
+pub(crate) struct Placement {
+    pub(crate) step: usize,
+    pub(crate) slot: usize,
+    pub(crate) seq: u64,
 }
 
 impl<S: Send + 'static> Context<S> {
-    pub(crate) fn new(run: Arc<RunShared<S>>, step: usize, retry: RetryInfo) -> Self {
-        Context { run, step, retry }
+    pub(crate) fn new(
+        run: Arc<RunShared<S>>,
+        at: Placement,
+        retry: RetryInfo,
+        memo: Option<SharedMemo>,
+    ) -> Self {
+        Context {
+            run,
+            step: at.step,
+            slot: at.slot,
+            seq: at.seq,
+            retry,
+            waits: AtomicU32::new(0),
+            memo: memo.map(OnceLock::from).unwrap_or_default(),
+        }
+    }
+
+    /// The invocation's memo, created (and handed to the loop) on first use.
+    fn memo(&self) -> &SharedMemo {
+        self.memo.get_or_init(|| {
+            let memo = SharedMemo::default();
+            // If the run has ended the memo is moot; the step is about to be dropped.
+            let _ = self.run.core.push(Msg::AttachMemo {
+                slot: self.slot,
+                seq: self.seq,
+                memo: memo.clone(),
+            });
+            memo
+        })
+    }
+
+    /// Suspends the step until an event of type `E` matching `wait` arrives, and returns it.
+    ///
+    /// The prompt, if any, is published on the stream once per waiter id. The event that
+    /// answers the waiter is not also delivered to this step as a normal input; other steps
+    /// accepting its type still get it. Nothing before the wait runs twice in this process:
+    /// the step really suspends. After a restore from a snapshot the step runs again from its
+    /// start with its original input, and its answered waits return at once; wrap effects
+    /// that must not repeat in [`once`](Self::once).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use workflows::prelude::*;
+    /// use workflows::WaitFor;
+    ///
+    /// struct Ask;
+    ///
+    /// #[workflow]
+    /// impl Ask {
+    ///     #[step]
+    ///     async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+    ///         let answer = ctx
+    ///             .wait_for_event(
+    ///                 WaitFor::<HumanResponseEvent>::new()
+    ///                     .prompt(InputRequiredEvent::new("Enter a number: "))
+    ///                     .id("get_number"),
+    ///             )
+    ///             .await?;
+    ///         Ok(StopEvent::new(answer.response))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Ask.run(StartEvent::new());
+    /// let mut events = handler.stream_events();
+    /// while let Some(ev) = events.next().await {
+    ///     if ev.is::<InputRequiredEvent>() {
+    ///         handler.send_event(HumanResponseEvent::new("7")).unwrap();
+    ///     }
+    /// }
+    /// assert_eq!(handler.await.unwrap(), "7");
+    /// # }
+    /// ```
+    pub async fn wait_for_event<E: Event>(&self, wait: WaitFor<E>) -> Result<E, WaitError> {
+        let n = self.waits.fetch_add(1, Ordering::Relaxed);
+        let id = wait
+            .id
+            .unwrap_or_else(|| format!("{}#{}.{}", self.step_name(), self.seq, n));
+        {
+            let memo = lock(self.memo());
+            if let Some(ev) = memo.resolved.get(&id)
+                && let Some(ev) = ev.downcast_ref::<E>()
+            {
+                return Ok(ev.clone());
+            }
+            if let Some((_, after)) = memo.timed_out.iter().find(|(w, _)| *w == id) {
+                return Err(WaitError::Timeout {
+                    waiter_id: id,
+                    after: *after,
+                });
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = WaitRequest {
+            id: id.clone(),
+            slot: self.slot,
+            seq: self.seq,
+            event: EventInfo::of::<E>(),
+            requirements: wait.requirements,
+            prompt: wait.prompt,
+            timeout: wait.timeout,
+            reply,
+        };
+        if self.run.core.push(Msg::Wait(request)).is_err() {
+            return Err(WaitError::RunEnded { waiter_id: id });
+        }
+        match answer.await {
+            Ok(Ok(ev)) => Ok(ev
+                .downcast::<E>()
+                .unwrap_or_else(|_| unreachable!("waiters match by type id"))),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(WaitError::RunEnded { waiter_id: id }),
+        }
+    }
+
+    /// Runs `fut` once for this invocation and records its result under `key`: when the step
+    /// runs again after a restore from a snapshot (or a retry), `once` returns the recorded
+    /// result instead of running `fut` again. Use it for effects before a wait, such as
+    /// sending an e-mail. Keys are per invocation; the result must serialize to JSON.
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// struct Notify;
+    ///
+    /// #[workflow]
+    /// impl Notify {
+    ///     #[step]
+    ///     async fn notify(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<u32> {
+    ///         let first = ctx.once("ticket", async { 41 + 1 }).await;
+    ///         let again = ctx.once("ticket", async { 0 }).await; // recorded: not run again
+    ///         StopEvent::new(first + again)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert_eq!(Notify.run(StartEvent::new()).await.unwrap(), 84);
+    /// # }
+    /// ```
+    pub async fn once<T, F>(&self, key: &str, fut: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = T>,
+    {
+        if let Some(recorded) = lock(self.memo()).once.get(key)
+            && let Ok(value) = T::deserialize(recorded)
+        {
+            return value;
+        }
+        let value = fut.await;
+        if let Ok(json) = serde_json::to_value(&value) {
+            lock(self.memo()).once.insert(key.to_owned(), json);
+        }
+        value
     }
 
     /// The run's id.

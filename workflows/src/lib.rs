@@ -58,6 +58,7 @@ mod runtime;
 mod step;
 mod store;
 mod stream;
+mod wait;
 mod workflow;
 
 pub use builtin::{HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent};
@@ -74,6 +75,7 @@ pub use retry::{RetryInfo, RetryPolicy};
 pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};
+pub use wait::{Field, Requirement, WaitError, WaitFor};
 pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 
 /// Turns an inherent `impl` block into a [`Workflow`].
@@ -237,7 +239,7 @@ pub mod prelude {
     pub use crate::{
         AnyEvent, Context, Event, EventInfo, EventKind, Handler, HumanResponseEvent, InputRequired,
         InputRequiredEvent, OneOf, RetryPolicy, RunOptions, Runner, StartEvent, StepFailed,
-        StopEvent, StreamEvent, Workflow, WorkflowError, step, workflow,
+        StopEvent, StreamEvent, WaitError, WaitFor, Workflow, WorkflowError, step, workflow,
     };
 }
 

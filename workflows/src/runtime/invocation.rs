@@ -9,6 +9,7 @@ use std::task::{Context as TaskContext, Poll};
 use tokio::time::Sleep;
 
 use crate::error::PanicError;
+use crate::runtime::memo::SharedMemo;
 use crate::step::{BoxError, StepFuture};
 use crate::{AnyEvent, WorkflowError};
 
@@ -23,6 +24,11 @@ pub(crate) struct Invocation {
     pub(crate) last_error: Option<String>,
     /// For a failure handler: the failure it handles, which ends the run if it does not recover.
     pub(crate) handles: Option<Arc<WorkflowError>>,
+    /// Answered waits and `once` results, once the step has used either.
+    pub(crate) memo: Option<SharedMemo>,
+    /// Whether a future for the current attempt exists. A restored invocation that was waiting
+    /// has none until its waiter is answered.
+    pub(crate) running: bool,
 }
 
 /// Why one attempt failed.
@@ -70,20 +76,23 @@ pub(crate) fn poll_step(fut: &mut StepFuture, cx: &mut TaskContext<'_>) -> Poll<
 
 /// What an in-flight entry reports when it is done.
 pub(crate) enum Completion {
-    /// The attempt finished.
-    Attempt(AttemptResult),
-    /// The wait before a retry is over.
-    BackoffOver,
+    /// The attempt of the invocation in this slot finished.
+    Attempt(usize, AttemptResult),
+    /// The wait before the retry of the invocation in this slot is over.
+    BackoffOver(usize),
+    /// The timeout of the waiter with this key elapsed.
+    WaitTimeout(u64),
 }
 
 enum Work {
-    Step(StepFuture),
-    Backoff(Pin<Box<Sleep>>),
+    Step(usize, StepFuture),
+    Backoff(usize, Pin<Box<Sleep>>),
+    WaitTimer(u64, Pin<Box<Sleep>>),
 }
 
-/// An invocation's pending work, polled inside the loop's `FuturesUnordered`.
+/// Pending work of the run (a step, a retry back-off or a wait timeout), polled inside the
+/// loop's `FuturesUnordered`.
 pub(crate) struct InFlight {
-    slot: usize,
     work: Work,
     span: tracing::Span,
 }
@@ -91,36 +100,51 @@ pub(crate) struct InFlight {
 impl InFlight {
     pub(crate) fn step(slot: usize, fut: StepFuture, span: tracing::Span) -> Self {
         InFlight {
-            slot,
-            work: Work::Step(fut),
+            work: Work::Step(slot, fut),
             span,
         }
     }
 
     pub(crate) fn backoff(slot: usize, sleep: Sleep) -> Self {
         InFlight {
-            slot,
-            work: Work::Backoff(Box::pin(sleep)),
+            work: Work::Backoff(slot, Box::pin(sleep)),
+            span: tracing::Span::none(),
+        }
+    }
+
+    pub(crate) fn wait_timer(waiter: u64, sleep: Sleep) -> Self {
+        InFlight {
+            work: Work::WaitTimer(waiter, Box::pin(sleep)),
             span: tracing::Span::none(),
         }
     }
 }
 
 impl Future for InFlight {
-    type Output = (usize, Completion);
+    type Output = Completion;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Completion> {
         let this = &mut *self;
-        let slot = this.slot;
         match &mut this.work {
-            Work::Step(fut) => {
+            Work::Step(slot, fut) => {
                 let _entered = this.span.enter();
-                poll_step(fut, cx).map(|r| (slot, Completion::Attempt(r)))
+                let slot = *slot;
+                poll_step(fut, cx).map(|r| Completion::Attempt(slot, r))
             }
-            Work::Backoff(sleep) => sleep
-                .as_mut()
-                .poll(cx)
-                .map(|()| (slot, Completion::BackoffOver)),
+            Work::Backoff(slot, sleep) => {
+                let slot = *slot;
+                sleep
+                    .as_mut()
+                    .poll(cx)
+                    .map(|()| Completion::BackoffOver(slot))
+            }
+            Work::WaitTimer(key, sleep) => {
+                let key = *key;
+                sleep
+                    .as_mut()
+                    .poll(cx)
+                    .map(|()| Completion::WaitTimeout(key))
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The engine: one control loop per run, owning the run's queues and in-flight steps.
 
 mod invocation;
+pub(crate) mod memo;
 pub(crate) mod routes;
 mod run_loop;
 pub(crate) mod shared;
+mod waiters;
 
 use std::sync::{Arc, Mutex};
 

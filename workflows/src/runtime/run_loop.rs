@@ -16,9 +16,11 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Sleep;
 
+use crate::context::Placement;
 use crate::lifecycle::{StepState, StepStateChanged, WorkflowIdle};
 use crate::runtime::invocation::{AttemptError, Completion, InFlight, Invocation, poll_step};
 use crate::runtime::shared::{Msg, RunShared, lock};
+use crate::runtime::waiters::Waiter;
 use crate::stream::StreamLog;
 use crate::{
     AnyEvent, Context, EventKind, RetryInfo, RunOptions, StepFailed, StopType, Workflow,
@@ -29,31 +31,33 @@ use crate::{
 const BUDGET: u32 = 256;
 
 /// An event waiting in a step's queue.
-struct Queued {
-    ev: Box<dyn AnyEvent>,
+pub(super) struct Queued {
+    pub(super) ev: Box<dyn AnyEvent>,
     /// For a `StepFailed` event: the failure, which ends the run unless the handler recovers.
-    handles: Option<Arc<WorkflowError>>,
+    pub(super) handles: Option<Arc<WorkflowError>>,
 }
 
 pub(crate) struct RunLoop<W: Workflow> {
-    workflow: Arc<W>,
-    shared: Arc<RunShared<W::State>>,
-    queues: Vec<VecDeque<Queued>>,
-    active: Vec<usize>,
+    pub(super) workflow: Arc<W>,
+    pub(super) shared: Arc<RunShared<W::State>>,
+    pub(super) queues: Vec<VecDeque<Queued>>,
+    pub(super) active: Vec<usize>,
     /// Invocations by slot; `None` slots are free.
-    invocations: Vec<Option<Invocation>>,
+    pub(super) invocations: Vec<Option<Invocation>>,
     free: Vec<usize>,
-    in_flight: Option<FuturesUnordered<InFlight>>,
-    /// Slots whose retry is due now.
-    retry_now: VecDeque<usize>,
+    pub(super) in_flight: Option<FuturesUnordered<InFlight>>,
+    /// Slots whose (re-)run is due now.
+    pub(super) retry_now: VecDeque<usize>,
+    pub(super) waiters: Vec<Waiter>,
+    pub(super) next_waiter_key: u64,
     inbox: VecDeque<Msg>,
     timeout: Option<Duration>,
     deadline: Option<Pin<Box<Sleep>>>,
     internal_events: bool,
     idle_published: bool,
-    next_seq: u64,
-    done: bool,
-    span: tracing::Span,
+    pub(super) next_seq: u64,
+    pub(super) done: bool,
+    pub(super) span: tracing::Span,
 }
 
 impl<W: Workflow> RunLoop<W> {
@@ -77,6 +81,8 @@ impl<W: Workflow> RunLoop<W> {
             free: Vec::new(),
             in_flight: None,
             retry_now: VecDeque::new(),
+            waiters: Vec::new(),
+            next_waiter_key: 0,
             inbox: VecDeque::new(),
             timeout: options.get_timeout(),
             deadline: None,
@@ -88,26 +94,47 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    fn stream(&self) -> &StreamLog {
+    pub(super) fn stream(&self) -> &StreamLog {
         &self.shared.core.stream
     }
 
-    /// Queues `ev` for `target`, or for every step accepting its type.
+    /// Hands `ev` to matching waiters first (one per step), then queues it for `target`, or
+    /// for every other step accepting its type.
     fn deliver(&mut self, ev: Box<dyn AnyEvent>, target: Option<usize>, from: Option<usize>) {
+        let answered = if self.waiters.is_empty() {
+            Vec::new()
+        } else {
+            self.answer_waiters(&*ev, target)
+        };
         if let Some(step) = target {
-            self.queues[step].push_back(Queued { ev, handles: None });
+            if !answered.contains(&step) {
+                self.queues[step].push_back(Queued { ev, handles: None });
+            }
             return;
         }
         let routes = self.shared.core.routes.clone();
-        let receivers = routes.receivers(ev.event_type_id());
-        match receivers {
+        let receivers: Vec<usize> = routes
+            .receivers(ev.event_type_id())
+            .iter()
+            .copied()
+            .filter(|s| !answered.contains(s))
+            .collect();
+        match receivers.as_slice() {
             [] => {
-                if ev.kind() != EventKind::InputRequired {
-                    let step = from.map_or("(caller)", |s| W::STEPS[s].name);
-                    self.finish(Err(WorkflowError::Unroutable {
-                        step: step.to_owned(),
+                if !answered.is_empty() || ev.kind() == EventKind::InputRequired {
+                    return;
+                }
+                match from {
+                    Some(step) => self.finish(Err(WorkflowError::Unroutable {
+                        step: W::STEPS[step].name.to_owned(),
                         event: ev.name().to_owned(),
-                    }));
+                    })),
+                    // Checked when sent; only a waiter that went away in between gets here.
+                    None => tracing::warn!(
+                        parent: &self.span,
+                        event = ev.name(),
+                        "event sent into the run has no receiver any more; dropped"
+                    ),
                 }
             }
             [only] => self.queues[*only].push_back(Queued { ev, handles: None }),
@@ -143,7 +170,21 @@ impl<W: Workflow> RunLoop<W> {
         match msg {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
+            Msg::Wait(request) => self.add_waiter(request),
+            Msg::AttachMemo { slot, seq, memo } => {
+                if let Some(inv) = self.invocation_mut(slot, seq) {
+                    inv.memo = Some(memo);
+                }
+            }
         }
+    }
+
+    /// The live invocation in `slot`, if it is still invocation number `seq`.
+    pub(super) fn invocation_mut(&mut self, slot: usize, seq: u64) -> Option<&mut Invocation> {
+        self.invocations
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|inv| inv.seq == seq)
     }
 
     /// Processes messages queued so far (including those steps sent while being polled).
@@ -194,6 +235,8 @@ impl<W: Workflow> RunLoop<W> {
                     seq,
                     last_error: None,
                     handles: queued.handles,
+                    memo: None,
+                    running: true,
                 });
                 self.attempt(slot, cx);
                 started += 1;
@@ -210,18 +253,24 @@ impl<W: Workflow> RunLoop<W> {
 
     /// Runs one attempt of the invocation in `slot`: polls it once, and parks it if pending.
     fn attempt(&mut self, slot: usize, cx: &mut TaskContext<'_>) {
+        self.invocations[slot].as_mut().expect("live slot").running = true;
         let inv = self.invocations[slot].as_ref().expect("live slot");
         let step = inv.step;
         let info = &W::STEPS[step];
         let max_attempts = W::__retry_policy(step).map_or(1, |p| p.max_attempts());
         let ctx = Context::new(
             self.shared.clone(),
-            step,
+            Placement {
+                step,
+                slot,
+                seq: inv.seq,
+            },
             RetryInfo {
                 attempt: inv.attempt,
                 max_attempts,
                 last_error: inv.last_error.clone(),
             },
+            inv.memo.clone(),
         );
         if self.internal_events {
             self.stream().publish(Arc::new(StepStateChanged {
@@ -252,7 +301,7 @@ impl<W: Workflow> RunLoop<W> {
             poll_step(&mut fut, cx)
         };
         match polled {
-            Poll::Ready(result) => self.complete(slot, Completion::Attempt(result), cx),
+            Poll::Ready(result) => self.complete(Completion::Attempt(slot, result), cx),
             Poll::Pending => self
                 .in_flight
                 .get_or_insert_with(FuturesUnordered::new)
@@ -261,14 +310,20 @@ impl<W: Workflow> RunLoop<W> {
     }
 
     /// Applies the end of an in-flight entry.
-    fn complete(&mut self, slot: usize, completion: Completion, cx: &mut TaskContext<'_>) {
-        let result = match completion {
-            Completion::BackoffOver => {
+    fn complete(&mut self, completion: Completion, cx: &mut TaskContext<'_>) {
+        let (slot, result) = match completion {
+            Completion::BackoffOver(slot) => {
                 self.retry_now.push_back(slot);
                 return;
             }
-            Completion::Attempt(result) => result,
+            Completion::WaitTimeout(key) => {
+                self.time_out_waiter(key);
+                return;
+            }
+            Completion::Attempt(slot, result) => (slot, result),
         };
+        // The attempt's future is gone, and with it any wait it had begun.
+        self.drop_waiters_of(slot);
         // Events the step sent through its context come before the one it returned.
         self.shared.core.take_messages(&mut self.inbox);
         self.drain_messages();
@@ -294,6 +349,12 @@ impl<W: Workflow> RunLoop<W> {
 
     fn release(&mut self, slot: usize) -> Invocation {
         let inv = self.invocations[slot].take().expect("live slot");
+        debug_assert!(
+            !self
+                .waiters
+                .iter()
+                .any(|w| w.slot == slot && w.seq == inv.seq)
+        );
         self.free.push(slot);
         self.active[inv.step] -= 1;
         inv
@@ -325,6 +386,7 @@ impl<W: Workflow> RunLoop<W> {
                 "step failed; retrying"
             );
             inv.attempt += 1;
+            inv.running = false;
             inv.last_error = Some(err.as_error().to_string());
             if delay.is_zero() {
                 self.retry_now.push_back(slot);
@@ -418,6 +480,9 @@ impl<W: Workflow> RunLoop<W> {
         self.queues.iter_mut().for_each(VecDeque::clear);
         self.invocations.clear();
         self.retry_now.clear();
+        // Dropping the replies ends any wait still pending.
+        self.waiters.clear();
+        self.shared.core.set_waiting(&[]);
         lock(&self.shared.core.collect).clear();
         self.stream().publish_last(last);
         self.shared.core.finish(outcome);
@@ -442,10 +507,22 @@ impl<W: Workflow> RunLoop<W> {
                 .any(|(i, (q, n))| !q.is_empty() && *n < W::STEPS[i].num_workers)
     }
 
-    fn is_idle(&self) -> bool {
-        self.in_flight.as_ref().is_none_or(|f| f.is_empty())
-            && self.retry_now.is_empty()
-            && self.queues.iter().all(VecDeque::is_empty)
+    /// Whether the run can only move on when an event arrives from outside: nothing queued,
+    /// and every live invocation waits for an event (or there is none).
+    fn is_blocked(&self) -> bool {
+        if !self.retry_now.is_empty() || !self.queues.iter().all(VecDeque::is_empty) {
+            return false;
+        }
+        self.invocations
+            .iter()
+            .enumerate()
+            .all(|(slot, inv)| match inv {
+                None => true,
+                Some(inv) => self
+                    .waiters
+                    .iter()
+                    .any(|w| w.slot == slot && w.seq == inv.seq),
+            })
     }
 
     fn poll_deadline(&mut self, cx: &mut TaskContext<'_>) {
@@ -506,8 +583,8 @@ impl<W: Workflow> Future for RunLoop<W> {
                     break;
                 };
                 match in_flight.poll_next_unpin(cx) {
-                    Poll::Ready(Some((slot, completion))) => {
-                        this.complete(slot, completion, cx);
+                    Poll::Ready(Some(completion)) => {
+                        this.complete(completion, cx);
                         budget = budget.saturating_sub(1);
                     }
                     _ => break,
@@ -526,7 +603,7 @@ impl<W: Workflow> Future for RunLoop<W> {
             if shared.core.take_or_park(&mut this.inbox, cx.waker()) {
                 continue;
             }
-            if this.is_idle() {
+            if this.is_blocked() {
                 if shared.core.abandoned() {
                     this.finish(Err(WorkflowError::Cancelled));
                     return Poll::Ready(());

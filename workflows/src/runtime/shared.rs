@@ -4,16 +4,23 @@
 //! sits here behind short, uncontended locks: the inbox of messages for the loop, the published
 //! event log, the outcome slot, the state, the store and the collect buffers.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::EventInfo;
 use crate::error::WorkflowError;
+use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
 use crate::store::Store;
 use crate::stream::StreamLog;
+use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, SendError};
 
 /// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
@@ -30,6 +37,26 @@ pub(crate) enum Msg {
     },
     /// End the run as cancelled.
     Cancel,
+    /// A step begins to wait for an event.
+    Wait(WaitRequest),
+    /// An invocation created its memo; the loop keeps it for snapshots.
+    AttachMemo {
+        slot: usize,
+        seq: u64,
+        memo: SharedMemo,
+    },
+}
+
+/// A waiter as a step registers it.
+pub(crate) struct WaitRequest {
+    pub(crate) id: String,
+    pub(crate) slot: usize,
+    pub(crate) seq: u64,
+    pub(crate) event: EventInfo,
+    pub(crate) requirements: Vec<Requirement>,
+    pub(crate) prompt: Option<Box<dyn AnyEvent>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) reply: oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>,
 }
 
 #[derive(Default)]
@@ -65,6 +92,8 @@ pub(crate) struct RunCore {
     /// Handlers and senders alive outside the run; at zero an idle run ends.
     external: AtomicUsize,
     finished: AtomicBool,
+    /// The event types that waiters accept right now (kept by the loop).
+    waiting: Mutex<Vec<TypeId>>,
 }
 
 impl RunCore {
@@ -79,6 +108,7 @@ impl RunCore {
             collect: Mutex::new(HashMap::new()),
             external: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
+            waiting: Mutex::new(Vec::new()),
         }
     }
 
@@ -199,7 +229,8 @@ impl RunCore {
         let routes = &self.routes;
         match target {
             None => {
-                if routes.receivers(ev.event_type_id()).is_empty() {
+                let ty = ev.event_type_id();
+                if routes.receivers(ty).is_empty() && !lock(&self.waiting).contains(&ty) {
                     Err(SendError::NoReceiver {
                         event: ev.name().to_owned(),
                         accepted: routes.accepted_names(),
@@ -227,6 +258,13 @@ impl RunCore {
                 }
             }
         }
+    }
+
+    /// Records which event types waiters accept.
+    pub(crate) fn set_waiting(&self, types: &[TypeId]) {
+        let mut waiting = lock(&self.waiting);
+        waiting.clear();
+        waiting.extend_from_slice(types);
     }
 
     /// Validates and queues an event for the loop.

@@ -1,0 +1,175 @@
+//! Waiters: steps suspended in `wait_for_event`, and how events and timeouts answer them.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::runtime::invocation::InFlight;
+use crate::runtime::run_loop::RunLoop;
+use crate::runtime::shared::{WaitRequest, lock};
+use crate::wait::{Requirement, WaitError};
+use crate::{AnyEvent, EventInfo, Workflow};
+
+pub(crate) type Reply = oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>;
+
+/// A step waiting for an event.
+pub(crate) struct Waiter {
+    /// Unique in the run; names the waiter's timer.
+    pub(crate) key: u64,
+    pub(crate) id: String,
+    /// The waiting invocation.
+    pub(crate) slot: usize,
+    pub(crate) seq: u64,
+    pub(crate) step: usize,
+    pub(crate) event: EventInfo,
+    pub(crate) requirements: Vec<Requirement>,
+    pub(crate) timeout: Option<Duration>,
+    /// Where the answer goes; `None` for a waiter restored from a snapshot whose step has not
+    /// run again yet.
+    pub(crate) reply: Option<Reply>,
+}
+
+impl<W: Workflow> RunLoop<W> {
+    /// Registers a waiter, or re-attaches a step that runs again to its restored waiter.
+    pub(super) fn add_waiter(&mut self, request: WaitRequest) {
+        let WaitRequest {
+            id,
+            slot,
+            seq,
+            event,
+            requirements,
+            prompt,
+            timeout,
+            reply,
+        } = request;
+        let Some(step) = self.invocation_mut(slot, seq).map(|inv| inv.step) else {
+            return; // The invocation already ended; dropping `reply` tells its future.
+        };
+        if let Some(waiter) = self
+            .waiters
+            .iter_mut()
+            .find(|w| w.id == id && w.slot == slot && w.seq == seq)
+        {
+            waiter.reply = Some(reply);
+            return;
+        }
+        if let Some(prompt) = prompt
+            && !self.waiters.iter().any(|w| w.id == id)
+        {
+            self.stream().publish(prompt.into());
+        }
+        let key = self.next_waiter_key;
+        self.next_waiter_key += 1;
+        if let Some(t) = timeout {
+            self.in_flight
+                .get_or_insert_with(Default::default)
+                .push(InFlight::wait_timer(key, tokio::time::sleep(t)));
+        }
+        self.waiters.push(Waiter {
+            key,
+            id,
+            slot,
+            seq,
+            step,
+            event,
+            requirements,
+            timeout,
+            reply: Some(reply),
+        });
+        self.sync_waiting_types();
+    }
+
+    /// Answers, for each step, its oldest waiter that `ev` matches (only `target`'s, when
+    /// given). Returns the steps answered: they do not also get `ev` as a normal input.
+    pub(super) fn answer_waiters(
+        &mut self,
+        ev: &dyn AnyEvent,
+        target: Option<usize>,
+    ) -> Vec<usize> {
+        let ty = ev.event_type_id();
+        let mut json = None;
+        let mut answered: Vec<usize> = Vec::new();
+        let mut index = 0;
+        while index < self.waiters.len() {
+            let w = &self.waiters[index];
+            let eligible = w.event.type_id == ty
+                && target.is_none_or(|t| t == w.step)
+                && !answered.contains(&w.step)
+                && w.reply.as_ref().is_none_or(|r| !r.is_closed());
+            let matches = eligible && {
+                w.requirements.is_empty() || {
+                    let value = json.get_or_insert_with(|| ev.to_json().unwrap_or_default());
+                    w.requirements.iter().all(|r| r.matches(value))
+                }
+            };
+            if matches {
+                let waiter = self.waiters.remove(index);
+                answered.push(waiter.step);
+                self.resolve(waiter, Ok(ev.clone_event()));
+            } else {
+                index += 1;
+            }
+        }
+        if !answered.is_empty() {
+            self.sync_waiting_types();
+        }
+        answered
+    }
+
+    /// Records the waiter's answer in its invocation's memo and hands it over; a restored
+    /// invocation without a running future is started again.
+    fn resolve(&mut self, waiter: Waiter, answer: Result<Box<dyn AnyEvent>, WaitError>) {
+        let Some(inv) = self.invocation_mut(waiter.slot, waiter.seq) else {
+            return;
+        };
+        let memo = inv.memo.get_or_insert_with(Default::default).clone();
+        let running = inv.running;
+        {
+            let mut memo = lock(&memo);
+            match &answer {
+                Ok(ev) => {
+                    memo.resolved.insert(waiter.id.clone(), ev.clone_event());
+                }
+                Err(_) => memo
+                    .timed_out
+                    .push((waiter.id.clone(), waiter.timeout.unwrap_or_default())),
+            }
+        }
+        match waiter.reply {
+            Some(reply) if running => {
+                let _ = reply.send(answer);
+            }
+            _ if !running => self.retry_now.push_back(waiter.slot),
+            _ => {}
+        }
+    }
+
+    /// The timer of waiter `key` fired.
+    pub(super) fn time_out_waiter(&mut self, key: u64) {
+        let Some(index) = self.waiters.iter().position(|w| w.key == key) else {
+            return; // Answered or gone already.
+        };
+        let waiter = self.waiters.remove(index);
+        self.sync_waiting_types();
+        let err = WaitError::Timeout {
+            waiter_id: waiter.id.clone(),
+            after: waiter.timeout.unwrap_or_default(),
+        };
+        self.resolve(waiter, Err(err));
+    }
+
+    /// Forgets the waiters of the invocation in `slot`: its attempt ended.
+    pub(super) fn drop_waiters_of(&mut self, slot: usize) {
+        let before = self.waiters.len();
+        self.waiters.retain(|w| w.slot != slot);
+        if self.waiters.len() != before {
+            self.sync_waiting_types();
+        }
+    }
+
+    /// Tells senders outside the loop which event types waiters accept.
+    fn sync_waiting_types(&self) {
+        let types: Vec<std::any::TypeId> = self.waiters.iter().map(|w| w.event.type_id).collect();
+        self.shared.core.set_waiting(&types);
+    }
+}
