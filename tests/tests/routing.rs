@@ -100,7 +100,7 @@ struct Targeted;
 
 #[workflow]
 impl Targeted {
-    #[step(sends(Job))]
+    #[step(sends(Job, Nobody))]
     async fn start(&self, ctx: &Context, _ev: StartEvent) -> Option<StopEvent<Vec<String>>> {
         let mut errors = Vec::new();
         ctx.send_event_to("worker_b", Job { id: 1 }).unwrap();
@@ -267,4 +267,65 @@ async fn an_event_no_step_accepts_fails_the_run_with_names() {
         matches!(&err, WorkflowError::Unroutable { step, event } if step == "start" && event == "Stray"),
         "{err}"
     );
+}
+
+struct Undeclared;
+
+#[workflow]
+impl Undeclared {
+    #[step]
+    async fn start(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<String> {
+        StopEvent::new(ctx.send_event(Job { id: 1 }).unwrap_err().to_string())
+    }
+
+    #[step]
+    async fn work(&self, _ev: Job) {}
+}
+
+#[tokio::test]
+async fn a_send_the_step_does_not_declare_is_an_error_naming_both() {
+    assert_eq!(
+        Undeclared.run(StartEvent::new()).await.unwrap(),
+        "step `start` sends `Job` without declaring it; add #[step(sends(Job))] to the step"
+    );
+}
+
+struct StopBySend;
+
+#[workflow]
+impl StopBySend {
+    #[step(sends(StopEvent<u32>))]
+    async fn start(&self, ctx: &Context, _ev: StartEvent) -> Option<StopEvent<u32>> {
+        ctx.send_event(StopEvent::new(7_u32)).unwrap();
+        None
+    }
+}
+
+struct Waits;
+
+#[workflow]
+impl Waits {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("?")
+    }
+
+    #[step]
+    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        StopEvent::new(ev.response)
+    }
+}
+
+#[tokio::test]
+async fn sending_the_stop_event_ends_the_run() {
+    assert_eq!(StopBySend.run(StartEvent::new()).await.unwrap(), 7);
+    // From outside too: the caller may end a waiting run with its stop event.
+    let handler = Waits.run(StartEvent::new());
+    let mut events = handler.stream_events();
+    use futures_util::StreamExt;
+    assert!(events.next().await.unwrap().is::<InputRequiredEvent>());
+    handler
+        .send_event(StopEvent::new("ended from outside".to_owned()))
+        .unwrap();
+    assert_eq!(handler.await.unwrap(), "ended from outside");
 }

@@ -65,6 +65,13 @@ pub(crate) fn parse_steps(item: &mut ItemImpl, errors: &mut Errors) -> Vec<StepM
                 TokenStream::new()
             }
         };
+        if let Some(cfg) = method.attrs.iter().find(|a| a.path().is_ident("cfg")) {
+            errors.at(
+                cfg,
+                "#[cfg] on a step is not supported: the step table would refer to a removed method; put the #[cfg] on the whole impl block, or branch inside the step",
+            );
+            continue;
+        }
         let args = step_args(tokens, errors);
         if let Some(step) = parse_signature(method, args, errors) {
             steps.push(step);

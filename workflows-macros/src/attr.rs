@@ -95,12 +95,12 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         } else if meta.path.is_ident("retry") {
             set_once(&mut retry, meta.value()?.parse()?, meta, errors);
         } else if meta.path.is_ident("sends") {
-            let mut types = Vec::new();
-            meta.parse_nested_meta(|inner| {
-                let path = inner.path;
-                types.push(syn::parse_quote!(#path));
-                Ok(())
-            })?;
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let types: Vec<Type> =
+                syn::punctuated::Punctuated::<Type, syn::Token![,]>::parse_terminated(&content)?
+                    .into_iter()
+                    .collect();
             set_once(&mut sends, types, meta, errors);
         } else {
             return Err(meta.error(

@@ -2,14 +2,14 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::runtime::memo::SharedMemo;
-use crate::runtime::shared::{Msg, RunShared, WaitRequest, lock};
+use crate::runtime::shared::{BufferKey, Msg, RunShared, WaitRequest, lock};
 use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
 
 /// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
@@ -247,12 +247,14 @@ impl<S: Send + 'static> Context<S> {
         self.run.core.routes.steps()[self.step].name
     }
 
-    /// Sends `ev` to every step that accepts its type (each gets its own copy).
+    /// Sends `ev` to every step that accepts its type (each gets its own copy). Sending the
+    /// workflow's stop event ends the run.
     ///
-    /// Fails when no step accepts the type, or when the run has ended. Declare the types a
-    /// step sends with `#[step(sends(A, B))]` so that they show in the workflow's graph.
+    /// The step must declare the types it sends, with `#[step(sends(A, B))]` (or return that
+    /// type), so that the workflow's graph is complete. Fails when the type is undeclared,
+    /// when no step accepts it, or when the run has ended.
     pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
-        self.run.core.send(Box::new(ev), None)
+        self.run.core.send_from(self.step, Box::new(ev), None)
     }
 
     /// Sends `ev` to the step named `step` only.
@@ -260,7 +262,7 @@ impl<S: Send + 'static> Context<S> {
     /// Fails when there is no such step, when it does not accept the type, or when the run has
     /// ended.
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
-        self.run.core.send(Box::new(ev), Some(step))
+        self.run.core.send_from(self.step, Box::new(ev), Some(step))
     }
 
     /// Publishes `ev` on the run's event stream for the caller (it is not routed to steps).
@@ -277,7 +279,7 @@ impl<S: Send + 'static> Context<S> {
         }
         // A buffer per type: everything in it is an `E`, so counting is enough.
         let mut buffers = lock(&self.run.core.collect);
-        let key = (self.step, format!("type:{}", E::NAME));
+        let key = (self.step, BufferKey::Type(std::any::TypeId::of::<E>()));
         let buffer = buffers.entry(key.clone()).or_default();
         buffer.push(Box::new(ev));
         if buffer.len() < count {
@@ -343,7 +345,7 @@ impl<S: Send + 'static> Context<S> {
             return Some(Vec::new());
         }
         let mut buffers = lock(&self.run.core.collect);
-        let key = (self.step, buffer_id.to_owned());
+        let key = (self.step, BufferKey::Named(buffer_id.to_owned()));
         let buffer = buffers.entry(key.clone()).or_default();
         buffer.push(ev);
         let picked = pick(buffer, expected)?;
@@ -361,14 +363,24 @@ impl<S: Send + 'static> Context<S> {
     }
 
     /// Reads the typed state.
+    ///
+    /// # Panics
+    ///
+    /// When called inside [`edit_state`](Self::edit_state) or another `state` call (the state
+    /// is borrowed), or after a step panicked in the middle of an edit.
     pub fn state<R>(&self, read: impl FnOnce(&S) -> R) -> R {
-        read(&lock(&self.run.state))
+        read(&lock_state(&self.run.state))
     }
 
     /// Edits the typed state atomically: no other step sees it half-edited or edits it
-    /// meanwhile. Keep the closure short; it cannot await.
+    /// meanwhile. Keep the closure short; it cannot await. If the closure panics, the step
+    /// fails and later state accesses fail too, rather than see a half-done edit.
+    ///
+    /// # Panics
+    ///
+    /// As [`state`](Self::state).
     pub fn edit_state<R>(&self, edit: impl FnOnce(&mut S) -> R) -> R {
-        edit(&mut lock(&self.run.state))
+        edit(&mut lock_state(&self.run.state))
     }
 
     /// The run's dynamic JSON store, addressed by dot paths.
@@ -379,6 +391,20 @@ impl<S: Send + 'static> Context<S> {
     /// This invocation's attempt number and its retry policy's limit.
     pub fn retry_info(&self) -> RetryInfo {
         self.retry.clone()
+    }
+}
+
+/// Locks the typed state. Steps of a run are polled by its control loop one at a time, so the
+/// lock is only ever held when a step re-enters it, which would deadlock: fail loudly instead.
+fn lock_state<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
+    match state.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::WouldBlock) => panic!(
+            "the run's state is already borrowed: ctx.state or ctx.edit_state was called inside another ctx.state or ctx.edit_state closure"
+        ),
+        Err(TryLockError::Poisoned(_)) => {
+            panic!("the run's state was left half-edited: a step panicked inside ctx.edit_state")
+        }
     }
 }
 

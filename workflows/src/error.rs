@@ -66,6 +66,15 @@ pub enum WorkflowError {
         /// The event's name.
         event: String,
     },
+    /// User code that the runtime itself calls panicked: an event's `Clone` or `Serialize`
+    /// implementation, or a retry predicate. The run ended; the process lives on.
+    #[error(
+        "the run ended because user code called by the runtime panicked (an event's Clone or Serialize, or a retry predicate): {message}"
+    )]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The run's timeout elapsed.
     #[error("the run timed out after {timeout:?}; steps still running: {}", list(.active_steps))]
     Timeout {
@@ -121,6 +130,16 @@ pub enum SendError {
         event: String,
         /// Every event name some step accepts.
         accepted: Vec<String>,
+    },
+    /// A step sent an event type it does not declare.
+    #[error(
+        "step `{step}` sends `{event}` without declaring it; add #[step(sends({event}))] to the step"
+    )]
+    Undeclared {
+        /// The sending step.
+        step: String,
+        /// The event's name.
+        event: String,
     },
     /// A send targeted a step the workflow does not have.
     #[error("no step named `{step}` in this workflow; its steps are: {}", .known.join(", "))]

@@ -115,8 +115,9 @@ impl RetryPolicy {
                 factor,
                 max,
             } => {
-                let exp = factor.powi(attempt.saturating_sub(1).min(64) as i32);
-                initial.mul_f64(exp).min(max)
+                // In f64, so that large factors or attempt counts saturate instead of overflowing.
+                let exp = factor.powi(attempt.saturating_sub(1).min(1024) as i32);
+                Duration::try_from_secs_f64(initial.as_secs_f64() * exp).map_or(max, |d| d.min(max))
             }
         };
         Some(self.apply_jitter(base))
@@ -130,7 +131,7 @@ impl RetryPolicy {
         let bits = std::hash::RandomState::new().build_hasher().finish();
         let unit = (bits >> 11) as f64 / (1u64 << 53) as f64; // in [0, 1)
         let factor = 1.0 + self.jitter * (2.0 * unit - 1.0);
-        base.mul_f64(factor.max(0.0))
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(base)
     }
 }
 
@@ -197,6 +198,19 @@ mod tests {
         );
         let d: Vec<_> = (1..6).map(|a| p.next_delay(a, &io("x")).unwrap()).collect();
         assert_eq!(d, [10, 20, 40, 50, 50].map(Duration::from_millis).to_vec());
+    }
+
+    #[test]
+    fn huge_backoffs_saturate_at_the_maximum() {
+        let p = RetryPolicy::attempts(u32::MAX).exponential(
+            Duration::from_secs(1),
+            10.0,
+            Duration::from_secs(60),
+        );
+        assert_eq!(p.next_delay(30, &io("x")), Some(Duration::from_secs(60)));
+        assert_eq!(p.next_delay(5000, &io("x")), Some(Duration::from_secs(60)));
+        let jittered = p.clone().jitter(1.0).next_delay(5000, &io("x")).unwrap();
+        assert!(jittered <= Duration::from_secs(120));
     }
 
     #[test]

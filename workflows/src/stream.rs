@@ -47,9 +47,13 @@ impl StreamEvent {
 
 #[derive(Default)]
 struct LogInner {
+    /// The sequence number of `events[0]` (non-zero for a run resumed from a snapshot).
+    base: u64,
     events: Vec<StreamEvent>,
     closed: bool,
-    wakers: Vec<Waker>,
+    /// One waker slot per live reader, so that readers that come and go leave nothing behind.
+    wakers: Vec<Option<Waker>>,
+    free: Vec<usize>,
 }
 
 /// The run's published events. Never blocks the run: readers follow at their own pace.
@@ -61,14 +65,14 @@ pub(crate) struct StreamLog {
 impl StreamLog {
     /// Appends `event` unless the stream is closed; wakes waiting readers.
     pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) {
-        let wakers = {
+        let wakers: Vec<Waker> = {
             let mut inner = lock(&self.inner);
             if inner.closed {
                 return;
             }
-            let seq = inner.events.len() as u64;
+            let seq = inner.base + inner.events.len() as u64;
             inner.events.push(StreamEvent { seq, event });
-            std::mem::take(&mut inner.wakers)
+            inner.wakers.iter_mut().filter_map(Option::take).collect()
         };
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -80,24 +84,43 @@ impl StreamLog {
     }
 
     pub(crate) fn close(&self) {
-        let wakers = {
+        let wakers: Vec<Waker> = {
             let mut inner = lock(&self.inner);
             inner.closed = true;
-            std::mem::take(&mut inner.wakers)
+            inner.wakers.iter_mut().filter_map(Option::take).collect()
         };
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    fn poll_at(&self, index: u64, waker: &Waker) -> Poll<Option<StreamEvent>> {
+    fn add_reader(&self) -> usize {
         let mut inner = lock(&self.inner);
-        if let Some(ev) = inner.events.get(index as usize) {
+        match inner.free.pop() {
+            Some(id) => id,
+            None => {
+                inner.wakers.push(None);
+                inner.wakers.len() - 1
+            }
+        }
+    }
+
+    fn remove_reader(&self, reader: usize) {
+        let mut inner = lock(&self.inner);
+        inner.wakers[reader] = None;
+        inner.free.push(reader);
+    }
+
+    fn poll_at(&self, seq: u64, reader: usize, waker: &Waker) -> Poll<Option<StreamEvent>> {
+        let mut inner = lock(&self.inner);
+        let index = seq.saturating_sub(inner.base) as usize;
+        if let Some(ev) = inner.events.get(index) {
             return Poll::Ready(Some(ev.clone()));
         }
         if inner.closed {
             return Poll::Ready(None);
         }
-        if !inner.wakers.iter().any(|w| w.will_wake(waker)) {
-            inner.wakers.push(waker.clone());
+        match &inner.wakers[reader] {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inner.wakers[reader] = Some(waker.clone()),
         }
         Poll::Pending
     }
@@ -137,11 +160,17 @@ impl StreamLog {
 pub struct EventStream {
     run: Arc<dyn HasCore>,
     next: u64,
+    reader: usize,
 }
 
 impl EventStream {
     pub(crate) fn new(run: Arc<dyn HasCore>, from: u64) -> Self {
-        EventStream { run, next: from }
+        let reader = run.core().stream.add_reader();
+        EventStream {
+            run,
+            next: from,
+            reader,
+        }
     }
 
     /// The sequence number of the next event this stream yields.
@@ -154,11 +183,21 @@ impl Stream for EventStream {
     type Item = StreamEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<StreamEvent>> {
-        let polled = self.run.core().stream.poll_at(self.next, cx.waker());
-        if let Poll::Ready(Some(_)) = &polled {
-            self.next += 1;
+        let polled = self
+            .run
+            .core()
+            .stream
+            .poll_at(self.next, self.reader, cx.waker());
+        if let Poll::Ready(Some(ev)) = &polled {
+            self.next = ev.seq + 1;
         }
         polled
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.run.core().stream.remove_reader(self.reader);
     }
 }
 
@@ -168,5 +207,36 @@ impl std::fmt::Debug for EventStream {
             .field("run_id", &self.run.core().run_id)
             .field("next", &self.next)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::routes::Routes;
+    use crate::runtime::shared::RunCore;
+    use futures_core::Stream;
+    use std::task::Context as TaskContext;
+
+    struct Run(RunCore);
+
+    impl HasCore for Run {
+        fn core(&self) -> &RunCore {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn readers_that_come_and_go_leave_no_waker_behind() {
+        let routes = Arc::new(Routes::new(&[], std::any::TypeId::of::<()>()));
+        let run: Arc<dyn HasCore> = Arc::new(Run(RunCore::new("r".into(), routes)));
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        for _ in 0..1000 {
+            let mut stream = EventStream::new(run.clone(), 0);
+            assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
+        }
+        let inner = lock(&run.core().stream.inner);
+        assert_eq!(inner.wakers.len(), 1, "one slot, reused by each new reader");
+        assert!(inner.wakers[0].is_none());
     }
 }

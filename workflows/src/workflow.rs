@@ -219,7 +219,7 @@ impl<W: Workflow> Runner<W> {
         Runner {
             inner: Arc::new(RunnerInner {
                 workflow,
-                routes: Arc::new(Routes::new(W::STEPS)),
+                routes: Arc::new(Routes::new(W::STEPS, std::any::TypeId::of::<W::Stop>())),
                 limit: None,
                 defaults: RunOptions::default(),
             }),

@@ -20,6 +20,12 @@ enum BOrStop {
     Stop(StopEvent<u8>),
 }
 
+/// A generic event, sent by a step that declares it with its type arguments.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct Wrapped<T: Clone + std::fmt::Debug + Send + Sync + Serialize + 'static> {
+    inner: T,
+}
+
 #[derive(Default, Serialize, Deserialize)]
 struct Memo {
     n: u8,
@@ -43,8 +49,13 @@ impl<T: Send + Sync + 'static> Generic<T> {
         Ok(Some(StopEvent::new(ctx.state(|m| m.n))))
     }
 
+    #[step(sends(Wrapped<u8>, A))]
+    async fn sink(&self, ctx: &Context<Memo>, _ev: HumanResponseEvent) {
+        ctx.send_event(Wrapped { inner: 1_u8 }).unwrap();
+    }
+
     #[step]
-    async fn sink(&self, _ev: HumanResponseEvent) {}
+    async fn unwrap(&self, _ev: Wrapped<u8>) {}
 }
 
 fn main() {

@@ -161,8 +161,10 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
     let event = &step.event;
     let output = &step.output;
     let call = match &step.ctx {
-        Some(ctx_ty) => quote_spanned! {ctx_ty.span()=> this.#method(&ctx, ev).await },
-        None => quote! {{ let _ = &ctx; this.#method(ev).await }},
+        // `Self::method(&*this, ..)`, not `this.method(..)`: a step named like a method of
+        // `Arc` (`clone`, `as_ref`, ...) must still call the step.
+        Some(ctx_ty) => quote_spanned! {ctx_ty.span()=> Self::#method(&*this, &ctx, ev).await },
+        None => quote! {{ let _ = &ctx; Self::#method(&*this, ev).await }},
     };
     let boxed = quote_spanned! {method.span()=>
         #krate::__private::box_step(async move {

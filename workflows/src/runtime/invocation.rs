@@ -22,14 +22,26 @@ pub(crate) struct Invocation {
     /// The invocation's number within the run.
     pub(crate) seq: u64,
     pub(crate) last_error: Option<String>,
-    /// For a failure handler: the failure it handles, which ends the run if it does not recover.
-    pub(crate) handles: Option<Arc<WorkflowError>>,
+    /// For a failure handler: the failure it handles, which ends the run unless a handler
+    /// recovers.
+    pub(crate) handles: Option<SharedFailure>,
     /// Answered waits and `once` results, once the step has used either.
     pub(crate) memo: Option<SharedMemo>,
     /// Whether a future for the current attempt exists. A restored invocation that was waiting
     /// has none until its waiter is answered.
     pub(crate) running: bool,
 }
+
+/// A step's failure, offered to the workflow's failure handlers (steps accepting
+/// `StepFailed`). The run fails with `error` once every handler declined.
+pub(crate) struct Failure {
+    pub(crate) error: Option<WorkflowError>,
+    /// Handlers that have not finished yet.
+    pub(crate) undecided: usize,
+    pub(crate) recovered: bool,
+}
+
+pub(crate) type SharedFailure = Arc<std::sync::Mutex<Failure>>;
 
 /// Why one attempt failed.
 pub(crate) enum AttemptError {
@@ -80,18 +92,15 @@ pub(crate) enum Completion {
     Attempt(usize, AttemptResult),
     /// The wait before the retry of the invocation in this slot is over.
     BackoffOver(usize),
-    /// The timeout of the waiter with this key elapsed.
-    WaitTimeout(u64),
 }
 
 enum Work {
     Step(usize, StepFuture),
     Backoff(usize, Pin<Box<Sleep>>),
-    WaitTimer(u64, Pin<Box<Sleep>>),
 }
 
-/// Pending work of the run (a step, a retry back-off or a wait timeout), polled inside the
-/// loop's `FuturesUnordered`.
+/// Pending work of the run (a step or a retry back-off), polled inside the loop's
+/// `FuturesUnordered`.
 pub(crate) struct InFlight {
     work: Work,
     span: tracing::Span,
@@ -108,13 +117,6 @@ impl InFlight {
     pub(crate) fn backoff(slot: usize, sleep: Sleep) -> Self {
         InFlight {
             work: Work::Backoff(slot, Box::pin(sleep)),
-            span: tracing::Span::none(),
-        }
-    }
-
-    pub(crate) fn wait_timer(waiter: u64, sleep: Sleep) -> Self {
-        InFlight {
-            work: Work::WaitTimer(waiter, Box::pin(sleep)),
             span: tracing::Span::none(),
         }
     }
@@ -137,13 +139,6 @@ impl Future for InFlight {
                     .as_mut()
                     .poll(cx)
                     .map(|()| Completion::BackoffOver(slot))
-            }
-            Work::WaitTimer(key, sleep) => {
-                let key = *key;
-                sleep
-                    .as_mut()
-                    .poll(cx)
-                    .map(|()| Completion::WaitTimeout(key))
             }
         }
     }

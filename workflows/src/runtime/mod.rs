@@ -45,19 +45,11 @@ pub(crate) fn spawn_run<W: Workflow>(
             target: None,
         })
         .expect("a new run accepts events");
-    let run_loop = RunLoop::new(inner.workflow.clone(), shared, options);
-    match inner.limit.clone() {
-        None => {
-            tokio.spawn(run_loop);
-        }
-        Some(limit) => {
-            tokio.spawn(async move {
-                // The semaphore is never closed, so acquiring only waits.
-                // The run's clock (its timeout) starts at its first poll, after this wait.
-                let _permit = limit.acquire_owned().await;
-                run_loop.await
-            });
-        }
+    let mut run_loop = RunLoop::new(inner.workflow.clone(), shared, options);
+    if let Some(limit) = inner.limit.clone() {
+        // The run's clock (its timeout) starts once it has a slot.
+        run_loop.limit_by(limit);
     }
+    tokio.spawn(run_loop);
     handler
 }

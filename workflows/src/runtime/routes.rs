@@ -9,11 +9,13 @@ use crate::StepInfo;
 
 pub(crate) struct Routes {
     steps: &'static [StepInfo],
+    /// The workflow's stop event type: sending one ends the run.
+    stop: TypeId,
     by_type: Vec<(TypeId, Box<[usize]>)>,
 }
 
 impl Routes {
-    pub(crate) fn new(steps: &'static [StepInfo]) -> Self {
+    pub(crate) fn new(steps: &'static [StepInfo], stop: TypeId) -> Self {
         let mut by_type: Vec<(TypeId, Vec<usize>)> = Vec::new();
         for (index, step) in steps.iter().enumerate() {
             for info in step.accepts {
@@ -25,6 +27,7 @@ impl Routes {
         }
         Routes {
             steps,
+            stop,
             by_type: by_type
                 .into_iter()
                 .map(|(ty, r)| (ty, r.into_boxed_slice()))
@@ -43,6 +46,10 @@ impl Routes {
             .find(|(t, _)| *t == ty)
             .map(|(_, r)| &**r)
             .unwrap_or(&[])
+    }
+
+    pub(crate) fn is_stop(&self, ty: TypeId) -> bool {
+        ty == self.stop
     }
 
     pub(crate) fn step_index(&self, name: &str) -> Option<usize> {

@@ -14,11 +14,18 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+
+use crate::error::PanicError;
 
 use crate::context::Placement;
 use crate::lifecycle::{StepState, StepStateChanged, WorkflowIdle};
-use crate::runtime::invocation::{AttemptError, Completion, InFlight, Invocation, poll_step};
+use crate::runtime::invocation::{
+    AttemptError, Completion, Failure, InFlight, Invocation, SharedFailure, poll_step,
+};
 use crate::runtime::shared::{Msg, RunShared, lock};
 use crate::runtime::waiters::Waiter;
 use crate::stream::StreamLog;
@@ -27,14 +34,17 @@ use crate::{
     WorkflowCancelled, WorkflowError, WorkflowFailed, WorkflowTimedOut,
 };
 
+/// Waiting for a slot among a runner's concurrent runs.
+type SlotWait = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
 /// Dispatches per poll before the loop yields to the scheduler.
 const BUDGET: u32 = 256;
 
 /// An event waiting in a step's queue.
 pub(super) struct Queued {
     pub(super) ev: Box<dyn AnyEvent>,
-    /// For a `StepFailed` event: the failure, which ends the run unless the handler recovers.
-    pub(super) handles: Option<Arc<WorkflowError>>,
+    /// For a `StepFailed` event: the failure, which ends the run unless a handler recovers.
+    pub(super) handles: Option<SharedFailure>,
 }
 
 pub(crate) struct RunLoop<W: Workflow> {
@@ -49,13 +59,19 @@ pub(crate) struct RunLoop<W: Workflow> {
     /// Slots whose (re-)run is due now.
     pub(super) retry_now: VecDeque<usize>,
     pub(super) waiters: Vec<Waiter>,
-    pub(super) next_waiter_key: u64,
+    /// Fires at the earliest waiter deadline.
+    pub(super) wait_timer: Option<Pin<Box<Sleep>>>,
     inbox: VecDeque<Msg>,
+    /// The wait for a slot among the runner's concurrent runs, and then the slot itself.
+    acquire: Option<SlotWait>,
+    permit: Option<OwnedSemaphorePermit>,
     timeout: Option<Duration>,
     deadline: Option<Pin<Box<Sleep>>>,
     internal_events: bool,
     idle_published: bool,
     pub(super) next_seq: u64,
+    /// The step `start_ready` visits first next time.
+    cursor: usize,
     pub(super) done: bool,
     pub(super) span: tracing::Span,
 }
@@ -82,13 +98,16 @@ impl<W: Workflow> RunLoop<W> {
             in_flight: None,
             retry_now: VecDeque::new(),
             waiters: Vec::new(),
-            next_waiter_key: 0,
+            wait_timer: None,
             inbox: VecDeque::new(),
+            acquire: None,
+            permit: None,
             timeout: options.get_timeout(),
             deadline: None,
             internal_events: options.wants_internal_events(),
             idle_published: false,
             next_seq: 0,
+            cursor: 0,
             done: false,
             span,
         }
@@ -101,6 +120,10 @@ impl<W: Workflow> RunLoop<W> {
     /// Hands `ev` to matching waiters first (one per step), then queues it for `target`, or
     /// for every other step accepting its type.
     fn deliver(&mut self, ev: Box<dyn AnyEvent>, target: Option<usize>, from: Option<usize>) {
+        if ev.event_type_id() == std::any::TypeId::of::<W::Stop>() {
+            self.stop_with(ev);
+            return;
+        }
         let answered = if self.waiters.is_empty() {
             Vec::new()
         } else {
@@ -152,18 +175,19 @@ impl<W: Workflow> RunLoop<W> {
 
     /// Handles an event a step returned.
     fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>) {
-        if ev.event_type_id() == std::any::TypeId::of::<W::Stop>() {
-            let published: Arc<dyn AnyEvent> = Arc::from(ev.clone_event());
-            let stop = ev
-                .downcast::<W::Stop>()
-                .unwrap_or_else(|_| unreachable!("type id checked"));
-            self.finish_with(Ok(Box::new(stop.into_output())), published);
-            return;
-        }
         if ev.kind() == EventKind::InputRequired {
             self.stream().publish(Arc::from(ev.clone_event()));
         }
         self.deliver(ev, None, Some(from));
+    }
+
+    /// Ends the run with its stop event `ev`.
+    fn stop_with(&mut self, ev: Box<dyn AnyEvent>) {
+        let published: Arc<dyn AnyEvent> = Arc::from(ev.clone_event());
+        match ev.downcast::<W::Stop>() {
+            Ok(stop) => self.finish_with(Ok(Box::new(stop.into_output())), published),
+            Err(_) => unreachable!("called for the stop type only"),
+        }
     }
 
     fn handle_msg(&mut self, msg: Msg) {
@@ -210,21 +234,25 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    /// Starts queued events on every step with a free worker. Returns how many started.
-    fn start_ready(&mut self, cx: &mut TaskContext<'_>, budget: &mut u32) -> u32 {
-        let mut started = 0;
-        while let Some(slot) = self.retry_now.pop_front() {
+    /// Starts due retries, then queued events on every step with a free worker, visiting the
+    /// steps round-robin so that a step that feeds itself cannot starve the others.
+    fn start_ready(&mut self, cx: &mut TaskContext<'_>, budget: &mut u32) {
+        while *budget > 0
+            && !self.done
+            && let Some(slot) = self.retry_now.pop_front()
+        {
             self.attempt(slot, cx);
-            started += 1;
+            *budget -= 1;
         }
-        let mut step = 0;
-        while step < self.queues.len() && !self.done {
-            if *budget == 0 {
-                break;
-            }
+        let steps = self.queues.len();
+        let mut passed_without_start = 0;
+        while passed_without_start < steps && *budget > 0 && !self.done {
+            let step = self.cursor;
+            self.cursor = (self.cursor + 1) % steps;
             if self.active[step] < W::STEPS[step].num_workers
                 && let Some(queued) = self.queues[step].pop_front()
             {
+                passed_without_start = 0;
                 self.active[step] += 1;
                 let seq = self.next_seq;
                 self.next_seq += 1;
@@ -239,16 +267,12 @@ impl<W: Workflow> RunLoop<W> {
                     running: true,
                 });
                 self.attempt(slot, cx);
-                started += 1;
                 *budget -= 1;
                 self.idle_published = false;
-                // Events emitted by that step may have filled earlier queues: rescan.
-                step = 0;
-                continue;
+            } else {
+                passed_without_start += 1;
             }
-            step += 1;
         }
-        started
     }
 
     /// Runs one attempt of the invocation in `slot`: polls it once, and parks it if pending.
@@ -316,10 +340,6 @@ impl<W: Workflow> RunLoop<W> {
                 self.retry_now.push_back(slot);
                 return;
             }
-            Completion::WaitTimeout(key) => {
-                self.time_out_waiter(key);
-                return;
-            }
             Completion::Attempt(slot, result) => (slot, result),
         };
         // The attempt's future is gone, and with it any wait it had begun.
@@ -334,13 +354,21 @@ impl<W: Workflow> RunLoop<W> {
             Ok(output) => {
                 let inv = self.release(slot);
                 self.publish_finished(&inv, output.as_deref());
-                match output {
-                    Some(ev) => self.emit(inv.step, ev),
-                    None => {
-                        if let Some(failure) = inv.handles {
-                            self.fail(failure);
-                        }
+                if let Some(failure) = &inv.handles {
+                    let mut failure = lock(failure);
+                    failure.undecided -= 1;
+                    failure.recovered |= output.is_some();
+                    if failure.undecided == 0
+                        && !failure.recovered
+                        && let Some(error) = failure.error.take()
+                    {
+                        drop(failure);
+                        self.finish(Err(error));
+                        return;
                     }
+                }
+                if let Some(ev) = output {
+                    self.emit(inv.step, ev);
                 }
             }
             Err(err) => self.retry_or_fail(slot, err, cx),
@@ -407,9 +435,9 @@ impl<W: Workflow> RunLoop<W> {
             .receivers(std::any::TypeId::of::<StepFailed>())
             .to_vec();
         let error = err.into_workflow_error(name, inv.attempt);
-        let is_handler = handlers.contains(&step);
-        if handlers.is_empty() || is_handler {
-            self.fail(Arc::new(error));
+        // A failing failure handler ends the run with its own error.
+        if handlers.is_empty() || handlers.contains(&step) {
+            self.finish(Err(error));
             return;
         }
         let failed = StepFailed {
@@ -423,23 +451,17 @@ impl<W: Workflow> RunLoop<W> {
             input_event: inv.input.name().to_owned(),
             input: inv.input.to_json().unwrap_or(serde_json::Value::Null),
         };
-        let error = Arc::new(error);
+        let failure = Arc::new(std::sync::Mutex::new(Failure {
+            error: Some(error),
+            undecided: handlers.len(),
+            recovered: false,
+        }));
         for handler in handlers {
             self.queues[handler].push_back(Queued {
                 ev: Box::new(failed.clone()),
-                handles: Some(error.clone()),
+                handles: Some(failure.clone()),
             });
         }
-    }
-
-    /// Ends the run with `error`.
-    fn fail(&mut self, error: Arc<WorkflowError>) {
-        let error = Arc::try_unwrap(error).unwrap_or_else(|shared| WorkflowError::StepFailed {
-            step: step_of(&shared).unwrap_or_default(),
-            attempts: attempts_of(&shared),
-            source: shared.to_string().into(),
-        });
-        self.finish(Err(error));
     }
 
     /// Ends the run with `outcome`, publishing the matching last event.
@@ -488,11 +510,12 @@ impl<W: Workflow> RunLoop<W> {
         self.shared.core.finish(outcome);
     }
 
+    /// The steps running or with events queued.
     fn active_steps(&self) -> Vec<String> {
         W::STEPS
             .iter()
-            .zip(&self.active)
-            .filter(|(_, n)| **n > 0)
+            .zip(self.active.iter().zip(&self.queues))
+            .filter(|(_, (n, q))| **n > 0 || !q.is_empty())
             .map(|(s, _)| s.name.to_owned())
             .collect()
     }
@@ -551,11 +574,95 @@ fn step_of(err: &WorkflowError) -> Option<String> {
     }
 }
 
-fn attempts_of(err: &WorkflowError) -> u32 {
-    match err {
-        WorkflowError::StepFailed { attempts, .. }
-        | WorkflowError::StepPanicked { attempts, .. } => *attempts,
-        _ => 1,
+impl<W: Workflow> RunLoop<W> {
+    /// Makes the run wait for a slot of `limit` before it starts.
+    pub(crate) fn limit_by(&mut self, limit: Arc<Semaphore>) {
+        self.acquire = Some(Box::pin(limit.acquire_owned()));
+    }
+
+    /// Waits for the run's slot, if it needs one; meanwhile only a cancel is acted on.
+    /// Returns whether the run may go on.
+    fn poll_slot(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let Some(acquire) = self.acquire.as_mut() else {
+            return true;
+        };
+        if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
+            // The semaphore is never closed, so acquiring only waits.
+            self.permit = permit.ok();
+            self.acquire = None;
+            return true;
+        }
+        while self.shared.core.take_or_park(&mut self.inbox, cx.waker()) {}
+        if self.inbox.iter().any(|m| matches!(m, Msg::Cancel)) {
+            self.finish(Err(WorkflowError::Cancelled));
+        }
+        false
+    }
+
+    fn poll_run(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if !self.poll_slot(cx) {
+            return if self.done {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
+        }
+        self.poll_deadline(cx);
+        let shared = self.shared.clone();
+        shared.core.begin_poll(&mut self.inbox);
+        let mut budget = BUDGET;
+        loop {
+            self.drain_messages();
+            if !self.done {
+                self.start_ready(cx, &mut budget);
+            }
+            while !self.done && budget > 0 {
+                let Some(in_flight) = self.in_flight.as_mut() else {
+                    break;
+                };
+                match in_flight.poll_next_unpin(cx) {
+                    Poll::Ready(Some(completion)) => {
+                        self.complete(completion, cx);
+                        budget -= 1;
+                    }
+                    _ => break,
+                }
+            }
+            if !self.done {
+                self.poll_wait_timer(cx);
+            }
+            if self.done {
+                return Poll::Ready(());
+            }
+            if budget == 0 {
+                // Let other tasks run; the inbox stays marked as being drained.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if self.has_queued_work() || !self.inbox.is_empty() {
+                continue;
+            }
+            if shared.core.take_or_park(&mut self.inbox, cx.waker()) {
+                continue;
+            }
+            if self.is_blocked() {
+                if shared.core.abandoned() {
+                    // A sender may have queued a message just before it went away.
+                    if shared.core.take_or_park(&mut self.inbox, cx.waker()) {
+                        continue;
+                    }
+                    self.finish(Err(WorkflowError::Cancelled));
+                    return Poll::Ready(());
+                }
+                if self.internal_events && !self.idle_published {
+                    self.idle_published = true;
+                    self.stream().publish(Arc::new(WorkflowIdle {}));
+                }
+            } else {
+                self.idle_published = false;
+            }
+            return Poll::Pending;
+        }
     }
 }
 
@@ -569,53 +676,15 @@ impl<W: Workflow> Future for RunLoop<W> {
         if this.done {
             return Poll::Ready(());
         }
-        this.poll_deadline(cx);
-        let shared = this.shared.clone();
-        shared.core.begin_poll(&mut this.inbox);
-        let mut budget = BUDGET;
-        loop {
-            this.drain_messages();
-            if !this.done {
-                this.start_ready(cx, &mut budget);
+        // Step futures catch their own panics; this catches those of user code the loop calls
+        // itself (an event's Clone or Serialize, a retry predicate).
+        match catch_unwind(AssertUnwindSafe(|| this.poll_run(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let message = PanicError::from_payload(&*payload).message;
+                this.finish(Err(WorkflowError::Panicked { message }));
+                Poll::Ready(())
             }
-            while !this.done {
-                let Some(in_flight) = this.in_flight.as_mut() else {
-                    break;
-                };
-                match in_flight.poll_next_unpin(cx) {
-                    Poll::Ready(Some(completion)) => {
-                        this.complete(completion, cx);
-                        budget = budget.saturating_sub(1);
-                    }
-                    _ => break,
-                }
-            }
-            if this.done {
-                return Poll::Ready(());
-            }
-            if this.has_queued_work() || !this.inbox.is_empty() {
-                if budget == 0 {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                continue;
-            }
-            if shared.core.take_or_park(&mut this.inbox, cx.waker()) {
-                continue;
-            }
-            if this.is_blocked() {
-                if shared.core.abandoned() {
-                    this.finish(Err(WorkflowError::Cancelled));
-                    return Poll::Ready(());
-                }
-                if this.internal_events && !this.idle_published {
-                    this.idle_published = true;
-                    this.stream().publish(Arc::new(WorkflowIdle {}));
-                }
-            } else {
-                this.idle_published = false;
-            }
-            return Poll::Pending;
         }
     }
 }

@@ -77,8 +77,17 @@ struct OutcomeSlot {
     waker: Option<Waker>,
 }
 
-/// Collect buffers, keyed by step index and buffer id.
-pub(crate) type CollectBuffers = HashMap<(usize, String), Vec<Box<dyn AnyEvent>>>;
+/// Which buffer of a step `collect` or `collect_events` uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum BufferKey {
+    /// `collect::<E>`: one buffer per event type.
+    Type(TypeId),
+    /// `collect_events` and `collect_events_in`: named buffers.
+    Named(String),
+}
+
+/// Collect buffers, keyed by step index and buffer.
+pub(crate) type CollectBuffers = HashMap<(usize, BufferKey), Vec<Box<dyn AnyEvent>>>;
 
 /// The state of a run shared outside its control loop, apart from the typed state.
 pub(crate) struct RunCore {
@@ -230,7 +239,10 @@ impl RunCore {
         match target {
             None => {
                 let ty = ev.event_type_id();
-                if routes.receivers(ty).is_empty() && !lock(&self.waiting).contains(&ty) {
+                if routes.receivers(ty).is_empty()
+                    && !routes.is_stop(ty)
+                    && !lock(&self.waiting).contains(&ty)
+                {
                     Err(SendError::NoReceiver {
                         event: ev.name().to_owned(),
                         accepted: routes.accepted_names(),
@@ -278,6 +290,25 @@ impl RunCore {
         }
         let target = self.resolve_target(&*ev, target)?;
         self.push(Msg::Event { ev, target })
+    }
+
+    /// [`send`](Self::send) from a step, which must have declared the event's type.
+    pub(crate) fn send_from(
+        &self,
+        step: usize,
+        ev: Box<dyn AnyEvent>,
+        target: Option<&str>,
+    ) -> Result<(), SendError> {
+        let info = &self.routes.steps()[step];
+        let ty = ev.event_type_id();
+        let declared = |events: &[crate::EventInfo]| events.iter().any(|e| e.type_id == ty);
+        if !declared(info.sends) && !declared(info.emits) {
+            return Err(SendError::Undeclared {
+                step: info.name.to_owned(),
+                event: ev.name().to_owned(),
+            });
+        }
+        self.send(ev, target)
     }
 }
 

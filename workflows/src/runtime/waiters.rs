@@ -4,18 +4,18 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::runtime::invocation::InFlight;
+use std::future::Future;
+
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::{WaitRequest, lock};
 use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, EventInfo, Workflow};
+use tokio::time::Instant;
 
 pub(crate) type Reply = oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>;
 
 /// A step waiting for an event.
 pub(crate) struct Waiter {
-    /// Unique in the run; names the waiter's timer.
-    pub(crate) key: u64,
     pub(crate) id: String,
     /// The waiting invocation.
     pub(crate) slot: usize,
@@ -24,6 +24,8 @@ pub(crate) struct Waiter {
     pub(crate) event: EventInfo,
     pub(crate) requirements: Vec<Requirement>,
     pub(crate) timeout: Option<Duration>,
+    /// When the timeout elapses.
+    pub(crate) deadline: Option<Instant>,
     /// Where the answer goes; `None` for a waiter restored from a snapshot whose step has not
     /// run again yet.
     pub(crate) reply: Option<Reply>,
@@ -58,15 +60,8 @@ impl<W: Workflow> RunLoop<W> {
         {
             self.stream().publish(prompt.into());
         }
-        let key = self.next_waiter_key;
-        self.next_waiter_key += 1;
-        if let Some(t) = timeout {
-            self.in_flight
-                .get_or_insert_with(Default::default)
-                .push(InFlight::wait_timer(key, tokio::time::sleep(t)));
-        }
+        let deadline = timeout.map(|t| Instant::now() + t);
         self.waiters.push(Waiter {
-            key,
             id,
             slot,
             seq,
@@ -74,9 +69,10 @@ impl<W: Workflow> RunLoop<W> {
             event,
             requirements,
             timeout,
+            deadline,
             reply: Some(reply),
         });
-        self.sync_waiting_types();
+        self.waiters_changed();
     }
 
     /// Answers, for each step, its oldest waiter that `ev` matches (only `target`'s, when
@@ -111,7 +107,7 @@ impl<W: Workflow> RunLoop<W> {
             }
         }
         if !answered.is_empty() {
-            self.sync_waiting_types();
+            self.waiters_changed();
         }
         answered
     }
@@ -144,18 +140,29 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    /// The timer of waiter `key` fired.
-    pub(super) fn time_out_waiter(&mut self, key: u64) {
-        let Some(index) = self.waiters.iter().position(|w| w.key == key) else {
-            return; // Answered or gone already.
+    /// Times out the waiters whose deadline has passed, when the wait timer fires.
+    pub(super) fn poll_wait_timer(&mut self, cx: &mut std::task::Context<'_>) {
+        let Some(timer) = self.wait_timer.as_mut() else {
+            return;
         };
-        let waiter = self.waiters.remove(index);
-        self.sync_waiting_types();
-        let err = WaitError::Timeout {
-            waiter_id: waiter.id.clone(),
-            after: waiter.timeout.unwrap_or_default(),
-        };
-        self.resolve(waiter, Err(err));
+        if timer.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        let now = Instant::now();
+        let mut index = 0;
+        while index < self.waiters.len() {
+            if self.waiters[index].deadline.is_some_and(|d| d <= now) {
+                let waiter = self.waiters.remove(index);
+                let err = WaitError::Timeout {
+                    waiter_id: waiter.id.clone(),
+                    after: waiter.timeout.unwrap_or_default(),
+                };
+                self.resolve(waiter, Err(err));
+            } else {
+                index += 1;
+            }
+        }
+        self.waiters_changed();
     }
 
     /// Forgets the waiters of the invocation in `slot`: its attempt ended.
@@ -163,13 +170,21 @@ impl<W: Workflow> RunLoop<W> {
         let before = self.waiters.len();
         self.waiters.retain(|w| w.slot != slot);
         if self.waiters.len() != before {
-            self.sync_waiting_types();
+            self.waiters_changed();
         }
     }
 
-    /// Tells senders outside the loop which event types waiters accept.
-    fn sync_waiting_types(&self) {
+    /// Tells senders outside the loop which event types waiters accept, and sets the wait
+    /// timer to the earliest deadline.
+    pub(super) fn waiters_changed(&mut self) {
         let types: Vec<std::any::TypeId> = self.waiters.iter().map(|w| w.event.type_id).collect();
         self.shared.core.set_waiting(&types);
+        match self.waiters.iter().filter_map(|w| w.deadline).min() {
+            None => self.wait_timer = None,
+            Some(earliest) => match self.wait_timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(earliest),
+                None => self.wait_timer = Some(Box::pin(tokio::time::sleep_until(earliest))),
+            },
+        }
     }
 }
