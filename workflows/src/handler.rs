@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use crate::runtime::shared::{HasCore, Msg, RunCore};
-use crate::{Event, EventStream, InputRequired, SendError, WorkflowError};
+use crate::{Event, EventStream, InputRequired, SendError, Snapshot, SnapshotError, WorkflowError};
 
 /// A running workflow. Returned at once by `run()`; awaiting it gives the run's typed result
 /// or a [`WorkflowError`].
@@ -112,6 +112,21 @@ impl<T> Handler<T> {
     /// [`WorkflowError::Cancelled`]. Cancelling a finished run does nothing.
     pub fn cancel_run(&self) {
         let _ = self.core().push(Msg::Cancel);
+    }
+
+    /// The run's whole context as a [`Snapshot`], to store and resume later, possibly in
+    /// another process. Works on a running run (the snapshot is taken between two steps of
+    /// its control loop), on a cancelled or timed-out one (as it was at that moment, and
+    /// resumable), and on a finished one (its final state; not resumable).
+    pub async fn snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.core().push(Msg::Snapshot(reply)).is_ok()
+            && let Ok(result) = answer.await
+        {
+            return result;
+        }
+        // The run ended before its loop took the snapshot.
+        self.run.final_snapshot()
     }
 
     /// A cloneable handle that can send events into the run and cancel it, and keeps an idle

@@ -55,6 +55,7 @@ mod lifecycle;
 pub mod registry;
 mod retry;
 mod runtime;
+mod snapshot;
 mod step;
 mod store;
 mod stream;
@@ -72,6 +73,10 @@ pub use lifecycle::{
     WorkflowTimedOut,
 };
 pub use retry::{RetryInfo, RetryPolicy};
+pub use snapshot::{
+    BufferName, CollectBuffer, InvocationRecord, QueuedEvent, ResumeError, RunStatus,
+    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
+};
 pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};

@@ -12,6 +12,7 @@ use crate::{AnyEvent, Event, EventKind};
 /// One registered event type. Created by `#[derive(Event)]`; users do not build these.
 #[doc(hidden)]
 pub struct EventRegistration {
+    pub(crate) info: crate::EventInfo,
     pub(crate) name: &'static str,
     pub(crate) kind: EventKind,
     pub(crate) type_name: fn() -> &'static str,
@@ -22,6 +23,7 @@ impl EventRegistration {
     /// The registration of `E`.
     pub const fn new<E: Event + serde::de::DeserializeOwned>() -> Self {
         EventRegistration {
+            info: crate::EventInfo::of::<E>(),
             name: E::NAME,
             kind: E::KIND,
             type_name: std::any::type_name::<E>,
@@ -147,6 +149,11 @@ pub fn decode(
     value: serde_json::Value,
 ) -> Option<serde_json::Result<Box<dyn AnyEvent>>> {
     registry().by_name.get(name).map(|reg| (reg.decode)(value))
+}
+
+/// Static facts about the registered event type called `name`.
+pub(crate) fn info_of(name: &str) -> Option<crate::EventInfo> {
+    registry().by_name.get(name).map(|reg| reg.info)
 }
 
 /// The kind of the registered event type called `name`.

@@ -63,6 +63,22 @@ pub(crate) struct StreamLog {
 }
 
 impl StreamLog {
+    /// A log whose first event will have sequence number `base`.
+    pub(crate) fn starting_at(base: u64) -> Self {
+        StreamLog {
+            inner: Mutex::new(LogInner {
+                base,
+                ..LogInner::default()
+            }),
+        }
+    }
+
+    /// The sequence number the next published event gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        let inner = lock(&self.inner);
+        inner.base + inner.events.len() as u64
+    }
+
     /// Appends `event` unless the stream is closed; wakes waiting readers.
     pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) {
         let wakers: Vec<Waker> = {
@@ -224,11 +240,15 @@ mod tests {
         fn core(&self) -> &RunCore {
             &self.0
         }
+
+        fn final_snapshot(&self) -> Result<crate::Snapshot, crate::SnapshotError> {
+            unreachable!("not used here")
+        }
     }
 
     #[test]
     fn readers_that_come_and_go_leave_no_waker_behind() {
-        let routes = Arc::new(Routes::new(&[], std::any::TypeId::of::<()>()));
+        let routes = Arc::new(Routes::new("W", &[], std::any::TypeId::of::<()>()));
         let run: Arc<dyn HasCore> = Arc::new(Run(RunCore::new("r".into(), routes)));
         let mut cx = TaskContext::from_waker(Waker::noop());
         for _ in 0..1000 {

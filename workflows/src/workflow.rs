@@ -9,7 +9,9 @@ use tokio::sync::Semaphore;
 
 use crate::runtime::routes::Routes;
 use crate::step::StepFuture;
-use crate::{AnyEvent, Context, Handler, RetryPolicy, StartType, StepInfo, StopType};
+use crate::{
+    AnyEvent, Context, Handler, ResumeError, RetryPolicy, Snapshot, StartType, StepInfo, StopType,
+};
 
 /// A workflow's typed state: what `#[workflow(state = T)]` names. Every run starts from
 /// `T::default()` (or the state given to [`Runner::run_with_state`]); snapshots store it as
@@ -219,7 +221,11 @@ impl<W: Workflow> Runner<W> {
         Runner {
             inner: Arc::new(RunnerInner {
                 workflow,
-                routes: Arc::new(Routes::new(W::STEPS, std::any::TypeId::of::<W::Stop>())),
+                routes: Arc::new(Routes::new(
+                    W::NAME,
+                    W::STEPS,
+                    std::any::TypeId::of::<W::Stop>(),
+                )),
                 limit: None,
                 defaults: RunOptions::default(),
             }),
@@ -266,6 +272,28 @@ impl<W: Workflow> Runner<W> {
     /// Starts a run with `start` and `options`.
     pub fn run_with(&self, start: W::Start, options: RunOptions) -> Handler<Output<W>> {
         crate::runtime::spawn_run(self, Box::new(start), W::State::default(), options)
+    }
+
+    /// Resumes the run `snapshot` describes: invocations that were running start again from
+    /// their beginning (at least once), waits stay armed, retry back-offs finish their wait,
+    /// and the event stream continues from the snapshot's sequence number. Send the awaited
+    /// answer through the returned handler.
+    ///
+    /// Fails, changing nothing, when the snapshot is of another workflow or of another
+    /// version of this one, of a run that ended, or holds an event this binary does not
+    /// register. See [`Snapshot`](crate::Snapshot) for an example.
+    pub fn resume(&self, snapshot: Snapshot) -> Result<Handler<Output<W>>, ResumeError> {
+        self.resume_with(snapshot, self.inner.defaults.clone())
+    }
+
+    /// [`resume`](Self::resume) with `options` (a timeout for the resumed run, internal
+    /// events). The run keeps the snapshot's run id.
+    pub fn resume_with(
+        &self,
+        snapshot: Snapshot,
+        options: RunOptions,
+    ) -> Result<Handler<Output<W>>, ResumeError> {
+        crate::runtime::resume(self, snapshot, options)
     }
 
     /// Starts a run with `start`, an initial typed `state` and `options`.

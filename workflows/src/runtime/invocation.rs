@@ -27,6 +27,8 @@ pub(crate) struct Invocation {
     pub(crate) handles: Option<SharedFailure>,
     /// Answered waits and `once` results, once the step has used either.
     pub(crate) memo: Option<SharedMemo>,
+    /// When the retry back-off in progress ends.
+    pub(crate) retry_at: Option<tokio::time::Instant>,
     /// Whether a future for the current attempt exists. A restored invocation that was waiting
     /// has none until its waiter is answered.
     pub(crate) running: bool,

@@ -1,14 +1,17 @@
 //! The engine: one control loop per run, owning the run's queues and in-flight steps.
 
+mod capture;
 mod invocation;
 pub(crate) mod memo;
+mod restore;
 pub(crate) mod routes;
-mod run_loop;
+pub(crate) mod run_loop;
 pub(crate) mod shared;
 mod waiters;
 
 use std::sync::{Arc, Mutex};
 
+pub(crate) use crate::runtime::restore::resume;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::{Msg, RunCore, RunShared};
 use crate::workflow::Output;
@@ -27,17 +30,6 @@ pub(crate) fn spawn_run<W: Workflow>(
         core: RunCore::new(run_id, inner.routes.clone()),
         state: Mutex::new(state),
     });
-    let handler = Handler::new(shared.clone());
-
-    if let Err(err) = crate::registry::check() {
-        shared.core.finish(Err(WorkflowError::Registry(err)));
-        return handler;
-    }
-    let Ok(tokio) = tokio::runtime::Handle::try_current() else {
-        shared.core.finish(Err(WorkflowError::NoRuntime));
-        return handler;
-    };
-
     shared
         .core
         .push(Msg::Event {
@@ -45,8 +37,33 @@ pub(crate) fn spawn_run<W: Workflow>(
             target: None,
         })
         .expect("a new run accepts events");
-    let mut run_loop = RunLoop::new(inner.workflow.clone(), shared, options);
-    if let Some(limit) = inner.limit.clone() {
+    let run_loop = RunLoop::new(inner.workflow.clone(), shared.clone(), options);
+    launch(runner, shared, run_loop)
+}
+
+/// Spawns `run_loop` on the current Tokio runtime (after checking the registry) and returns
+/// the run's handler.
+pub(crate) fn launch<W: Workflow>(
+    runner: &Runner<W>,
+    shared: Arc<RunShared<W::State>>,
+    mut run_loop: RunLoop<W>,
+) -> Handler<Output<W>> {
+    let handler = Handler::new(shared.clone());
+    let tokio = match (
+        crate::registry::check(),
+        tokio::runtime::Handle::try_current(),
+    ) {
+        (Ok(()), Ok(tokio)) => tokio,
+        (failed, _) => {
+            run_loop.abandon();
+            shared.core.finish(Err(match failed {
+                Err(err) => WorkflowError::Registry(err),
+                Ok(()) => WorkflowError::NoRuntime,
+            }));
+            return handler;
+        }
+    };
+    if let Some(limit) = runner.inner.limit.clone() {
         // The run's clock (its timeout) starts once it has a slot.
         run_loop.limit_by(limit);
     }

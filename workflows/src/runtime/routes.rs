@@ -8,6 +8,8 @@ use std::any::TypeId;
 use crate::StepInfo;
 
 pub(crate) struct Routes {
+    workflow: &'static str,
+    fingerprint: String,
     steps: &'static [StepInfo],
     /// The workflow's stop event type: sending one ends the run.
     stop: TypeId,
@@ -15,7 +17,7 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    pub(crate) fn new(steps: &'static [StepInfo], stop: TypeId) -> Self {
+    pub(crate) fn new(workflow: &'static str, steps: &'static [StepInfo], stop: TypeId) -> Self {
         let mut by_type: Vec<(TypeId, Vec<usize>)> = Vec::new();
         for (index, step) in steps.iter().enumerate() {
             for info in step.accepts {
@@ -26,6 +28,8 @@ impl Routes {
             }
         }
         Routes {
+            workflow,
+            fingerprint: crate::snapshot::fingerprint(workflow, steps),
             steps,
             stop,
             by_type: by_type
@@ -33,6 +37,15 @@ impl Routes {
                 .map(|(ty, r)| (ty, r.into_boxed_slice()))
                 .collect(),
         }
+    }
+
+    pub(crate) fn workflow(&self) -> &'static str {
+        self.workflow
+    }
+
+    /// The hash of the step table that snapshots carry.
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     pub(crate) fn steps(&self) -> &'static [StepInfo] {

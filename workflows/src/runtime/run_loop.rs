@@ -28,6 +28,7 @@ use crate::runtime::invocation::{
 };
 use crate::runtime::shared::{Msg, RunShared, lock};
 use crate::runtime::waiters::Waiter;
+use crate::snapshot::RunStatus;
 use crate::stream::StreamLog;
 use crate::{
     AnyEvent, Context, EventKind, RetryInfo, RunOptions, StepFailed, StopType, Workflow,
@@ -54,7 +55,7 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) active: Vec<usize>,
     /// Invocations by slot; `None` slots are free.
     pub(super) invocations: Vec<Option<Invocation>>,
-    free: Vec<usize>,
+    pub(super) free: Vec<usize>,
     pub(super) in_flight: Option<FuturesUnordered<InFlight>>,
     /// Slots whose (re-)run is due now.
     pub(super) retry_now: VecDeque<usize>,
@@ -195,6 +196,9 @@ impl<W: Workflow> RunLoop<W> {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
             Msg::Wait(request) => self.add_waiter(request),
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(self.capture(RunStatus::Running));
+            }
             Msg::AttachMemo { slot, seq, memo } => {
                 if let Some(inv) = self.invocation_mut(slot, seq) {
                     inv.memo = Some(memo);
@@ -221,7 +225,7 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    fn alloc(&mut self, inv: Invocation) -> usize {
+    pub(super) fn alloc(&mut self, inv: Invocation) -> usize {
         match self.free.pop() {
             Some(slot) => {
                 self.invocations[slot] = Some(inv);
@@ -264,6 +268,7 @@ impl<W: Workflow> RunLoop<W> {
                     last_error: None,
                     handles: queued.handles,
                     memo: None,
+                    retry_at: None,
                     running: true,
                 });
                 self.attempt(slot, cx);
@@ -277,7 +282,9 @@ impl<W: Workflow> RunLoop<W> {
 
     /// Runs one attempt of the invocation in `slot`: polls it once, and parks it if pending.
     fn attempt(&mut self, slot: usize, cx: &mut TaskContext<'_>) {
-        self.invocations[slot].as_mut().expect("live slot").running = true;
+        let inv = self.invocations[slot].as_mut().expect("live slot");
+        inv.running = true;
+        inv.retry_at = None;
         let inv = self.invocations[slot].as_ref().expect("live slot");
         let step = inv.step;
         let info = &W::STEPS[step];
@@ -419,6 +426,7 @@ impl<W: Workflow> RunLoop<W> {
             if delay.is_zero() {
                 self.retry_now.push_back(slot);
             } else {
+                inv.retry_at = Some(tokio::time::Instant::now() + delay);
                 self.in_flight
                     .get_or_insert_with(FuturesUnordered::new)
                     .push(InFlight::backoff(slot, tokio::time::sleep(delay)));
@@ -493,6 +501,17 @@ impl<W: Workflow> RunLoop<W> {
             return;
         }
         self.done = true;
+        // A cancelled or timed-out run can be resumed: keep it as it was.
+        let resumable = match &outcome {
+            Err(WorkflowError::Cancelled) => Some(RunStatus::Cancelled),
+            Err(WorkflowError::Timeout { .. }) => Some(RunStatus::TimedOut),
+            _ => None,
+        };
+        if let Some(status) = resumable
+            && let Ok(snapshot) = self.capture(status)
+        {
+            *lock(&self.shared.core.final_snapshot) = Some(snapshot);
+        }
         match &outcome {
             Ok(_) => tracing::debug!(parent: &self.span, "run finished"),
             Err(err) => tracing::debug!(parent: &self.span, error = %err, "run ended"),
@@ -594,7 +613,8 @@ impl<W: Workflow> RunLoop<W> {
         }
         while self.shared.core.take_or_park(&mut self.inbox, cx.waker()) {}
         if self.inbox.iter().any(|m| matches!(m, Msg::Cancel)) {
-            self.finish(Err(WorkflowError::Cancelled));
+            // Queue what came before the cancel, so that the run's snapshot holds it.
+            self.drain_messages();
         }
         false
     }
@@ -686,6 +706,14 @@ impl<W: Workflow> Future for RunLoop<W> {
                 Poll::Ready(())
             }
         }
+    }
+}
+
+impl<W: Workflow> RunLoop<W> {
+    /// Marks a loop that will never be polled as done, so that dropping it does not end the
+    /// run a second time.
+    pub(crate) fn abandon(&mut self) {
+        self.done = true;
     }
 }
 

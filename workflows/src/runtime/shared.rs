@@ -18,10 +18,13 @@ use crate::EventInfo;
 use crate::error::WorkflowError;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
+use crate::snapshot::{RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
 use crate::store::Store;
 use crate::stream::StreamLog;
 use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, SendError};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -39,6 +42,8 @@ pub(crate) enum Msg {
     Cancel,
     /// A step begins to wait for an event.
     Wait(WaitRequest),
+    /// Take a snapshot and send it back.
+    Snapshot(oneshot::Sender<Result<Snapshot, SnapshotError>>),
     /// An invocation created its memo; the loop keeps it for snapshots.
     AttachMemo {
         slot: usize,
@@ -103,22 +108,44 @@ pub(crate) struct RunCore {
     finished: AtomicBool,
     /// The event types that waiters accept right now (kept by the loop).
     waiting: Mutex<Vec<TypeId>>,
+    /// How the run ended, once it has.
+    ended: Mutex<Option<RunStatus>>,
+    /// The snapshot taken as a cancelled or timed-out run ended (it can be resumed).
+    pub(crate) final_snapshot: Mutex<Option<Snapshot>>,
 }
 
 impl RunCore {
     pub(crate) fn new(run_id: String, routes: Arc<Routes>) -> Self {
+        Self::restored(run_id, routes, 0, Store::default(), HashMap::new())
+    }
+
+    /// A run's shared part as a snapshot left it.
+    pub(crate) fn restored(
+        run_id: String,
+        routes: Arc<Routes>,
+        next_stream_seq: u64,
+        store: Store,
+        collect: CollectBuffers,
+    ) -> Self {
         RunCore {
             run_id,
             routes,
             inbox: Mutex::new(Inbox::default()),
-            stream: StreamLog::default(),
+            stream: StreamLog::starting_at(next_stream_seq),
             outcome: Mutex::new(OutcomeSlot::default()),
-            store: Store::default(),
-            collect: Mutex::new(HashMap::new()),
+            store,
+            collect: Mutex::new(collect),
             external: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
             waiting: Mutex::new(Vec::new()),
+            ended: Mutex::new(None),
+            final_snapshot: Mutex::new(None),
         }
+    }
+
+    /// How the run ended, if it has.
+    pub(crate) fn ended(&self) -> Option<RunStatus> {
+        *lock(&self.ended)
     }
 
     /// Queues `msg` for the loop, waking it unless it is polling right now.
@@ -183,6 +210,12 @@ impl RunCore {
 
     /// Records how the run ended and wakes its handler. Later messages are refused.
     pub(crate) fn finish(&self, outcome: Outcome) {
+        *lock(&self.ended) = Some(match &outcome {
+            Ok(_) => RunStatus::Completed,
+            Err(WorkflowError::Cancelled) => RunStatus::Cancelled,
+            Err(WorkflowError::Timeout { .. }) => RunStatus::TimedOut,
+            Err(_) => RunStatus::Failed,
+        });
         {
             // Taking the inbox lock orders this against `push`: no message is accepted after.
             let mut inbox = lock(&self.inbox);
@@ -318,13 +351,53 @@ pub(crate) struct RunShared<S> {
     pub(crate) state: Mutex<S>,
 }
 
+impl<S: Serialize> RunShared<S> {
+    /// The typed state as JSON.
+    pub(crate) fn state_json(&self) -> Result<Value, SnapshotError> {
+        let state = self.state.lock().map_err(|_| SnapshotError::Serialize {
+            what: "the state".into(),
+            message: "a step panicked in the middle of editing it".into(),
+        })?;
+        serde_json::to_value(&*state).map_err(|e| SnapshotError::Serialize {
+            what: "the state".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
 /// Access to the non-generic part of a run, for handlers and streams.
 pub(crate) trait HasCore: Send + Sync {
     fn core(&self) -> &RunCore;
+
+    /// The snapshot of a run that has ended: the one taken at its cancel or timeout, or else
+    /// its final state and store.
+    fn final_snapshot(&self) -> Result<Snapshot, SnapshotError>;
 }
 
-impl<S: Send> HasCore for RunShared<S> {
+impl<S: Serialize + Send> HasCore for RunShared<S> {
     fn core(&self) -> &RunCore {
         &self.core
+    }
+
+    fn final_snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        let core = &self.core;
+        if let Some(snapshot) = lock(&core.final_snapshot).clone() {
+            return Ok(snapshot);
+        }
+        Ok(Snapshot {
+            version: SNAPSHOT_VERSION,
+            workflow: core.routes.workflow().to_owned(),
+            fingerprint: core.routes.fingerprint().to_owned(),
+            run_id: core.run_id.clone(),
+            status: core.ended().unwrap_or(RunStatus::Failed),
+            state: self.state_json()?,
+            store: core.store.to_map(),
+            queues: Vec::new(),
+            invocations: Vec::new(),
+            collect: Vec::new(),
+            waiters: Vec::new(),
+            next_invocation: 0,
+            next_stream_seq: core.stream.next_seq(),
+        })
     }
 }

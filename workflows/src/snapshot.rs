@@ -1,0 +1,462 @@
+//! Snapshots: a run's whole context as versioned JSON, to store and resume elsewhere.
+//!
+//! # Format (version 1)
+//!
+//! A [`Snapshot`] serializes to one JSON object:
+//!
+//! | field | holds |
+//! |---|---|
+//! | `version` | the format version, `1` |
+//! | `workflow` | the workflow's name ([`Workflow::NAME`](crate::Workflow::NAME)) |
+//! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events) |
+//! | `run_id` | the run's id, kept by the resumed run |
+//! | `status` | `running`, `cancelled`, `timed_out`, `completed` or `failed` |
+//! | `state` | the typed state as JSON |
+//! | `store` | the dynamic JSON store |
+//! | `queues` | events waiting for a free worker, per step |
+//! | `invocations` | step invocations started and not finished, with their input, attempt, retry back-off, answered waits and `once` results |
+//! | `collect` | the fan-in buffers of each step |
+//! | `waiters` | the waits in progress, with their ids, requirements and remaining timeouts |
+//! | `next_invocation`, `next_stream_seq` | counters that continue in the resumed run |
+//!
+//! Events are stored as `{"name": ..., "data": ...}` and found again by name in the
+//! [registry](crate::registry), so every event type a snapshot holds must be registered
+//! (non-generic types with `#[derive(Event)]` are).
+//!
+//! # Versioning rule
+//!
+//! A reader accepts every version up to its own and rejects newer ones with
+//! [`ResumeError::NewerVersion`]. A format change that an older reader would misread takes a
+//! new version number; fields are only added with defaults, never renamed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{StepInfo, wait::Requirement};
+
+/// The snapshot format version this build writes and the newest it reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// How the run stood when the snapshot was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still running (or waiting for input).
+    Running,
+    /// Cancelled; resumable, as it was at the cancel.
+    Cancelled,
+    /// Timed out; resumable, as it was at the timeout.
+    TimedOut,
+    /// Ended with its result; not resumable.
+    Completed,
+    /// Ended with an error; not resumable.
+    Failed,
+}
+
+impl RunStatus {
+    /// Whether a run in this status can be resumed.
+    pub fn is_resumable(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Running | RunStatus::Cancelled | RunStatus::TimedOut
+        )
+    }
+}
+
+/// An event as a snapshot stores it: its registered name and its JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// [`Event::NAME`](crate::Event::NAME).
+    pub name: String,
+    /// The event as JSON.
+    pub data: Value,
+}
+
+/// An event waiting in a step's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    /// The step it waits for.
+    pub step: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// For a `StepFailed` event: the failure it reports, which ends the run unless the
+    /// handler recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// A step invocation that had started and not finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    /// The invocation's number in the run.
+    pub seq: u64,
+    /// The step.
+    pub step: String,
+    /// The event it handles.
+    pub input: StoredEvent,
+    /// The attempt in progress (from 1).
+    pub attempt: u32,
+    /// The previous attempt's error.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Milliseconds left of a retry back-off in progress.
+    #[serde(default)]
+    pub retry_in_ms: Option<u64>,
+    /// Answered waits: waiter id → the answer.
+    #[serde(default)]
+    pub resolved: BTreeMap<String, StoredEvent>,
+    /// Waits that timed out: waiter id → their timeout in milliseconds.
+    #[serde(default)]
+    pub timed_out: BTreeMap<String, u64>,
+    /// Results recorded by `ctx.once`.
+    #[serde(default)]
+    pub once: Map<String, Value>,
+    /// For a failure handler: the failure it handles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// Which buffer of a step a collect buffer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferName {
+    /// The buffer of `ctx.collect::<E>`, by the event's name.
+    Type(String),
+    /// A named buffer of `ctx.collect_events` (`"default"`) or `ctx.collect_events_in`.
+    Named(String),
+}
+
+/// The events a step has collected so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectBuffer {
+    /// The step.
+    pub step: String,
+    /// Which of its buffers.
+    pub buffer: BufferName,
+    /// The buffered events, in arrival order.
+    pub events: Vec<StoredEvent>,
+}
+
+/// A wait in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaiterRecord {
+    /// The waiter id.
+    pub id: String,
+    /// The waiting invocation's number.
+    pub invocation: u64,
+    /// The waiting step.
+    pub step: String,
+    /// The name of the awaited event type.
+    pub event: String,
+    /// What the answer must match.
+    #[serde(default)]
+    pub requirements: Vec<Requirement>,
+    /// The wait's timeout, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Milliseconds left before it times out.
+    #[serde(default)]
+    pub remaining_ms: Option<u64>,
+}
+
+/// A run's whole context: see the [module documentation](self) for the format.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use workflows::prelude::*;
+/// use workflows::Snapshot;
+///
+/// struct NumberWorkflow;
+///
+/// #[workflow]
+/// impl NumberWorkflow {
+///     #[step]
+///     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+///         InputRequiredEvent::new("Enter a number: ")
+///     }
+///
+///     #[step]
+///     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+///         StopEvent::new(ev.response)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // First request: run to the prompt, store the snapshot, hand the run off.
+/// let handler = NumberWorkflow.run(StartEvent::new());
+/// let mut events = handler.stream_events();
+/// let mut stored = String::new();
+/// while let Some(ev) = events.next().await {
+///     if ev.is::<InputRequiredEvent>() {
+///         stored = handler.snapshot().await?.to_json();
+///         handler.cancel_run();
+///     }
+/// }
+///
+/// // Later, maybe in another process: restore and answer.
+/// let snapshot = Snapshot::from_json(&stored)?;
+/// let handler = NumberWorkflow.runner().resume(snapshot)?;
+/// handler.send_event(HumanResponseEvent::new("42"))?;
+/// assert_eq!(handler.await?, "42");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The format version ([`SNAPSHOT_VERSION`]).
+    pub version: u32,
+    /// The workflow's name.
+    pub workflow: String,
+    /// A hash of the workflow's step table.
+    pub fingerprint: String,
+    /// The run's id.
+    pub run_id: String,
+    /// How the run stood.
+    pub status: RunStatus,
+    /// The typed state.
+    pub state: Value,
+    /// The dynamic store.
+    #[serde(default)]
+    pub store: Map<String, Value>,
+    /// Events waiting in step queues.
+    #[serde(default)]
+    pub queues: Vec<QueuedEvent>,
+    /// Invocations started and not finished.
+    #[serde(default)]
+    pub invocations: Vec<InvocationRecord>,
+    /// Fan-in buffers.
+    #[serde(default)]
+    pub collect: Vec<CollectBuffer>,
+    /// Waits in progress.
+    #[serde(default)]
+    pub waiters: Vec<WaiterRecord>,
+    /// The number the next invocation gets.
+    #[serde(default)]
+    pub next_invocation: u64,
+    /// The sequence number the next stream event gets.
+    #[serde(default)]
+    pub next_stream_seq: u64,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: Option<Value>,
+}
+
+impl Snapshot {
+    /// The snapshot as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a snapshot holds only JSON values")
+    }
+
+    /// Parses a snapshot, telling a truncated or malformed text and a newer format apart.
+    ///
+    /// ```
+    /// use workflows::{ResumeError, Snapshot};
+    ///
+    /// assert!(matches!(Snapshot::from_json("{\"version\": 1, \"workf"), Err(ResumeError::Truncated { .. })));
+    /// assert!(matches!(Snapshot::from_json("[1, 2]"), Err(ResumeError::Malformed { .. })));
+    /// assert!(matches!(
+    ///     Snapshot::from_json("{\"version\": 99}"),
+    ///     Err(ResumeError::NewerVersion { found: 99, supported: 1 })
+    /// ));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Snapshot, ResumeError> {
+        let malformed = |e: serde_json::Error| {
+            if e.is_eof() {
+                ResumeError::Truncated {
+                    message: e.to_string(),
+                }
+            } else {
+                ResumeError::Malformed {
+                    message: e.to_string(),
+                }
+            }
+        };
+        let peek: VersionOnly = serde_json::from_str(text).map_err(malformed)?;
+        match peek.version.as_ref().and_then(Value::as_u64) {
+            None => {
+                return Err(ResumeError::Malformed {
+                    message: "no `version` number: this is not a workflow snapshot".into(),
+                });
+            }
+            Some(found) if found > u64::from(SNAPSHOT_VERSION) => {
+                return Err(ResumeError::NewerVersion {
+                    found: found.min(u64::from(u32::MAX)) as u32,
+                    supported: SNAPSHOT_VERSION,
+                });
+            }
+            Some(_) => {}
+        }
+        serde_json::from_str(text).map_err(malformed)
+    }
+}
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// An event or the state failed to serialize.
+    #[error("cannot snapshot the run: {what} failed to serialize: {message}")]
+    Serialize {
+        /// What failed (an event's name, or "the state").
+        what: String,
+        /// serde's message.
+        message: String,
+    },
+    /// The run never started (it failed before its first step), so there is nothing to store.
+    #[error("the run never started, so there is nothing to snapshot")]
+    NeverStarted,
+}
+
+/// Why a snapshot could not be resumed. Each says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeError {
+    /// The text ends early.
+    #[error("the snapshot is truncated ({message}); store and load the whole text")]
+    Truncated {
+        /// serde's message.
+        message: String,
+    },
+    /// The text is not a snapshot.
+    #[error(
+        "the snapshot is malformed ({message}); it must be the JSON that Snapshot::to_json wrote"
+    )]
+    Malformed {
+        /// serde's message.
+        message: String,
+    },
+    /// A newer build wrote it.
+    #[error(
+        "the snapshot has format version {found}, newer than the {supported} this build reads; resume it with a newer build of the program"
+    )]
+    NewerVersion {
+        /// The snapshot's version.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// It belongs to another workflow.
+    #[error(
+        "the snapshot is of workflow `{found}`, not `{expected}`; resume it with a runner of `{found}`"
+    )]
+    WrongWorkflow {
+        /// This workflow.
+        expected: String,
+        /// The snapshot's.
+        found: String,
+    },
+    /// The workflow's steps changed since it was taken.
+    #[error(
+        "the snapshot was taken with a different version of this workflow's steps (fingerprint {found}, now {expected}); resume it with the build that took it, or start a new run"
+    )]
+    ChangedWorkflow {
+        /// The current fingerprint.
+        expected: String,
+        /// The snapshot's.
+        found: String,
+    },
+    /// The run had already ended.
+    #[error(
+        "the snapshot is of a run that has {status:?}; only running, cancelled or timed-out runs resume"
+    )]
+    RunEnded {
+        /// Its status.
+        status: RunStatus,
+    },
+    /// An event name is not registered in this binary.
+    #[error(
+        "the snapshot holds an event `{name}` that this binary does not register; derive Event for that type (generic event types cannot be stored)"
+    )]
+    UnknownEvent {
+        /// The name.
+        name: String,
+    },
+    /// An event's JSON does not fit its type.
+    #[error("the snapshot's `{name}` event does not fit its type: {message}")]
+    BadEvent {
+        /// The event's name.
+        name: String,
+        /// serde's message.
+        message: String,
+    },
+    /// A step name is unknown to the workflow.
+    #[error("the snapshot refers to a step `{name}` that this workflow does not have")]
+    UnknownStep {
+        /// The step's name.
+        name: String,
+    },
+    /// The state's JSON does not fit the workflow's state type.
+    #[error("the snapshot's state does not fit the workflow's state type: {message}")]
+    BadState {
+        /// serde's message.
+        message: String,
+    },
+}
+
+/// A stable hash of a step table: FNV-1a over names, worker counts and event names.
+pub(crate) fn fingerprint(workflow: &str, steps: &[StepInfo]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |text: &str| {
+        for byte in text.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(workflow);
+    for step in steps {
+        feed(step.name);
+        feed(&step.num_workers.to_string());
+        for (label, events) in [("a", step.accepts), ("e", step.emits), ("s", step.sends)] {
+            feed(label);
+            for event in events {
+                feed(event.name);
+            }
+        }
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_round_trip_through_json() {
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            workflow: "W".into(),
+            fingerprint: "00".into(),
+            run_id: "r".into(),
+            status: RunStatus::Running,
+            state: serde_json::json!({"n": 1}),
+            store: Map::new(),
+            queues: vec![QueuedEvent {
+                step: "s".into(),
+                event: StoredEvent {
+                    name: "StartEvent".into(),
+                    data: serde_json::json!({}),
+                },
+                failure: None,
+            }],
+            invocations: Vec::new(),
+            collect: Vec::new(),
+            waiters: Vec::new(),
+            next_invocation: 3,
+            next_stream_seq: 2,
+        };
+        assert_eq!(Snapshot::from_json(&snap.to_json()).unwrap(), snap);
+    }
+
+    #[test]
+    fn the_fingerprint_is_stable_and_sensitive() {
+        assert_eq!(fingerprint("W", &[]), fingerprint("W", &[]));
+        assert_ne!(fingerprint("W", &[]), fingerprint("V", &[]));
+        // Stored snapshots carry this value: changing the hash breaks every one of them.
+        assert_eq!(fingerprint("W", &[]), "0937c907b5c90a0b");
+    }
+}
