@@ -91,3 +91,57 @@ fn retries_fall_back_to_the_cache_when_the_service_is_down() {
         "{stdout}"
     );
 }
+
+#[test]
+fn wait_for_event_routes_each_answer_to_its_reviewer() {
+    let out = run(
+        env!("CARGO_BIN_EXE_wait_for_event"),
+        &[],
+        "Otters hold hands\ny\nn\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("legal: approve \"Otters hold hands\"? [y/n] "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("editor: approve"), "{stdout}");
+    assert!(
+        stdout.ends_with("The post is held back by editor.\n"),
+        "{stdout}"
+    );
+    let out = run(env!("CARGO_BIN_EXE_wait_for_event"), &[], "T\ny\ny\n");
+    assert!(text(&out.stdout).ends_with("The post is published.\n"));
+}
+
+/// The seed's web-app pattern across two processes: the second resumes what the first stored.
+#[test]
+fn snapshot_resume_hands_a_run_to_another_process() {
+    let db = std::env::temp_dir().join(format!("workflows-example-{}.db", std::process::id()));
+    let db = db.to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_snapshot_resume");
+
+    let first = run(bin, &["--db", db, "start"], "");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    let run_id = stdout
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the run id is printed")
+        .to_owned();
+    assert!(stdout.contains("is waiting: Enter a number:"), "{stdout}");
+
+    let second = run(bin, &["--db", db, "answer", &run_id, "21"], "");
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(text(&second.stdout), format!("run {run_id} finished: 42\n"));
+
+    // The finished run left the store: answering again is a clear error.
+    let third = run(bin, &["--db", db, "answer", &run_id, "21"], "");
+    assert!(!third.status.success());
+    assert!(
+        text(&third.stderr).contains("no stored run with id"),
+        "{}",
+        text(&third.stderr)
+    );
+    let _ = std::fs::remove_file(db);
+}
