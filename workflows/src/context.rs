@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::runtime::memo::SharedMemo;
-use crate::runtime::shared::{BufferKey, Msg, RunShared, WaitRequest, lock};
+use crate::runtime::shared::{BufferKey, Buffered, Msg, RunShared, WaitRequest, lock};
 use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
 
 /// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
@@ -68,6 +68,8 @@ pub struct Context<S = ()> {
     retry: RetryInfo,
     /// Waits begun in this attempt, for implicit waiter ids.
     waits: AtomicU32,
+    /// Collect calls made in this attempt, for their tags.
+    collects: AtomicU32,
     memo: OnceLock<SharedMemo>,
 }
 
@@ -92,6 +94,7 @@ impl<S: Send + 'static> Context<S> {
             seq: at.seq,
             retry,
             waits: AtomicU32::new(0),
+            collects: AtomicU32::new(0),
             memo: memo.map(OnceLock::from).unwrap_or_default(),
         }
     }
@@ -278,16 +281,17 @@ impl<S: Send + 'static> Context<S> {
             return Some(Vec::new());
         }
         // A buffer per type: everything in it is an `E`, so counting is enough.
+        let tag = self.collect_tag();
         let mut buffers = lock(&self.run.core.collect);
         let key = (self.step, BufferKey::Type(std::any::TypeId::of::<E>()));
         let buffer = buffers.entry(key.clone()).or_default();
-        buffer.push(Box::new(ev));
+        add_once(buffer, tag, Box::new(ev));
         if buffer.len() < count {
             return None;
         }
         let out = buffer
             .drain(..count)
-            .map(|e| e.downcast::<E>().expect("buffer holds one type"))
+            .map(|b| b.ev.downcast::<E>().expect("buffer holds one type"))
             .collect();
         if buffer.is_empty() {
             buffers.remove(&key);
@@ -344,22 +348,29 @@ impl<S: Send + 'static> Context<S> {
         if expected.is_empty() {
             return Some(Vec::new());
         }
+        let tag = self.collect_tag();
         let mut buffers = lock(&self.run.core.collect);
         let key = (self.step, BufferKey::Named(buffer_id.to_owned()));
         let buffer = buffers.entry(key.clone()).or_default();
-        buffer.push(ev);
+        add_once(buffer, tag, ev);
         let picked = pick(buffer, expected)?;
         // Take the picked events out, keeping the rest (and their order) for later.
-        let mut slots: Vec<Option<Box<dyn AnyEvent>>> = buffer.drain(..).map(Some).collect();
+        let mut slots: Vec<Option<Buffered>> = buffer.drain(..).map(Some).collect();
         let out = picked
             .iter()
-            .map(|&i| slots[i].take().expect("each index picked once"))
+            .map(|&i| slots[i].take().expect("each index picked once").ev)
             .collect();
         buffer.extend(slots.into_iter().flatten());
         if buffer.is_empty() {
             buffers.remove(&key);
         }
         Some(out)
+    }
+
+    /// The tag of this invocation's next collect call: the same on every run of the
+    /// invocation (a retry, or a re-run after a restore), so that its event is buffered once.
+    fn collect_tag(&self) -> (u64, u32) {
+        (self.seq, self.collects.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Reads the typed state.
@@ -408,9 +419,16 @@ fn lock_state<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
     }
 }
 
+/// Buffers `ev` unless an earlier run of the same invocation already did.
+fn add_once(buffer: &mut Vec<Buffered>, tag: (u64, u32), ev: Box<dyn AnyEvent>) {
+    if !buffer.iter().any(|b| b.tag == tag) {
+        buffer.push(Buffered { tag, ev });
+    }
+}
+
 /// For each expected entry, the index of a buffered event of its type (earliest first), or
 /// `None` if some entry has no match yet.
-fn pick(buffer: &[Box<dyn AnyEvent>], expected: &[EventInfo]) -> Option<Vec<usize>> {
+fn pick(buffer: &[Buffered], expected: &[EventInfo]) -> Option<Vec<usize>> {
     // Indexes of the buffered events of each expected type, consumed front to back.
     let mut by_type: Vec<(std::any::TypeId, std::collections::VecDeque<usize>)> = Vec::new();
     for info in expected {
@@ -418,7 +436,7 @@ fn pick(buffer: &[Box<dyn AnyEvent>], expected: &[EventInfo]) -> Option<Vec<usiz
             let indexes = buffer
                 .iter()
                 .enumerate()
-                .filter(|(_, ev)| ev.event_type_id() == info.type_id)
+                .filter(|(_, b)| b.ev.event_type_id() == info.type_id)
                 .map(|(i, _)| i)
                 .collect();
             by_type.push((info.type_id, indexes));

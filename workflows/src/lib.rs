@@ -74,8 +74,8 @@ pub use lifecycle::{
 };
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
-    BufferName, CollectBuffer, InvocationRecord, QueuedEvent, ResumeError, RunStatus,
-    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
+    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, ResumeError,
+    RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
 };
 pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};

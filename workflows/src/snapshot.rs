@@ -136,7 +136,19 @@ pub struct CollectBuffer {
     /// Which of its buffers.
     pub buffer: BufferName,
     /// The buffered events, in arrival order.
-    pub events: Vec<StoredEvent>,
+    pub events: Vec<BufferedEvent>,
+}
+
+/// One buffered event, with the invocation and collect call that buffered it (so that a
+/// re-run of that invocation does not buffer it twice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferedEvent {
+    /// The invocation's number.
+    pub invocation: u64,
+    /// Which of its collect calls (from 0).
+    pub call: u32,
+    /// The event.
+    pub event: StoredEvent,
 }
 
 /// A wait in progress.

@@ -5,8 +5,8 @@ use tokio::time::Instant;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::{BufferKey, lock};
 use crate::snapshot::{
-    BufferName, CollectBuffer, InvocationRecord, QueuedEvent, RunStatus, SNAPSHOT_VERSION,
-    Snapshot, SnapshotError, StoredEvent, WaiterRecord,
+    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, RunStatus,
+    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
 };
 use crate::{AnyEvent, Workflow};
 
@@ -79,7 +79,7 @@ impl<W: Workflow> RunLoop<W> {
             let buffer = match key {
                 BufferKey::Named(name) => BufferName::Named(name.clone()),
                 BufferKey::Type(_) => match events.first() {
-                    Some(ev) => BufferName::Type(ev.name().to_owned()),
+                    Some(b) => BufferName::Type(b.ev.name().to_owned()),
                     None => continue,
                 },
             };
@@ -88,8 +88,14 @@ impl<W: Workflow> RunLoop<W> {
                 buffer,
                 events: events
                     .iter()
-                    .map(|ev| store_event(&**ev))
-                    .collect::<Result<_, _>>()?,
+                    .map(|b| {
+                        Ok(BufferedEvent {
+                            invocation: b.tag.0,
+                            call: b.tag.1,
+                            event: store_event(&*b.ev)?,
+                        })
+                    })
+                    .collect::<Result<_, SnapshotError>>()?,
             });
         }
         collect.sort_by(|a, b| {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::runtime::invocation::{Failure, InFlight, Invocation, SharedFailure};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::{Queued, RunLoop};
-use crate::runtime::shared::{BufferKey, CollectBuffers, RunCore, RunShared};
+use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, RunCore, RunShared};
 use crate::runtime::waiters::Waiter;
 use crate::snapshot::{BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent};
 use crate::workflow::Output;
@@ -102,8 +102,13 @@ pub(crate) fn resume<W: Workflow>(
         let events = buffer
             .events
             .into_iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|b| {
+                Ok(Buffered {
+                    tag: (b.invocation, b.call),
+                    ev: decode(b.event)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ResumeError>>()?;
         collect.insert((step_of(&buffer.step)?, key), events);
     }
 

@@ -35,6 +35,9 @@ use crate::{
     WorkflowCancelled, WorkflowError, WorkflowFailed, WorkflowTimedOut,
 };
 
+/// Where a requested snapshot goes.
+type SnapshotReply = tokio::sync::oneshot::Sender<Result<crate::Snapshot, crate::SnapshotError>>;
+
 /// Waiting for a slot among a runner's concurrent runs.
 type SlotWait = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
@@ -63,6 +66,7 @@ pub(crate) struct RunLoop<W: Workflow> {
     /// Fires at the earliest waiter deadline.
     pub(super) wait_timer: Option<Pin<Box<Sleep>>>,
     inbox: VecDeque<Msg>,
+    snapshot_requests: Vec<SnapshotReply>,
     /// The wait for a slot among the runner's concurrent runs, and then the slot itself.
     acquire: Option<SlotWait>,
     permit: Option<OwnedSemaphorePermit>,
@@ -101,6 +105,7 @@ impl<W: Workflow> RunLoop<W> {
             waiters: Vec::new(),
             wait_timer: None,
             inbox: VecDeque::new(),
+            snapshot_requests: Vec::new(),
             acquire: None,
             permit: None,
             timeout: options.get_timeout(),
@@ -196,9 +201,9 @@ impl<W: Workflow> RunLoop<W> {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
             Msg::Wait(request) => self.add_waiter(request),
-            Msg::Snapshot(reply) => {
-                let _ = reply.send(self.capture(RunStatus::Running));
-            }
+            // Answered at the top of the loop, where no invocation is half-way through
+            // completing (its effects in, its record not yet released).
+            Msg::Snapshot(reply) => self.snapshot_requests.push(reply),
             Msg::AttachMemo { slot, seq, memo } => {
                 if let Some(inv) = self.invocation_mut(slot, seq) {
                     inv.memo = Some(memo);
@@ -633,6 +638,9 @@ impl<W: Workflow> RunLoop<W> {
         let mut budget = BUDGET;
         loop {
             self.drain_messages();
+            for reply in std::mem::take(&mut self.snapshot_requests) {
+                let _ = reply.send(self.capture(RunStatus::Running));
+            }
             if !self.done {
                 self.start_ready(cx, &mut budget);
             }
@@ -659,7 +667,10 @@ impl<W: Workflow> RunLoop<W> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            if self.has_queued_work() || !self.inbox.is_empty() {
+            if self.has_queued_work()
+                || !self.inbox.is_empty()
+                || !self.snapshot_requests.is_empty()
+            {
                 continue;
             }
             if shared.core.take_or_park(&mut self.inbox, cx.waker()) {

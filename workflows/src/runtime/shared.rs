@@ -91,8 +91,15 @@ pub(crate) enum BufferKey {
     Named(String),
 }
 
+/// An event in a collect buffer, tagged with the invocation and call that put it there.
+pub(crate) struct Buffered {
+    /// (invocation number, collect call within the attempt)
+    pub(crate) tag: (u64, u32),
+    pub(crate) ev: Box<dyn AnyEvent>,
+}
+
 /// Collect buffers, keyed by step index and buffer.
-pub(crate) type CollectBuffers = HashMap<(usize, BufferKey), Vec<Box<dyn AnyEvent>>>;
+pub(crate) type CollectBuffers = HashMap<(usize, BufferKey), Vec<Buffered>>;
 
 /// The state of a run shared outside its control loop, apart from the typed state.
 pub(crate) struct RunCore {

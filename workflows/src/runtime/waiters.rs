@@ -55,11 +55,9 @@ impl<W: Workflow> RunLoop<W> {
             waiter.reply = Some(reply);
             return;
         }
-        if let Some(prompt) = prompt
-            && !self.waiters.iter().any(|w| w.id == id)
-        {
-            self.stream().publish(prompt.into());
-        }
+        // Published once per waiter id, after the waiter is in place: whoever reads the
+        // prompt can answer it at once.
+        let prompt = prompt.filter(|_| !self.waiters.iter().any(|w| w.id == id));
         let deadline = timeout.map(|t| Instant::now() + t);
         self.waiters.push(Waiter {
             id,
@@ -73,6 +71,9 @@ impl<W: Workflow> RunLoop<W> {
             reply: Some(reply),
         });
         self.waiters_changed();
+        if let Some(prompt) = prompt {
+            self.stream().publish(prompt.into());
+        }
     }
 
     /// Answers, for each step, its oldest waiter that `ev` matches (only `target`'s, when
