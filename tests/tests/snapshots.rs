@@ -667,3 +667,29 @@ async fn typed_state_and_the_store_survive_and_bad_state_is_refused() {
         (vec!["started".to_owned(), "done".to_owned()], 1)
     );
 }
+
+#[tokio::test]
+async fn resuming_outside_a_runtime_is_an_error_not_a_panic() {
+    let runner = Backoff {
+        calls: Arc::default(),
+    }
+    .runner();
+    let handler = runner.run(StartEvent::new());
+    // Wait until the first attempt failed and its back-off (a timer) is in the snapshot.
+    let snapshot = loop {
+        let snapshot = handler.snapshot().await.unwrap();
+        if snapshot
+            .invocations
+            .first()
+            .is_some_and(|i| i.retry_in_ms.is_some())
+        {
+            break snapshot;
+        }
+        tokio::task::yield_now().await;
+    };
+    handler.cancel_run();
+    let resumed = std::thread::spawn(move || runner.resume(snapshot).unwrap())
+        .join()
+        .expect("no panic");
+    assert!(matches!(resumed.await, Err(WorkflowError::NoRuntime)));
+}

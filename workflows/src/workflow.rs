@@ -261,6 +261,12 @@ impl<W: Workflow> Runner<W> {
         &self.inner.workflow
     }
 
+    /// The hash of the workflow's step table that its snapshots carry: a snapshot resumes
+    /// only into a workflow with the same fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        self.inner.routes.fingerprint()
+    }
+
     /// Starts a run with `start` and returns its handler at once.
     ///
     /// Must be called within a Tokio runtime; otherwise the handler resolves to

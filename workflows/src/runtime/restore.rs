@@ -194,6 +194,13 @@ pub(crate) fn resume<W: Workflow>(
             reply: None,
         });
     }
+    // Timers need a runtime; without one the run cannot start (and must not panic).
+    if tokio::runtime::Handle::try_current().is_err() {
+        run_loop.abandon();
+        let handler = Handler::new(shared.clone());
+        shared.core.finish(Err(WorkflowError::NoRuntime));
+        return Ok(handler);
+    }
     run_loop.waiters_changed();
 
     // Invocations that were running start again from their beginning (at least once);
