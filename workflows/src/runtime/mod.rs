@@ -1,8 +1,10 @@
 //! The engine: one control loop per run, owning the run's queues and in-flight steps.
 
 mod capture;
+mod ending;
 mod invocation;
 pub(crate) mod memo;
+mod poll;
 mod restore;
 pub(crate) mod routes;
 pub(crate) mod run_loop;
