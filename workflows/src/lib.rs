@@ -55,7 +55,7 @@ mod lifecycle;
 pub mod registry;
 mod retry;
 mod runtime;
-mod snapshot;
+pub mod snapshot;
 mod step;
 mod store;
 mod stream;

@@ -23,6 +23,23 @@
 //! [registry](crate::registry), so every event type a snapshot holds must be registered
 //! (non-generic types with `#[derive(Event)]` are).
 //!
+//! The records are plain data that a program may inspect, for instance to list what a stored
+//! run waits for:
+//!
+//! ```
+//! use workflows::{RunStatus, Snapshot};
+//!
+//! let stored = r#"{"version":1,"workflow":"Review","fingerprint":"0","run_id":"r-1",
+//!     "status":"running","state":null,"waiters":[{"id":"approve-7","invocation":3,
+//!     "step":"approve","event":"Decision","requirements":[{"path":"request_id","value":7}]}]}"#;
+//! let snapshot = Snapshot::from_json(stored).unwrap();
+//! assert_eq!(snapshot.status, RunStatus::Running);
+//! let waiting: Vec<(&str, &str)> =
+//!     snapshot.waiters.iter().map(|w| (w.id.as_str(), w.event.as_str())).collect();
+//! assert_eq!(waiting, [("approve-7", "Decision")]);
+//! assert_eq!(snapshot.waiters[0].requirements[0].value, 7);
+//! ```
+//!
 //! # Versioning rule
 //!
 //! A reader accepts every version up to its own and rejects newer ones with
@@ -40,6 +57,12 @@ use crate::{StepInfo, wait::Requirement};
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// How the run stood when the snapshot was taken.
+///
+/// ```
+/// use workflows::RunStatus;
+/// assert!(RunStatus::Cancelled.is_resumable());
+/// assert!(!RunStatus::Completed.is_resumable());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -308,6 +331,13 @@ impl Snapshot {
 }
 
 /// Why a snapshot could not be taken.
+///
+/// ```
+/// use workflows::SnapshotError;
+///
+/// let err = SnapshotError::Serialize { what: "the state".into(), message: "key must be a string".into() };
+/// assert_eq!(err.to_string(), "cannot snapshot the run: the state failed to serialize: key must be a string");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -319,9 +349,6 @@ pub enum SnapshotError {
         /// serde's message.
         message: String,
     },
-    /// The run never started (it failed before its first step), so there is nothing to store.
-    #[error("the run never started, so there is nothing to snapshot")]
-    NeverStarted,
 }
 
 /// Why a snapshot could not be resumed. Each says what to do.
