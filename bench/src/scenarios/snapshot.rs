@@ -1,0 +1,100 @@
+//! 5. `snapshot`: serialize a paused run, restore it, resume it; one op is one cycle.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use workflows::prelude::*;
+use workflows::{Runner, Snapshot};
+
+use crate::report::{report, round_to};
+
+pub struct SnapshotWorkflow;
+
+#[workflow]
+impl SnapshotWorkflow {
+    #[step]
+    async fn fill(&self, ctx: &Context, ev: StartEvent) -> InputRequiredEvent {
+        let keys: usize = ev.get("num_keys").expect("num_keys");
+        ctx.store().edit(|state| {
+            for i in 0..keys {
+                state.insert(format!("key{i}"), json!(format!("value-{i}")));
+            }
+        });
+        InputRequiredEvent::new("approve?")
+    }
+
+    #[step]
+    async fn finish(
+        &self,
+        ctx: &Context,
+        ev: HumanResponseEvent,
+    ) -> StopEvent<(String, usize, String)> {
+        let state = ctx.store().to_map();
+        let last: String = ctx
+            .store()
+            .get(&format!("key{}", state.len() - 1))
+            .unwrap()
+            .unwrap();
+        StopEvent::new((ev.response, state.len(), last))
+    }
+}
+
+/// One cycle; adds the snapshot, restore and resume times to `acc`; returns the JSON's size.
+async fn cycle(wf: &Runner<SnapshotWorkflow>, keys: usize, acc: &mut [Duration; 3]) -> usize {
+    let handler = wf.run(StartEvent::new().with("num_keys", keys));
+    let mut events = handler.stream_events();
+    while let Some(ev) = events.next().await {
+        if ev.is::<InputRequiredEvent>() {
+            break;
+        }
+    }
+
+    let t0 = Instant::now();
+    let blob = handler.snapshot().await.unwrap().to_json();
+    let t1 = Instant::now();
+    handler.cancel_run(); // untimed: the original run is dropped
+    let _ = handler.await;
+    let t2 = Instant::now();
+    let restored = Snapshot::from_json(&blob).unwrap();
+    let t3 = Instant::now();
+    let resumed = wf.resume(restored).unwrap();
+    resumed.send_event(HumanResponseEvent::new("yes")).unwrap();
+    let result = resumed.await.unwrap();
+    let t4 = Instant::now();
+
+    assert_eq!(
+        result,
+        ("yes".to_owned(), keys, format!("value-{}", keys - 1))
+    );
+    acc[0] += t1 - t0;
+    acc[1] += t3 - t2;
+    acc[2] += t4 - t3;
+    blob.len()
+}
+
+pub async fn run(iters: usize, keys: usize, runtime: &str) {
+    let wf = SnapshotWorkflow.runner();
+    cycle(&wf, keys, &mut [Duration::ZERO; 3]).await; // warm-up
+    let mut acc = [Duration::ZERO; 3];
+    let mut size = 0;
+    for _ in 0..iters {
+        size = cycle(&wf, keys, &mut acc).await;
+    }
+    let total: f64 = acc.iter().map(Duration::as_secs_f64).sum();
+    let mean_us = |d: Duration| round_to(d.as_secs_f64() / iters as f64 * 1e6, 1);
+    report(
+        "snapshot",
+        iters,
+        iters,
+        total,
+        runtime,
+        json!({
+            "keys": keys,
+            "snapshot_bytes": size,
+            "snapshot_us": mean_us(acc[0]),
+            "restore_us": mean_us(acc[1]),
+            "resume_us": mean_us(acc[2]),
+        }),
+    );
+}
