@@ -1,4 +1,4 @@
-//! 1. `chain`: ten steps in a line, R sequential runs; one op is one step dispatch.
+//! Scenario 1, `chain`: ten steps in a line, R sequential runs; one op is one step dispatch.
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! 6. `concurrent`: C runs suspended at once, waiting for input; then all answered.
+//! Scenario 6, `concurrent`: C runs suspended at once, waiting for input; then all answered.
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! 3. `fanout`: K events to a pool of workers and back through collect; one op is one
+//! Scenario 3, `fanout`: K events to a pool of workers and back through collect; one op is one
 //! event delivered to a step (2K in all).
 
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! 4. `hitl`: M human round trips in one run, answered the instant each request appears.
+//! Scenario 4, `hitl`: M human round trips in one run, answered the instant each request appears.
 
 use std::time::Instant;
 

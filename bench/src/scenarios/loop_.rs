@@ -1,4 +1,4 @@
-//! 2. `loop`: one step re-triggering itself N times; one op is one `LoopEvent`.
+//! Scenario 2, `loop`: one step re-triggering itself N times; one op is one `LoopEvent`.
 
 use std::time::Instant;
 

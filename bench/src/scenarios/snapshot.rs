@@ -1,4 +1,4 @@
-//! 5. `snapshot`: serialize a paused run, restore it, resume it; one op is one cycle.
+//! Scenario 5, `snapshot`: serialize a paused run, restore it, resume it; one op is one cycle.
 
 use std::time::{Duration, Instant};
 
