@@ -41,7 +41,13 @@ fn main() -> ExitCode {
     }
     if let [only] = options.scenarios.as_slice() {
         let runtime = options.runtime.build();
-        runtime.block_on(scenarios::run(only, &options));
+        // The driver runs as a task of the runtime, like the reference's driver on its event
+        // loop: on the multi-thread runtime, `block_on` alone would run it on this thread,
+        // outside the workers, and every message would cross threads.
+        let scenario = only.clone();
+        let options = std::sync::Arc::new(options);
+        let task = runtime.spawn(async move { scenarios::run(&scenario, &options).await });
+        runtime.block_on(task).expect("the scenario's asserts hold");
         return ExitCode::SUCCESS;
     }
     // One process per scenario, so that peak_rss_mb belongs to it.

@@ -300,33 +300,38 @@ impl Snapshot {
     /// ));
     /// ```
     pub fn from_json(text: &str) -> Result<Snapshot, ResumeError> {
-        let malformed = |e: serde_json::Error| {
-            if e.is_eof() {
-                ResumeError::Truncated {
-                    message: e.to_string(),
-                }
-            } else {
-                ResumeError::Malformed {
-                    message: e.to_string(),
-                }
-            }
-        };
-        let peek: VersionOnly = serde_json::from_str(text).map_err(malformed)?;
-        match peek.version.as_ref().and_then(Value::as_u64) {
-            None => {
-                return Err(ResumeError::Malformed {
-                    message: "no `version` number: this is not a workflow snapshot".into(),
-                });
-            }
-            Some(found) if found > u64::from(SNAPSHOT_VERSION) => {
+        // One parse when all is well; only a failure looks at the version to explain itself.
+        let error = match serde_json::from_str::<Snapshot>(text) {
+            Ok(snapshot) if snapshot.version <= SNAPSHOT_VERSION => return Ok(snapshot),
+            Ok(snapshot) => {
                 return Err(ResumeError::NewerVersion {
-                    found: found.min(u64::from(u32::MAX)) as u32,
+                    found: snapshot.version,
                     supported: SNAPSHOT_VERSION,
                 });
             }
-            Some(_) => {}
+            Err(error) => error,
+        };
+        if error.is_eof() {
+            return Err(ResumeError::Truncated {
+                message: error.to_string(),
+            });
         }
-        serde_json::from_str(text).map_err(malformed)
+        let version = serde_json::from_str::<VersionOnly>(text)
+            .ok()
+            .and_then(|peek| peek.version)
+            .and_then(|v| v.as_u64());
+        match version {
+            Some(found) if found > u64::from(SNAPSHOT_VERSION) => Err(ResumeError::NewerVersion {
+                found: found.min(u64::from(u32::MAX)) as u32,
+                supported: SNAPSHOT_VERSION,
+            }),
+            None => Err(ResumeError::Malformed {
+                message: format!("{error}; no `version` number: this is not a workflow snapshot"),
+            }),
+            Some(_) => Err(ResumeError::Malformed {
+                message: error.to_string(),
+            }),
+        }
     }
 }
 
