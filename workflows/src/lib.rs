@@ -54,6 +54,7 @@ mod infer;
 mod lifecycle;
 pub mod registry;
 mod retry;
+mod run_id;
 mod runtime;
 pub mod snapshot;
 mod step;

@@ -162,7 +162,7 @@ impl RunOptions {
     pub(crate) fn take_run_id(&mut self) -> String {
         self.run_id
             .take()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+            .unwrap_or_else(crate::run_id::new_run_id)
     }
 }
 

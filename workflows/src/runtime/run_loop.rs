@@ -136,42 +136,36 @@ impl<W: Workflow> RunLoop<W> {
             }
             return;
         }
-        let routes = self.shared.core.routes.clone();
-        let receivers: Vec<usize> = routes
-            .receivers(ev.event_type_id())
-            .iter()
-            .copied()
-            .filter(|s| !answered.contains(s))
-            .collect();
-        match receivers.as_slice() {
-            [] => {
-                if !answered.is_empty() || ev.kind() == EventKind::InputRequired {
-                    return;
-                }
-                match from {
-                    Some(step) => self.finish(Err(WorkflowError::Unroutable {
-                        step: W::STEPS[step].name.to_owned(),
-                        event: ev.name().to_owned(),
-                    })),
-                    // Checked when sent; only a waiter that went away in between gets here.
-                    None => tracing::warn!(
-                        parent: &self.span,
-                        event = ev.name(),
-                        "event sent into the run has no receiver any more; dropped"
-                    ),
-                }
+        // Borrowing the routes through `self.shared` leaves `self.queues` free to change.
+        let shared = &self.shared;
+        let all = shared.core.routes.receivers(ev.event_type_id());
+        let mut receivers = all.iter().copied().filter(|s| !answered.contains(s));
+        let Some(first) = receivers.next() else {
+            if !answered.is_empty() || ev.kind() == EventKind::InputRequired {
+                return;
             }
-            [only] => self.queues[*only].push_back(Queued { ev, handles: None }),
-            [rest @ .., last] => {
-                for step in rest {
-                    self.queues[*step].push_back(Queued {
-                        ev: ev.clone_event(),
-                        handles: None,
-                    });
-                }
-                self.queues[*last].push_back(Queued { ev, handles: None });
+            match from {
+                Some(step) => self.finish(Err(WorkflowError::Unroutable {
+                    step: W::STEPS[step].name.to_owned(),
+                    event: ev.name().to_owned(),
+                })),
+                // Checked when sent; only a waiter that went away in between gets here.
+                None => tracing::warn!(
+                    parent: &self.span,
+                    event = ev.name(),
+                    "event sent into the run has no receiver any more; dropped"
+                ),
             }
+            return;
+        };
+        // Every receiver but the first gets a copy; the first gets the event itself.
+        for step in receivers {
+            self.queues[step].push_back(Queued {
+                ev: ev.clone_event(),
+                handles: None,
+            });
         }
+        self.queues[first].push_back(Queued { ev, handles: None });
     }
 
     /// Handles an event a step returned.
