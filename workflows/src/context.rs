@@ -176,7 +176,7 @@ impl<S: Send + 'static> Context<S> {
             }
         }
         let (reply, answer) = oneshot::channel();
-        let request = WaitRequest {
+        let request = Box::new(WaitRequest {
             id: id.clone(),
             slot: self.slot,
             seq: self.seq,
@@ -185,7 +185,7 @@ impl<S: Send + 'static> Context<S> {
             prompt: wait.prompt,
             timeout: wait.timeout,
             reply,
-        };
+        });
         if self.run.core.push(Msg::Wait(request)).is_err() {
             return Err(WaitError::RunEnded { waiter_id: id });
         }

@@ -36,6 +36,9 @@ mod tests {
     fn ids_are_distinct_32_digit_hex() {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_run_id()).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(ids.iter().all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())));
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        );
     }
 }

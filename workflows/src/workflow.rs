@@ -160,9 +160,7 @@ impl RunOptions {
     }
 
     pub(crate) fn take_run_id(&mut self) -> String {
-        self.run_id
-            .take()
-            .unwrap_or_else(crate::run_id::new_run_id)
+        self.run_id.take().unwrap_or_else(crate::run_id::new_run_id)
     }
 }
 

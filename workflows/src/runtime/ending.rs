@@ -133,7 +133,7 @@ impl<W: Workflow> RunLoop<W> {
         if let Some(status) = resumable
             && let Ok(snapshot) = self.capture(status)
         {
-            *lock(&self.shared.core.final_snapshot) = Some(snapshot);
+            *lock(&self.shared.core.final_snapshot) = Some(Box::new(snapshot));
         }
         match &outcome {
             Ok(_) => tracing::debug!(parent: &self.span, "run finished"),

@@ -18,6 +18,25 @@ use crate::snapshot::RunStatus;
 use crate::{Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
+    /// Frees the buffers of empty queues and lists, so that a suspended run holds little.
+    fn compact(&mut self) {
+        if self.invocations.iter().all(Option::is_none) {
+            self.invocations = Vec::new();
+            self.free = Vec::new();
+        }
+        for queue in &mut self.queues {
+            if queue.is_empty() && queue.capacity() > 0 {
+                *queue = VecDeque::new();
+            }
+        }
+        if self.inbox.is_empty() {
+            self.inbox = VecDeque::new();
+        }
+        if self.in_flight.as_ref().is_some_and(|f| f.is_empty()) {
+            self.in_flight = None;
+        }
+    }
+
     fn has_queued_work(&self) -> bool {
         !self.retry_now.is_empty()
             || self
@@ -142,6 +161,9 @@ impl<W: Workflow> RunLoop<W> {
                 continue;
             }
             if self.is_blocked() {
+                // A run waiting for the outside may wait for days: give back what it can.
+                self.compact();
+                shared.core.compact_inbox();
                 if shared.core.abandoned() {
                     // A sender may have queued a message just before it went away.
                     if shared.core.take_or_park(&mut self.inbox, cx.waker()) {

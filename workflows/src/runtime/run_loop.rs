@@ -217,6 +217,8 @@ impl<W: Workflow> RunLoop<W> {
                 slot
             }
             None => {
+                // Grow one slot at a time: most runs have one or two invocations at once.
+                self.invocations.reserve_exact(1);
                 self.invocations.push(Some(inv));
                 self.invocations.len() - 1
             }

@@ -31,6 +31,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Moves every message of `from` to the back of `into`; swaps buffers when `into` is empty,
+/// so that the run keeps one allocation for its inbox, not two.
+fn move_all(from: &mut VecDeque<Msg>, into: &mut VecDeque<Msg>) {
+    if into.is_empty() {
+        std::mem::swap(from, into);
+    } else {
+        into.append(from);
+    }
+}
+
 /// A message for the control loop.
 pub(crate) enum Msg {
     /// An event sent by a step or by the caller, to every accepting step or to one.
@@ -41,7 +51,7 @@ pub(crate) enum Msg {
     /// End the run as cancelled.
     Cancel,
     /// A step begins to wait for an event.
-    Wait(WaitRequest),
+    Wait(Box<WaitRequest>),
     /// Take a snapshot and send it back.
     Snapshot(oneshot::Sender<Result<Snapshot, SnapshotError>>),
     /// An invocation created its memo; the loop keeps it for snapshots.
@@ -118,7 +128,7 @@ pub(crate) struct RunCore {
     /// How the run ended, once it has.
     ended: Mutex<Option<RunStatus>>,
     /// The snapshot taken as a cancelled or timed-out run ended (it can be resumed).
-    pub(crate) final_snapshot: Mutex<Option<Snapshot>>,
+    pub(crate) final_snapshot: Mutex<Option<Box<Snapshot>>>,
 }
 
 impl RunCore {
@@ -179,7 +189,7 @@ impl RunCore {
     pub(crate) fn begin_poll(&self, into: &mut VecDeque<Msg>) {
         let mut inbox = lock(&self.inbox);
         inbox.in_poll = true;
-        into.append(&mut inbox.msgs);
+        move_all(&mut inbox.msgs, into);
     }
 
     /// Takes queued messages; if there are none, parks the loop with `waker` and returns false.
@@ -193,14 +203,22 @@ impl RunCore {
             }
             false
         } else {
-            into.append(&mut inbox.msgs);
+            move_all(&mut inbox.msgs, into);
             true
         }
     }
 
     /// Takes queued messages without changing whether the loop counts as polling.
     pub(crate) fn take_messages(&self, into: &mut VecDeque<Msg>) {
-        into.append(&mut lock(&self.inbox).msgs);
+        move_all(&mut lock(&self.inbox).msgs, into);
+    }
+
+    /// Frees the inbox's buffer if it is empty (the run is about to wait for the outside).
+    pub(crate) fn compact_inbox(&self) {
+        let mut inbox = lock(&self.inbox);
+        if inbox.msgs.is_empty() {
+            inbox.msgs = VecDeque::new();
+        }
     }
 
     /// Wakes the loop from outside (a handle went away).
@@ -388,8 +406,8 @@ impl<S: Serialize + Send> HasCore for RunShared<S> {
 
     fn final_snapshot(&self) -> Result<Snapshot, SnapshotError> {
         let core = &self.core;
-        if let Some(snapshot) = lock(&core.final_snapshot).clone() {
-            return Ok(snapshot);
+        if let Some(snapshot) = lock(&core.final_snapshot).as_deref() {
+            return Ok(snapshot.clone());
         }
         Ok(Snapshot {
             version: SNAPSHOT_VERSION,
