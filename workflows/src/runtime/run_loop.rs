@@ -180,7 +180,7 @@ impl<W: Workflow> RunLoop<W> {
         match msg {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
-            Msg::Wait(request) => self.add_waiter(request),
+            Msg::Wait(request) => self.add_waiter(*request),
             // Answered at the top of the loop, where no invocation is half-way through
             // completing (its effects in, its record not yet released).
             Msg::Snapshot(reply) => self.snapshot_requests.push(reply),

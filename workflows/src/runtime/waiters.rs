@@ -33,7 +33,7 @@ pub(crate) struct Waiter {
 
 impl<W: Workflow> RunLoop<W> {
     /// Registers a waiter, or re-attaches a step that runs again to its restored waiter.
-    pub(super) fn add_waiter(&mut self, request: Box<WaitRequest>) {
+    pub(super) fn add_waiter(&mut self, request: WaitRequest) {
         let WaitRequest {
             id,
             slot,
@@ -43,7 +43,7 @@ impl<W: Workflow> RunLoop<W> {
             prompt,
             timeout,
             reply,
-        } = *request;
+        } = request;
         let Some(step) = self.invocation_mut(slot, seq).map(|inv| inv.step) else {
             return; // The invocation already ended; dropping `reply` tells its future.
         };
