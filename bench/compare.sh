@@ -66,8 +66,11 @@ for name, runs in runtimes.items():
         p, o = median(py[scenario], "per_op_us"), median(runs[scenario], "per_op_us")
         ratio = f"{p / o:,.0f}x" if o else "-"
         vs_floor = "-"
-        if floor and scenario in ("chain", "loop", "fanout", "hitl"):
+        if floor and scenario in ("chain", "loop", "fanout"):
             vs_floor = f"{o * 1000 / floor:.2f}x"
+        elif floor and scenario == "hitl":
+            # A round trip is two messages: the request out and the answer in.
+            vs_floor = f"{o * 1000 / (2 * floor):.2f}x rt"
         mem = "-"
         if scenario == "concurrent":
             mem = f"{median(py[scenario], 'rss_per_run_kb'):.2f}, {median(runs[scenario], 'rss_per_run_kb'):.2f}"

@@ -56,6 +56,35 @@ struct LogInner {
     free: Vec<usize>,
 }
 
+/// Wakers taken out of the log to be woken after its lock is released. One reader is the
+/// common case, and costs no allocation.
+#[derive(Default)]
+struct Woken {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Woken {
+    fn wake(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        self.rest.into_iter().for_each(Waker::wake);
+    }
+}
+
+fn take_wakers(slots: &mut [Option<Waker>]) -> Woken {
+    let mut woken = Woken::default();
+    for waker in slots.iter_mut().filter_map(Option::take) {
+        if woken.first.is_none() {
+            woken.first = Some(waker);
+        } else {
+            woken.rest.push(waker);
+        }
+    }
+    woken
+}
+
 /// The run's published events. Never blocks the run: readers follow at their own pace.
 #[derive(Default)]
 pub(crate) struct StreamLog {
@@ -81,16 +110,16 @@ impl StreamLog {
 
     /// Appends `event` unless the stream is closed; wakes waiting readers.
     pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) {
-        let wakers: Vec<Waker> = {
+        let wakers = {
             let mut inner = lock(&self.inner);
             if inner.closed {
                 return;
             }
             let seq = inner.base + inner.events.len() as u64;
             inner.events.push(StreamEvent { seq, event });
-            inner.wakers.iter_mut().filter_map(Option::take).collect()
+            take_wakers(&mut inner.wakers)
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.wake();
     }
 
     /// Appends the last event and closes the stream.
@@ -100,12 +129,12 @@ impl StreamLog {
     }
 
     pub(crate) fn close(&self) {
-        let wakers: Vec<Waker> = {
+        let wakers = {
             let mut inner = lock(&self.inner);
             inner.closed = true;
-            inner.wakers.iter_mut().filter_map(Option::take).collect()
+            take_wakers(&mut inner.wakers)
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.wake();
     }
 
     fn add_reader(&self) -> usize {

@@ -171,6 +171,14 @@ impl<W: Workflow> RunLoop<W> {
     /// Handles an event a step returned.
     pub(super) fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>) {
         if ev.kind() == EventKind::InputRequired {
+            let ty = ev.event_type_id();
+            let routed = !self.shared.core.routes.receivers(ty).is_empty()
+                || self.waiters.iter().any(|w| w.event.type_id == ty);
+            if !routed {
+                // The usual case: the request goes to the caller only, without a copy.
+                self.stream().publish(Arc::from(ev));
+                return;
+            }
             self.stream().publish(Arc::from(ev.clone_event()));
         }
         self.deliver(ev, None, Some(from));

@@ -123,6 +123,8 @@ pub(crate) struct RunCore {
     /// Handlers and senders alive outside the run; at zero an idle run ends.
     external: AtomicUsize,
     finished: AtomicBool,
+    /// Whether the inbox may hold messages (set under its lock by `push`).
+    queued: AtomicBool,
     /// The event types that waiters accept right now (kept by the loop).
     waiting: Mutex<Vec<TypeId>>,
     /// How the run ended, once it has.
@@ -154,6 +156,7 @@ impl RunCore {
             collect: Mutex::new(collect),
             external: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
             waiting: Mutex::new(Vec::new()),
             ended: Mutex::new(None),
             final_snapshot: Mutex::new(None),
@@ -173,6 +176,7 @@ impl RunCore {
                 return Err(SendError::RunFinished);
             }
             inbox.msgs.push_back(msg);
+            self.queued.store(true, Ordering::Release);
             if inbox.in_poll {
                 None
             } else {
@@ -189,6 +193,7 @@ impl RunCore {
     pub(crate) fn begin_poll(&self, into: &mut VecDeque<Msg>) {
         let mut inbox = lock(&self.inbox);
         inbox.in_poll = true;
+        self.queued.store(false, Ordering::Release);
         move_all(&mut inbox.msgs, into);
     }
 
@@ -203,6 +208,7 @@ impl RunCore {
             }
             false
         } else {
+            self.queued.store(false, Ordering::Release);
             move_all(&mut inbox.msgs, into);
             true
         }
@@ -210,7 +216,12 @@ impl RunCore {
 
     /// Takes queued messages without changing whether the loop counts as polling.
     pub(crate) fn take_messages(&self, into: &mut VecDeque<Msg>) {
-        move_all(&mut lock(&self.inbox).msgs, into);
+        // Most steps send nothing: skip the lock when the inbox is known to be empty.
+        if self.queued.load(Ordering::Acquire) {
+            let mut inbox = lock(&self.inbox);
+            self.queued.store(false, Ordering::Release);
+            move_all(&mut inbox.msgs, into);
+        }
     }
 
     /// Frees the inbox's buffer if it is empty (the run is about to wait for the outside).
