@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use workflows::prelude::*;
 use workflows::{WorkflowCancelled, WorkflowFailed, WorkflowTimedOut};
+use workflows_tests::Ask;
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Go;
@@ -122,21 +123,6 @@ async fn there_is_no_default_timeout() {
     assert!(!handler.is_done(), "a run may wait for a year");
     handler.cancel_run();
     assert!(matches!(handler.await, Err(WorkflowError::Cancelled)));
-}
-
-struct Ask;
-
-#[workflow]
-impl Ask {
-    #[step]
-    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
-        InputRequiredEvent::new("?")
-    }
-
-    #[step]
-    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        StopEvent::new(ev.response)
-    }
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use workflows::prelude::*;
+use workflows_tests::Ask;
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Spin;
@@ -69,21 +70,6 @@ async fn a_timeout_names_a_step_that_keeps_finishing_and_restarting() {
     match run.await {
         Err(WorkflowError::Timeout { active_steps, .. }) => assert_eq!(active_steps, ["spin"]),
         other => panic!("expected a timeout, got {other:?}"),
-    }
-}
-
-struct Ask;
-
-#[workflow]
-impl Ask {
-    #[step]
-    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
-        InputRequiredEvent::new("?")
-    }
-
-    #[step]
-    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        StopEvent::new(ev.response)
     }
 }
 

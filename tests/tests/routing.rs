@@ -301,26 +301,11 @@ impl StopBySend {
     }
 }
 
-struct Waits;
-
-#[workflow]
-impl Waits {
-    #[step]
-    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
-        InputRequiredEvent::new("?")
-    }
-
-    #[step]
-    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        StopEvent::new(ev.response)
-    }
-}
-
 #[tokio::test]
 async fn sending_the_stop_event_ends_the_run() {
     assert_eq!(StopBySend.run(StartEvent::new()).await.unwrap(), 7);
     // From outside too: the caller may end a waiting run with its stop event.
-    let handler = Waits.run(StartEvent::new());
+    let handler = workflows_tests::Ask.run(StartEvent::new());
     let mut events = handler.stream_events();
     use futures_util::StreamExt;
     assert!(events.next().await.unwrap().is::<InputRequiredEvent>());

@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use workflows::prelude::*;
 use workflows::{StepState, StepStateChanged, WorkflowIdle};
+use workflows_tests::Ask;
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Progress {
@@ -133,21 +134,6 @@ async fn two_runs_of_one_workflow_have_independent_streams() {
         progress(&eb).iter().map(|p| p.0).collect::<Vec<_>>(),
         [0, 1, 2, 3, 4]
     );
-}
-
-struct Ask;
-
-#[workflow]
-impl Ask {
-    #[step]
-    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
-        InputRequiredEvent::new("?")
-    }
-
-    #[step]
-    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        StopEvent::new(ev.response)
-    }
 }
 
 #[tokio::test]

@@ -147,9 +147,19 @@ fn kind(v: &Value) -> &'static str {
 fn lookup<'a>(root: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>, StoreError> {
     let mut segments = path.split('.');
     let first = segments.next().unwrap_or_default();
-    let Some(mut current) = root.get(first) else {
-        return Ok(None);
-    };
+    match root.get(first) {
+        None => Ok(None),
+        Some(start) => follow(start, segments, path),
+    }
+}
+
+/// Follows `segments` (of the dot path `path`) down from `current`: object fields by name,
+/// array items by index. `Ok(None)` when a field or item is missing.
+pub(crate) fn follow<'a, 's>(
+    mut current: &'a Value,
+    segments: impl Iterator<Item = &'s str>,
+    path: &str,
+) -> Result<Option<&'a Value>, StoreError> {
     for segment in segments {
         current = match current {
             Value::Object(map) => match map.get(segment) {

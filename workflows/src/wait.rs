@@ -29,23 +29,8 @@ pub struct Requirement {
 impl Requirement {
     /// Whether the event serialized as `event` meets this requirement.
     pub fn matches(&self, event: &Value) -> bool {
-        let mut current = event;
-        for segment in self.path.split('.') {
-            current = match current {
-                Value::Object(map) => match map.get(segment) {
-                    Some(v) => v,
-                    None => return false,
-                },
-                Value::Array(items) => {
-                    match segment.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                        Some(v) => v,
-                        None => return false,
-                    }
-                }
-                _ => return false,
-            };
-        }
-        *current == self.value
+        let found = crate::store::follow(event, self.path.split('.'), &self.path);
+        matches!(found, Ok(Some(value)) if *value == self.value)
     }
 }
 
