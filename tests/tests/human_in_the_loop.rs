@@ -164,6 +164,10 @@ async fn user_defined_request_and_response_pair_is_type_checked() {
         }
     );
     assert_eq!(<ApprovalRequest as Event>::RESPONSE, Some("Approval"));
+    // The pair is part of the step table, the workflow's graph as data.
+    let submit = &<Review as Workflow>::STEPS[0];
+    assert_eq!(submit.emits[0].name, "ApprovalRequest");
+    assert_eq!(submit.emits[0].response, Some("Approval"));
     assert_eq!(<Review as Workflow>::STEPS[1].accepts[0].name, "Approval");
 }
 
