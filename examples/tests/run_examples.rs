@@ -145,3 +145,23 @@ fn snapshot_resume_hands_a_run_to_another_process() {
     );
     let _ = std::fs::remove_file(db);
 }
+
+#[test]
+fn draw_graph_writes_mermaid_and_dot() {
+    let out = run(env!("CARGO_BIN_EXE_draw_graph"), &[], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mermaid = text(&out.stdout);
+    assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("    step_classify --> ev_Urgent\n"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("    ev_EscalationRequest -. answered by .-> ev_Decision\n"));
+    let out = run(env!("CARGO_BIN_EXE_draw_graph"), &["--dot"], "");
+    let dot = text(&out.stdout);
+    assert!(
+        dot.starts_with("digraph Support {\n") && dot.ends_with("}\n"),
+        "{dot}"
+    );
+    assert!(dot.contains("\"Ticket\" -> \"step:classify\";"), "{dot}");
+}

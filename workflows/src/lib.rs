@@ -49,6 +49,7 @@ mod builtin;
 mod context;
 mod error;
 mod event;
+pub mod graph;
 mod handler;
 mod infer;
 mod lifecycle;

@@ -97,6 +97,12 @@ pub trait Workflow: Send + Sync + Sized + 'static {
     #[doc(hidden)]
     fn __retry_policy(step: usize) -> Option<RetryPolicy>;
 
+    /// The workflow's graph: steps, events and the edges between them, drawable as Mermaid or
+    /// Graphviz DOT (see [`graph`](crate::graph)).
+    fn graph() -> crate::graph::Graph {
+        crate::graph::Graph::of::<Self>()
+    }
+
     /// Starts a run of this workflow with `start`; see [`Runner::run`].
     fn run(self, start: Self::Start) -> Handler<Output<Self>> {
         Runner::new(self).run(start)

@@ -1,0 +1,335 @@
+//! A workflow's graph as data, and drawn as Mermaid or Graphviz DOT.
+//!
+//! Nodes are the steps and the event types they accept, return or send; edges run from an
+//! event to each step accepting it, from a step to each event it returns or sends, and from
+//! an input request to the response that answers it.
+//!
+//! ```
+//! use workflows::prelude::*;
+//! use workflows::graph::Graph;
+//!
+//! struct NumberWorkflow;
+//!
+//! #[workflow]
+//! impl NumberWorkflow {
+//!     #[step]
+//!     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+//!         InputRequiredEvent::new("Enter a number: ")
+//!     }
+//!
+//!     #[step]
+//!     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+//!         StopEvent::new(ev.response)
+//!     }
+//! }
+//!
+//! let graph = Graph::of::<NumberWorkflow>();
+//! assert_eq!(graph.steps().len(), 2);
+//! let mermaid = graph.to_mermaid();
+//! assert!(mermaid.contains("ev_InputRequiredEvent -. answered by .-> ev_HumanResponseEvent"));
+//! assert!(graph.to_dot().starts_with("digraph NumberWorkflow {"));
+//! ```
+
+use std::fmt::Write;
+
+use crate::{EventInfo, EventKind, StepInfo, Workflow};
+
+/// How an edge connects its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// An event goes to a step that accepts it.
+    Accepts,
+    /// A step returns an event.
+    Returns,
+    /// A step sends an event through its context.
+    Sends,
+    /// An input request is answered by its response type.
+    AnsweredBy,
+}
+
+/// One edge of the graph, between two node names (a step's or an event's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// Where it starts.
+    pub from: String,
+    /// Where it ends.
+    pub to: String,
+    /// What it means.
+    pub kind: EdgeKind,
+}
+
+/// A workflow's steps and events, with the edges between them.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    name: &'static str,
+    steps: &'static [StepInfo],
+    events: Vec<EventInfo>,
+    edges: Vec<Edge>,
+}
+
+impl Graph {
+    /// The graph of workflow `W`.
+    pub fn of<W: Workflow>() -> Graph {
+        Graph::from_steps(W::NAME, W::STEPS)
+    }
+
+    /// The graph of a step table.
+    pub fn from_steps(name: &'static str, steps: &'static [StepInfo]) -> Graph {
+        let mut events: Vec<EventInfo> = Vec::new();
+        let mut edges = Vec::new();
+        let mut note = |info: &EventInfo| {
+            if !events.iter().any(|e| e.name == info.name) {
+                events.push(*info);
+            }
+        };
+        for step in steps {
+            for info in step.accepts {
+                note(info);
+                edges.push(Edge {
+                    from: info.name.to_owned(),
+                    to: step.name.to_owned(),
+                    kind: EdgeKind::Accepts,
+                });
+            }
+            for (infos, kind) in [
+                (step.emits, EdgeKind::Returns),
+                (step.sends, EdgeKind::Sends),
+            ] {
+                for info in infos {
+                    note(info);
+                    edges.push(Edge {
+                        from: step.name.to_owned(),
+                        to: info.name.to_owned(),
+                        kind,
+                    });
+                }
+            }
+        }
+        for info in events.clone() {
+            if let Some(response) = info.response {
+                edges.push(Edge {
+                    from: info.name.to_owned(),
+                    to: response.to_owned(),
+                    kind: EdgeKind::AnsweredBy,
+                });
+            }
+        }
+        edges.dedup();
+        Graph {
+            name,
+            steps,
+            events,
+            edges,
+        }
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The steps, in declaration order.
+    pub fn steps(&self) -> &'static [StepInfo] {
+        self.steps
+    }
+
+    /// The event types, in order of first appearance.
+    pub fn events(&self) -> &[EventInfo] {
+        &self.events
+    }
+
+    /// The edges.
+    pub fn edges(&self) -> &[Edge] {
+        &self.edges
+    }
+
+    /// The graph as a Mermaid flowchart: steps are boxes, events are rounded; input requests
+    /// and responses are hexagons, the start and stop events stadiums.
+    pub fn to_mermaid(&self) -> String {
+        // Mermaid ids allow letters, digits and `_`; names keep their form in the labels.
+        let id = |prefix: &str, name: &str| -> String {
+            let clean: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("{prefix}_{clean}")
+        };
+        let mut out = String::from("flowchart TD\n");
+        for step in self.steps {
+            let _ = writeln!(out, "    {}[\"{}\"]", id("step", step.name), step.name);
+        }
+        for event in &self.events {
+            let (open, close) = match event.kind {
+                EventKind::Start | EventKind::Stop => ("([", "])"),
+                EventKind::InputRequired | EventKind::Response => ("{{", "}}"),
+                _ => ("(", ")"),
+            };
+            let _ = writeln!(
+                out,
+                "    {}{open}\"{}\"{close}",
+                id("ev", event.name),
+                event.name
+            );
+        }
+        for edge in &self.edges {
+            let line = match edge.kind {
+                EdgeKind::Accepts => {
+                    format!("{} --> {}", id("ev", &edge.from), id("step", &edge.to))
+                }
+                EdgeKind::Returns => {
+                    format!("{} --> {}", id("step", &edge.from), id("ev", &edge.to))
+                }
+                EdgeKind::Sends => {
+                    format!(
+                        "{} -. sends .-> {}",
+                        id("step", &edge.from),
+                        id("ev", &edge.to)
+                    )
+                }
+                EdgeKind::AnsweredBy => {
+                    format!(
+                        "{} -. answered by .-> {}",
+                        id("ev", &edge.from),
+                        id("ev", &edge.to)
+                    )
+                }
+            };
+            let _ = writeln!(out, "    {line}");
+        }
+        out
+    }
+
+    /// The graph in Graphviz DOT: steps are boxes, events ellipses.
+    pub fn to_dot(&self) -> String {
+        let mut out = format!("digraph {} {{\n    rankdir=TB;\n", self.name);
+        for step in self.steps {
+            let _ = writeln!(
+                out,
+                "    \"step:{0}\" [label=\"{0}\", shape=box];",
+                step.name
+            );
+        }
+        for event in &self.events {
+            let shape = match event.kind {
+                EventKind::Start | EventKind::Stop => "doublecircle",
+                EventKind::InputRequired | EventKind::Response => "hexagon",
+                _ => "ellipse",
+            };
+            let _ = writeln!(
+                out,
+                "    \"{0}\" [label=\"{0}\", shape={shape}];",
+                event.name
+            );
+        }
+        for edge in &self.edges {
+            let (from, to, style) = match edge.kind {
+                EdgeKind::Accepts => (edge.from.clone(), format!("step:{}", edge.to), ""),
+                EdgeKind::Returns => (format!("step:{}", edge.from), edge.to.clone(), ""),
+                EdgeKind::Sends => (
+                    format!("step:{}", edge.from),
+                    edge.to.clone(),
+                    " [style=dashed, label=\"sends\"]",
+                ),
+                EdgeKind::AnsweredBy => (
+                    edge.from.clone(),
+                    edge.to.clone(),
+                    " [style=dotted, label=\"answered by\"]",
+                ),
+            };
+            let _ = writeln!(out, "    \"{from}\" -> \"{to}\"{style};");
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, Serialize, Deserialize, crate::Event)]
+    #[event(crate = crate, name = "graph_tests.Job")]
+    struct Job;
+
+    struct Fan;
+
+    #[workflow(crate = crate)]
+    impl Fan {
+        #[step(sends(Job))]
+        async fn split(&self, _ev: StartEvent) {}
+
+        #[step]
+        async fn work(&self, _ev: Job) -> InputRequiredEvent {
+            InputRequiredEvent::new("ok?")
+        }
+
+        #[step]
+        async fn done(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+            StopEvent::new(ev.response)
+        }
+    }
+
+    #[test]
+    fn edges_cover_accepts_returns_sends_and_answers() {
+        let graph = Graph::of::<Fan>();
+        let edges: Vec<(&str, &str, EdgeKind)> = graph
+            .edges()
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            edges,
+            [
+                ("StartEvent", "split", EdgeKind::Accepts),
+                ("split", "graph_tests.Job", EdgeKind::Sends),
+                ("graph_tests.Job", "work", EdgeKind::Accepts),
+                ("work", "InputRequiredEvent", EdgeKind::Returns),
+                ("HumanResponseEvent", "done", EdgeKind::Accepts),
+                ("done", "StopEvent", EdgeKind::Returns),
+                (
+                    "InputRequiredEvent",
+                    "HumanResponseEvent",
+                    EdgeKind::AnsweredBy
+                ),
+            ]
+        );
+        let names: Vec<&str> = graph.events().iter().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            [
+                "StartEvent",
+                "graph_tests.Job",
+                "InputRequiredEvent",
+                "HumanResponseEvent",
+                "StopEvent"
+            ]
+        );
+    }
+
+    #[test]
+    fn mermaid_shapes_events_by_role() {
+        let mermaid = Graph::of::<Fan>().to_mermaid();
+        assert!(mermaid.starts_with("flowchart TD\n"));
+        assert!(mermaid.contains("    step_split[\"split\"]\n"));
+        assert!(mermaid.contains("    ev_StartEvent([\"StartEvent\"])\n"));
+        assert!(mermaid.contains("    ev_InputRequiredEvent{{\"InputRequiredEvent\"}}\n"));
+        assert!(mermaid.contains("    ev_graph_tests_Job(\"graph_tests.Job\")\n"));
+        assert!(mermaid.contains("    step_split -. sends .-> ev_graph_tests_Job\n"));
+        assert!(mermaid.contains("    ev_graph_tests_Job --> step_work\n"));
+    }
+
+    #[test]
+    fn dot_is_a_complete_digraph() {
+        let dot = Graph::of::<Fan>().to_dot();
+        assert!(dot.starts_with("digraph Fan {\n"));
+        assert!(dot.ends_with("}\n"));
+        assert!(dot.contains("    \"step:done\" [label=\"done\", shape=box];\n"));
+        assert!(dot.contains("    \"HumanResponseEvent\" -> \"step:done\";\n"));
+        assert!(dot.contains(
+            "    \"InputRequiredEvent\" -> \"HumanResponseEvent\" [style=dotted, label=\"answered by\"];\n"
+        ));
+        assert_eq!(dot.matches("->").count(), 7);
+    }
+}
