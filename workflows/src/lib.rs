@@ -50,6 +50,7 @@ mod context;
 mod error;
 mod event;
 pub mod graph;
+mod graph_check;
 mod handler;
 mod infer;
 mod lifecycle;
@@ -253,6 +254,7 @@ pub mod prelude {
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::graph_check::{check_inputs, check_outputs};
     pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
     pub use crate::step::StepFuture;

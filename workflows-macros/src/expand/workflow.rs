@@ -125,7 +125,11 @@ fn workflow_impl(
         })
     });
 
+    let graph_checks = graph_checks(item, krate, steps);
+
     quote! {
+        #graph_checks
+
         impl #impl_generics #krate::Workflow for #self_ty #where_clause {
             type State = #state;
             #start_item
@@ -179,4 +183,46 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
             ::core::option::Option::Some(#boxed)
         }
     }
+}
+
+/// Compile-time graph rules, one constant per step and direction, each panicking (at compile
+/// time) with its message on the step's own tokens. Generic workflows are checked when a run
+/// starts instead: their step table exists only per instantiation.
+fn graph_checks(item: &ItemImpl, krate: &syn::Path, steps: &[StepModel]) -> TokenStream {
+    if !item.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let self_ty = &item.self_ty;
+    steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let check = |call: TokenStream, span: proc_macro2::Span| {
+                quote_spanned! {span=>
+                    const _: () = {
+                        let message = #krate::__private::#call;
+                        if !message.is_empty() {
+                            ::core::panic!("{}", message.as_str());
+                        }
+                    };
+                }
+            };
+            let steps = quote!(<#self_ty as #krate::Workflow>::STEPS);
+            let mut out = check(
+                quote!(check_outputs(#steps, #index, false)),
+                step.output.span(),
+            );
+            if let Some(first) = step.sends.first() {
+                out.extend(check(
+                    quote!(check_outputs(#steps, #index, true)),
+                    first.span(),
+                ));
+            }
+            out.extend(check(
+                quote!(check_inputs(#steps, #index)),
+                step.event.span(),
+            ));
+            out
+        })
+        .collect()
 }
