@@ -13,6 +13,13 @@ struct Spin;
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Finish;
 
+/// What `spin` may return: itself again, or (never, here) the end.
+#[derive(Debug, OneOf)]
+enum SpinAgain {
+    Spin(Spin),
+    Stop(StopEvent<&'static str>),
+}
+
 /// `spin` feeds itself forever; `finish` must still get its turn.
 struct Greedy;
 
@@ -25,8 +32,8 @@ impl Greedy {
     }
 
     #[step]
-    async fn spin(&self, _ev: Spin) -> Spin {
-        Spin
+    async fn spin(&self, _ev: Spin) -> SpinAgain {
+        SpinAgain::Spin(Spin)
     }
 
     #[step]
@@ -49,14 +56,14 @@ struct Spinner;
 #[workflow]
 impl Spinner {
     #[step(sends(Spin))]
-    async fn start(&self, ctx: &Context, _ev: StartEvent) -> Option<StopEvent<()>> {
+    async fn start(&self, ctx: &Context, _ev: StartEvent) -> Option<StopEvent<&'static str>> {
         ctx.send_event(Spin).unwrap();
         None
     }
 
     #[step]
-    async fn spin(&self, _ev: Spin) -> Spin {
-        Spin
+    async fn spin(&self, _ev: Spin) -> SpinAgain {
+        SpinAgain::Spin(Spin)
     }
 }
 

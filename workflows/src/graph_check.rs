@@ -119,6 +119,109 @@ const fn may_come_from_outside(kind: EventKind) -> bool {
     )
 }
 
+/// The most steps the reachability rules handle; larger workflows skip them.
+const MAX_STEPS: usize = 128;
+
+/// Which steps can run: those accepting an event from outside (start, responses, the
+/// runtime's), then those accepting an event a runnable step returns or sends, to a fixpoint.
+const fn runnable(steps: &[StepInfo]) -> [bool; MAX_STEPS] {
+    let mut runs = [false; MAX_STEPS];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let mut s = 0;
+        while s < steps.len() {
+            if !runs[s] {
+                let mut i = 0;
+                while i < steps[s].accepts.len() {
+                    let ev = &steps[s].accepts[i];
+                    if may_come_from_outside(ev.kind) || produced_by(steps, &runs, ev.name) {
+                        runs[s] = true;
+                        changed = true;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            s += 1;
+        }
+    }
+    runs
+}
+
+/// Whether a step marked in `set` returns or sends `name`.
+const fn produced_by(steps: &[StepInfo], set: &[bool; MAX_STEPS], name: &str) -> bool {
+    let mut s = 0;
+    while s < steps.len() {
+        if set[s] && (listed(steps[s].emits, name) || listed(steps[s].sends, name)) {
+            return true;
+        }
+        s += 1;
+    }
+    false
+}
+
+/// Whether a step marked in `set` accepts `name`.
+const fn accepted_by(steps: &[StepInfo], set: &[bool; MAX_STEPS], name: &str) -> bool {
+    let mut s = 0;
+    while s < steps.len() {
+        if set[s] && listed(steps[s].accepts, name) {
+            return true;
+        }
+        s += 1;
+    }
+    false
+}
+
+/// Whether every event a step accepts is the runtime's own (a failure handler).
+const fn handles_failures_only(step: &StepInfo) -> bool {
+    let mut i = 0;
+    while i < step.accepts.len() {
+        if !matches!(step.accepts[i].kind, EventKind::Internal) {
+            return false;
+        }
+        i += 1;
+    }
+    !step.accepts.is_empty()
+}
+
+/// Which steps lead to an end: those returning or sending a stop event or an input request,
+/// failure handlers, sinks (steps that emit nothing: their effects are their purpose), then
+/// those whose events reach such a step, to a fixpoint.
+const fn leading_somewhere(steps: &[StepInfo]) -> [bool; MAX_STEPS] {
+    let mut leads = [false; MAX_STEPS];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let mut s = 0;
+        while s < steps.len() {
+            if !leads[s] {
+                let step = &steps[s];
+                let sink = step.emits.is_empty() && step.sends.is_empty();
+                let mut found = sink || handles_failures_only(step);
+                let lists = [step.emits, step.sends];
+                let mut l = 0;
+                while !found && l < lists.len() {
+                    let mut i = 0;
+                    while !found && i < lists[l].len() {
+                        let ev = &lists[l][i];
+                        found = matches!(ev.kind, EventKind::Stop | EventKind::InputRequired)
+                            || accepted_by(steps, &leads, ev.name);
+                        i += 1;
+                    }
+                    l += 1;
+                }
+                if found {
+                    leads[s] = true;
+                    changed = true;
+                }
+            }
+            s += 1;
+        }
+    }
+    leads
+}
+
 /// What is wrong with the events step `index` returns (or, with `sends`, declares it sends):
 /// empty if nothing.
 #[doc(hidden)]
@@ -139,6 +242,17 @@ pub const fn check_outputs(steps: &[StepInfo], index: usize, sends: bool) -> Mes
                 .push("`, or emit another event");
         }
         i += 1;
+    }
+    // A step that can never run is reported as such (by `check_inputs`), not twice.
+    if !sends
+        && steps.len() <= MAX_STEPS
+        && runnable(steps)[index]
+        && !leading_somewhere(steps)[index]
+    {
+        return Message::new()
+            .push("step `")
+            .push(step.name)
+            .push("` leads nowhere: nothing it returns or sends reaches the stop event or an input request; return or send an event that leads to the end, or remove the step");
     }
     Message::new()
 }
@@ -171,6 +285,12 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
                 .push("))], or mark it #[event(response)] if the caller sends it");
         }
         i += 1;
+    }
+    if steps.len() <= MAX_STEPS && !runnable(steps)[index] {
+        return Message::new()
+            .push("step `")
+            .push(step.name)
+            .push("` can never run: the events it accepts come only from steps that never run themselves; connect it to the start event, or remove it");
     }
     Message::new()
 }

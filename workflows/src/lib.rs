@@ -91,8 +91,14 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// Every method marked [`#[step]`](macro@step) becomes a step. From the step signatures the
 /// macro generates the static step table ([`Workflow::STEPS`]), the dispatch code, and the
 /// workflow's start and stop event types, which it infers from what the steps accept and
-/// return: a workflow with no step for a start event, none returning a stop event, or two
-/// different stop types does not compile.
+/// return. A broken graph does not compile, with an error on the step's own tokens that names
+/// the step and the event: no step for a start event, none returning a stop event, two
+/// different stop types, a returned or sent event no step accepts (input requests, responses
+/// and the stop event excepted), an accepted event nothing returns or sends (start events,
+/// responses and `StepFailed` excepted), a step accepting the stop event, a step that can
+/// never run, and a step whose events never lead to the stop event or an input request
+/// (steps that emit nothing are sinks and may). Generic workflows get these graph rules at
+/// run time instead (an unroutable or undeclared event is then a typed error).
 ///
 /// Options:
 /// - `state = T`: the typed state of each run (`T: Default + Serialize + Deserialize`); steps
