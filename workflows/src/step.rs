@@ -24,6 +24,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// assert_eq!(<StartEvent as StepInput>::EVENTS[0].name, "StartEvent");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event, so a step cannot take it",
+    label = "not an event",
+    note = "derive Event for it (`#[derive(Clone, Debug, Serialize, Deserialize, Event)]`), or take an enum of events with #[derive(OneOf)]"
+)]
 pub trait StepInput: Sized + Send + 'static {
     /// The event types this parameter accepts.
     const EVENTS: &'static [EventInfo];
@@ -58,6 +63,11 @@ impl<E: Event> StepInput for E {
 /// let failed: Result<(), String> = Err("boom".into());
 /// assert_eq!(failed.into_emitted().unwrap_err().to_string(), "boom");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not something a step can return",
+    label = "not an event",
+    note = "a step returns nothing, an event (derive Event for it), an Option or Result of one, or an enum of events with #[derive(OneOf)]"
+)]
 pub trait StepOutput: Send + 'static {
     /// The event types this return type can carry.
     const EVENTS: &'static [EventInfo];
