@@ -134,3 +134,42 @@ async fn a_thousand_events_fan_out_and_back_in() {
     assert_eq!(ids, (0..k).collect::<Vec<_>>());
     assert_eq!(sum, k * (k - 1));
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct Part {
+    n: u32,
+}
+
+struct FlakyJoin;
+
+#[workflow]
+impl FlakyJoin {
+    #[step(sends(Part))]
+    async fn split(&self, ctx: &Context, _ev: StartEvent) {
+        ctx.send_event(Part { n: 1 }).unwrap();
+        ctx.send_event(Part { n: 2 }).unwrap();
+    }
+
+    /// Fails once after collecting the whole batch: the retry gets the same batch back.
+    #[step(retry = RetryPolicy::attempts(2))]
+    async fn join(&self, ctx: &Context, ev: Part) -> Result<Option<StopEvent<Vec<u32>>>, String> {
+        let Some(all) = ctx.collect(ev, 2) else {
+            return Ok(None);
+        };
+        if ctx.retry_info().attempt == 1 {
+            return Err("downstream hiccup".into());
+        }
+        Ok(Some(StopEvent::new(all.iter().map(|p| p.n).collect())))
+    }
+}
+
+#[tokio::test]
+async fn a_retried_fan_in_step_keeps_its_batch() {
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        FlakyJoin.run(StartEvent::new()),
+    )
+    .await
+    .expect("the retry completes the fan-in");
+    assert_eq!(outcome.unwrap(), [1, 2]);
+}

@@ -693,3 +693,55 @@ async fn resuming_outside_a_runtime_is_an_error_not_a_panic() {
         .expect("no panic");
     assert!(matches!(resumed.await, Err(WorkflowError::NoRuntime)));
 }
+
+struct Both {
+    after_join: Arc<AtomicU32>,
+}
+
+#[workflow]
+impl Both {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+        let a = WaitFor::<HumanResponseEvent>::new()
+            .id("a")
+            .prompt(InputRequiredEvent::new("a"))
+            .require_path("response", "A");
+        let b = WaitFor::<HumanResponseEvent>::new()
+            .id("b")
+            .prompt(InputRequiredEvent::new("b"))
+            .require_path("response", "B");
+        let (a, b) = tokio::join!(ctx.wait_for_event(a), ctx.wait_for_event(b));
+        self.after_join.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        Ok(StopEvent::new(format!("{}{}", a?.response, b?.response)))
+    }
+}
+
+#[tokio::test]
+async fn two_answers_to_a_restored_invocation_start_it_once() {
+    let after_join = Arc::new(AtomicU32::new(0));
+    let runner = Both {
+        after_join: after_join.clone(),
+    }
+    .runner();
+    let handler = runner.run(StartEvent::new());
+    let mut events = handler.stream_events();
+    let mut prompts = 0;
+    while prompts < 2 {
+        if events.next().await.unwrap().is::<InputRequiredEvent>() {
+            prompts += 1;
+        }
+    }
+    let snapshot = hand_off(&handler).await;
+    assert_eq!(snapshot.waiters.len(), 2);
+    let resumed = runner.resume(snapshot).unwrap();
+    // Both answers arrive before the restored step runs again.
+    resumed.send_event(HumanResponseEvent::new("A")).unwrap();
+    resumed.send_event(HumanResponseEvent::new("B")).unwrap();
+    assert_eq!(resumed.await.unwrap(), "AB");
+    assert_eq!(
+        after_join.load(Ordering::SeqCst),
+        1,
+        "the step ran once after the restore"
+    );
+}

@@ -11,7 +11,7 @@ use workflows::{SendError, WorkflowCancelled, field};
 /// Answers every input request on the stream with `answer(prefix)`; returns the prompts seen.
 async fn answer_all<T: 'static>(
     handler: &Handler<T>,
-    answer: impl Fn(&InputRequiredEvent) -> HumanResponseEvent,
+    mut answer: impl FnMut(&InputRequiredEvent) -> HumanResponseEvent,
 ) -> Vec<String> {
     let mut prompts = Vec::new();
     let mut events = handler.stream_events();
@@ -380,4 +380,78 @@ async fn a_run_waiting_for_an_answer_ends_when_its_handler_is_dropped() {
         .expect("the run ends")
         .unwrap();
     assert!(last.is::<WorkflowCancelled>());
+}
+
+struct Retried;
+
+#[workflow]
+impl Retried {
+    #[step(retry = RetryPolicy::attempts(2))]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+        let wait = WaitFor::<HumanResponseEvent>::new()
+            .prompt(InputRequiredEvent::new("still there?"))
+            .timeout(Duration::from_millis(100));
+        Ok(StopEvent::new(ctx.wait_for_event(wait).await?.response))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_a_wait_timeout_waits_again() {
+    let handler = Retried.run(StartEvent::new());
+    let mut events = handler.stream_events();
+    let mut prompts = 0;
+    while let Some(ev) = events.next().await {
+        if ev.is::<InputRequiredEvent>() {
+            prompts += 1;
+            if prompts == 2 {
+                handler.send_event(HumanResponseEvent::new("yes")).unwrap();
+            }
+        }
+    }
+    assert_eq!(prompts, 2, "the second attempt asked again");
+    assert_eq!(handler.await.unwrap(), "yes");
+}
+
+struct Chat;
+
+#[workflow]
+impl Chat {
+    #[step]
+    async fn chat(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+        let mut turns = Vec::new();
+        for _ in 0..3 {
+            let wait = WaitFor::<HumanResponseEvent>::new()
+                .prompt(InputRequiredEvent::new("say something"))
+                .id("turn");
+            turns.push(ctx.wait_for_event(wait).await?.response);
+        }
+        Ok(StopEvent::new(turns.join(",")))
+    }
+}
+
+#[tokio::test]
+async fn one_explicit_id_used_in_a_loop_waits_each_time() {
+    let handler = Chat.run(StartEvent::new());
+    let mut answers = ["a", "b", "c"].into_iter();
+    let prompts = answer_all(&handler, |_| {
+        HumanResponseEvent::new(answers.next().unwrap())
+    })
+    .await;
+    assert_eq!(prompts.len(), 3);
+    assert_eq!(handler.await.unwrap(), "a,b,c");
+}
+
+#[tokio::test]
+async fn a_targeted_answer_reaches_the_waiting_step() {
+    // `Patient::ask` takes only StartEvent as input, but waits for a HumanResponseEvent.
+    let handler = Patient.run(StartEvent::new());
+    let mut events = handler.stream_events();
+    while let Some(ev) = events.next().await {
+        if ev.is::<InputRequiredEvent>() {
+            handler
+                .send_event_to("ask", HumanResponseEvent::new("direct"))
+                .unwrap();
+        }
+    }
+    assert_eq!(handler.await.unwrap(), "direct");
 }

@@ -70,6 +70,8 @@ pub struct Context<S = ()> {
     waits: AtomicU32,
     /// Collect calls made in this attempt, for their tags.
     collects: AtomicU32,
+    /// Explicit waiter ids used in this attempt, in order.
+    explicit_ids: Mutex<Vec<String>>,
     memo: OnceLock<SharedMemo>,
 }
 
@@ -95,6 +97,7 @@ impl<S: Send + 'static> Context<S> {
             retry,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
+            explicit_ids: Mutex::new(Vec::new()),
             memo: memo.map(OnceLock::from).unwrap_or_default(),
         }
     }
@@ -158,17 +161,33 @@ impl<S: Send + 'static> Context<S> {
     /// ```
     pub async fn wait_for_event<E: Event>(&self, wait: WaitFor<E>) -> Result<E, WaitError> {
         let n = self.waits.fetch_add(1, Ordering::Relaxed);
-        let id = wait
-            .id
-            .unwrap_or_else(|| format!("{}#{}.{}", self.step_name(), self.seq, n));
+        let (id, memo_key) = match wait.id {
+            None => {
+                let id = format!("{}#{}.{}", self.step_name(), self.seq, n);
+                (id.clone(), id)
+            }
+            // An attempt may wait under one id several times (a conversation loop): each
+            // occurrence has its own place in the memo.
+            Some(id) => {
+                let mut used = lock(&self.explicit_ids);
+                let occurrence = used.iter().filter(|u| **u == id).count();
+                used.push(id.clone());
+                let key = if occurrence == 0 {
+                    id.clone()
+                } else {
+                    format!("{id}#{occurrence}")
+                };
+                (id, key)
+            }
+        };
         {
             let memo = lock(self.memo());
-            if let Some(ev) = memo.resolved.get(&id)
+            if let Some(ev) = memo.resolved.get(&memo_key)
                 && let Some(ev) = ev.downcast_ref::<E>()
             {
                 return Ok(ev.clone());
             }
-            if let Some((_, after)) = memo.timed_out.iter().find(|(w, _)| *w == id) {
+            if let Some((_, after)) = memo.timed_out.iter().find(|(w, _)| *w == memo_key) {
                 return Err(WaitError::Timeout {
                     waiter_id: id,
                     after: *after,
@@ -178,6 +197,7 @@ impl<S: Send + 'static> Context<S> {
         let (reply, answer) = oneshot::channel();
         let request = Box::new(WaitRequest {
             id: id.clone(),
+            memo_key,
             slot: self.slot,
             seq: self.seq,
             event: EventInfo::of::<E>(),
@@ -282,6 +302,14 @@ impl<S: Send + 'static> Context<S> {
         }
         // A buffer per type: everything in it is an `E`, so counting is enough.
         let tag = self.collect_tag();
+        if let Some(batch) = self.collected_before(tag) {
+            return Some(
+                batch
+                    .into_iter()
+                    .map(|e| e.downcast::<E>().expect("recorded by this call"))
+                    .collect(),
+            );
+        }
         let mut buffers = lock(&self.run.core.collect);
         let key = (self.step, BufferKey::Type(std::any::TypeId::of::<E>()));
         let buffer = buffers.entry(key.clone()).or_default();
@@ -289,14 +317,18 @@ impl<S: Send + 'static> Context<S> {
         if buffer.len() < count {
             return None;
         }
-        let out = buffer
-            .drain(..count)
-            .map(|b| b.ev.downcast::<E>().expect("buffer holds one type"))
-            .collect();
+        let batch: Vec<Box<dyn AnyEvent>> = buffer.drain(..count).map(|b| b.ev).collect();
         if buffer.is_empty() {
             buffers.remove(&key);
         }
-        Some(out)
+        drop(buffers);
+        self.record_collected(tag, &batch);
+        Some(
+            batch
+                .into_iter()
+                .map(|e| e.downcast::<E>().expect("buffer holds one type"))
+                .collect(),
+        )
     }
 
     /// Fan-in of several event types: buffers `ev` and, once events matching every entry of
@@ -349,6 +381,9 @@ impl<S: Send + 'static> Context<S> {
             return Some(Vec::new());
         }
         let tag = self.collect_tag();
+        if let Some(batch) = self.collected_before(tag) {
+            return Some(batch);
+        }
         let mut buffers = lock(&self.run.core.collect);
         let key = (self.step, BufferKey::Named(buffer_id.to_owned()));
         let buffer = buffers.entry(key.clone()).or_default();
@@ -356,7 +391,7 @@ impl<S: Send + 'static> Context<S> {
         let picked = pick(buffer, expected)?;
         // Take the picked events out, keeping the rest (and their order) for later.
         let mut slots: Vec<Option<Buffered>> = buffer.drain(..).map(Some).collect();
-        let out = picked
+        let out: Vec<Box<dyn AnyEvent>> = picked
             .iter()
             .map(|&i| slots[i].take().expect("each index picked once").ev)
             .collect();
@@ -364,7 +399,22 @@ impl<S: Send + 'static> Context<S> {
         if buffer.is_empty() {
             buffers.remove(&key);
         }
+        drop(buffers);
+        self.record_collected(tag, &out);
         Some(out)
+    }
+
+    /// The batch an earlier run of this invocation got from collect call `tag`, if any: a
+    /// retry, or a re-run after a restore, gets the same batch (the buffer gave it away).
+    fn collected_before(&self, tag: (u64, u32)) -> Option<Vec<Box<dyn AnyEvent>>> {
+        let memo = self.memo.get()?;
+        let memo = lock(memo);
+        memo.collected.get(&tag.1).cloned()
+    }
+
+    /// Remembers the batch collect call `tag` returned, for later runs of this invocation.
+    fn record_collected(&self, tag: (u64, u32), batch: &[Box<dyn AnyEvent>]) {
+        lock(self.memo()).collected.insert(tag.1, batch.to_vec());
     }
 
     /// The tag of this invocation's next collect call: the same on every run of the

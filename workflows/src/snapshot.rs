@@ -136,6 +136,9 @@ pub struct InvocationRecord {
     /// Results recorded by `ctx.once`.
     #[serde(default)]
     pub once: Map<String, Value>,
+    /// Batches its collect calls returned: call number (from 0) → the events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collected: BTreeMap<u32, Vec<StoredEvent>>,
     /// For a failure handler: the failure it handles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
@@ -179,6 +182,10 @@ pub struct BufferedEvent {
 pub struct WaiterRecord {
     /// The waiter id.
     pub id: String,
+    /// Where the answer goes in the invocation's memo (the id, or the id and its occurrence
+    /// when one attempt waits under the same id more than once).
+    #[serde(default)]
+    pub memo_key: Option<String>,
     /// The waiting invocation's number.
     pub invocation: u64,
     /// The waiting step.

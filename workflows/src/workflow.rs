@@ -289,6 +289,9 @@ impl<W: Workflow> Runner<W> {
     /// and the event stream continues from the snapshot's sequence number. Send the awaited
     /// answer through the returned handler.
     ///
+    /// Prompts published before the snapshot are not published again: the snapshot's
+    /// `waiters` say what the run waits for, and an answer can be sent right away.
+    ///
     /// Fails, changing nothing, when the snapshot is of another workflow or of another
     /// version of this one, of a run that ended, or holds an event this binary does not
     /// register. See [`Snapshot`](crate::Snapshot) for an example.

@@ -56,6 +56,7 @@ impl<W: Workflow> RunLoop<W> {
                 resolved: Default::default(),
                 timed_out: Default::default(),
                 once: Default::default(),
+                collected: Default::default(),
                 failure: inv.handles.as_ref().map(failure_text),
             };
             if let Some(memo) = &inv.memo {
@@ -69,6 +70,13 @@ impl<W: Workflow> RunLoop<W> {
                         .insert(id.clone(), after.as_millis() as u64);
                 }
                 record.once = memo.once.clone().into_iter().collect();
+                for (call, batch) in &memo.collected {
+                    let events = batch
+                        .iter()
+                        .map(|ev| store_event(&**ev))
+                        .collect::<Result<_, _>>()?;
+                    record.collected.insert(*call, events);
+                }
             }
             invocations.push(record);
         }
@@ -107,6 +115,7 @@ impl<W: Workflow> RunLoop<W> {
             .iter()
             .map(|w| WaiterRecord {
                 id: w.id.clone(),
+                memo_key: (w.memo_key != w.id).then(|| w.memo_key.clone()),
                 invocation: w.seq,
                 step: step_name(w.step),
                 event: w.event.name.to_owned(),

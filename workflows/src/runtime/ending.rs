@@ -37,6 +37,10 @@ impl<W: Workflow> RunLoop<W> {
             inv.attempt += 1;
             inv.running = false;
             inv.last_error = Some(err.as_error().to_string());
+            // A new attempt waits again: only answers are remembered, not timeouts.
+            if let Some(memo) = &inv.memo {
+                lock(memo).timed_out.clear();
+            }
             if delay.is_zero() {
                 self.retry_now.push_back(slot);
             } else {

@@ -19,6 +19,8 @@ pub(crate) struct Memo {
     pub(crate) timed_out: Vec<(String, std::time::Duration)>,
     /// `once` key → the recorded result.
     pub(crate) once: HashMap<String, Value>,
+    /// Collect call (within the attempt) → the batch it returned.
+    pub(crate) collected: HashMap<u32, Vec<Box<dyn AnyEvent>>>,
 }
 
 pub(crate) type SharedMemo = Arc<Mutex<Memo>>;

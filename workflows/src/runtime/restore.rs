@@ -148,6 +148,13 @@ pub(crate) fn resume<W: Workflow>(
             .map(|(id, ms)| (id, Duration::from_millis(ms)))
             .collect();
         memo.once = record.once.into_iter().collect();
+        for (call, batch) in record.collected {
+            let events = batch
+                .into_iter()
+                .map(decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            memo.collected.insert(call, events);
+        }
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
         let handles = record.failure.map(|text| restored_failure(&*input, text));
         let slot = run_loop.alloc(Invocation {
@@ -181,6 +188,7 @@ pub(crate) fn resume<W: Workflow>(
             return Err(ResumeError::UnknownEvent { name: record.event });
         };
         run_loop.waiters.push(Waiter {
+            memo_key: record.memo_key.unwrap_or_else(|| record.id.clone()),
             id: record.id,
             slot,
             seq: record.invocation,

@@ -65,6 +65,7 @@ pub(crate) enum Msg {
 /// A waiter as a step registers it.
 pub(crate) struct WaitRequest {
     pub(crate) id: String,
+    pub(crate) memo_key: String,
     pub(crate) slot: usize,
     pub(crate) seq: u64,
     pub(crate) event: EventInfo,
@@ -125,8 +126,8 @@ pub(crate) struct RunCore {
     finished: AtomicBool,
     /// Whether the inbox may hold messages (set under its lock by `push`).
     queued: AtomicBool,
-    /// The event types that waiters accept right now (kept by the loop).
-    waiting: Mutex<Vec<TypeId>>,
+    /// The steps waiting right now and the event types they wait for (kept by the loop).
+    waiting: Mutex<Vec<(usize, TypeId)>>,
     /// How the run ended, once it has.
     ended: Mutex<Option<RunStatus>>,
     /// The snapshot taken as a cancelled or timed-out run ended (it can be resumed).
@@ -310,7 +311,7 @@ impl RunCore {
                 let ty = ev.event_type_id();
                 if routes.receivers(ty).is_empty()
                     && !routes.is_stop(ty)
-                    && !lock(&self.waiting).contains(&ty)
+                    && !lock(&self.waiting).iter().any(|(_, t)| *t == ty)
                 {
                     Err(SendError::NoReceiver {
                         event: ev.name().to_owned(),
@@ -328,7 +329,8 @@ impl RunCore {
                     });
                 };
                 let step = &routes.steps()[index];
-                if step.accepts_type(ev.event_type_id()) {
+                let ty = ev.event_type_id();
+                if step.accepts_type(ty) || lock(&self.waiting).contains(&(index, ty)) {
                     Ok(Some(index))
                 } else {
                     Err(SendError::NotAccepted {
@@ -341,8 +343,8 @@ impl RunCore {
         }
     }
 
-    /// Records which event types waiters accept.
-    pub(crate) fn set_waiting(&self, types: &[TypeId]) {
+    /// Records which steps wait for which event types.
+    pub(crate) fn set_waiting(&self, types: &[(usize, TypeId)]) {
         let mut waiting = lock(&self.waiting);
         waiting.clear();
         waiting.extend_from_slice(types);

@@ -17,6 +17,9 @@ pub(crate) type Reply = oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>;
 /// A step waiting for an event.
 pub(crate) struct Waiter {
     pub(crate) id: String,
+    /// Where its answer is recorded in the invocation's memo: the id, plus the occurrence
+    /// when one attempt reuses an explicit id.
+    pub(crate) memo_key: String,
     /// The waiting invocation.
     pub(crate) slot: usize,
     pub(crate) seq: u64,
@@ -36,6 +39,7 @@ impl<W: Workflow> RunLoop<W> {
     pub(super) fn add_waiter(&mut self, request: WaitRequest) {
         let WaitRequest {
             id,
+            memo_key,
             slot,
             seq,
             event,
@@ -50,7 +54,7 @@ impl<W: Workflow> RunLoop<W> {
         if let Some(waiter) = self
             .waiters
             .iter_mut()
-            .find(|w| w.id == id && w.slot == slot && w.seq == seq)
+            .find(|w| w.memo_key == memo_key && w.slot == slot && w.seq == seq)
         {
             waiter.reply = Some(reply);
             return;
@@ -61,6 +65,7 @@ impl<W: Workflow> RunLoop<W> {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.waiters.push(Waiter {
             id,
+            memo_key,
             slot,
             seq,
             step,
@@ -125,18 +130,25 @@ impl<W: Workflow> RunLoop<W> {
             let mut memo = lock(&memo);
             match &answer {
                 Ok(ev) => {
-                    memo.resolved.insert(waiter.id.clone(), ev.clone_event());
+                    memo.resolved
+                        .insert(waiter.memo_key.clone(), ev.clone_event());
                 }
                 Err(_) => memo
                     .timed_out
-                    .push((waiter.id.clone(), waiter.timeout.unwrap_or_default())),
+                    .push((waiter.memo_key.clone(), waiter.timeout.unwrap_or_default())),
             }
         }
         match waiter.reply {
             Some(reply) if running => {
                 let _ = reply.send(answer);
             }
-            _ if !running => self.retry_now.push_back(waiter.slot),
+            _ if !running => {
+                // Scheduled once, however many of its waiters are answered before it runs.
+                if let Some(inv) = self.invocation_mut(waiter.slot, waiter.seq) {
+                    inv.running = true;
+                }
+                self.retry_now.push_back(waiter.slot);
+            }
             _ => {}
         }
     }
@@ -178,7 +190,11 @@ impl<W: Workflow> RunLoop<W> {
     /// Tells senders outside the loop which event types waiters accept, and sets the wait
     /// timer to the earliest deadline.
     pub(super) fn waiters_changed(&mut self) {
-        let types: Vec<std::any::TypeId> = self.waiters.iter().map(|w| w.event.type_id).collect();
+        let types: Vec<(usize, std::any::TypeId)> = self
+            .waiters
+            .iter()
+            .map(|w| (w.step, w.event.type_id))
+            .collect();
         self.shared.core.set_waiting(&types);
         match self.waiters.iter().filter_map(|w| w.deadline).min() {
             None => self.wait_timer = None,
