@@ -455,3 +455,33 @@ async fn a_targeted_answer_reaches_the_waiting_step() {
     }
     assert_eq!(handler.await.unwrap(), "direct");
 }
+
+struct GivesUp;
+
+#[workflow]
+impl GivesUp {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<&'static str> {
+        // The step stops waiting under its own timeout and goes on working.
+        let wait = WaitFor::<HumanResponseEvent>::new().prompt(InputRequiredEvent::new("quick?"));
+        let _ = tokio::time::timeout(Duration::from_millis(20), ctx.wait_for_event(wait)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        StopEvent::new("worked on")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_wait_does_not_make_a_busy_run_look_abandoned() {
+    let handler = GivesUp.run(StartEvent::new());
+    let mut events = handler.stream_events();
+    assert!(events.next().await.unwrap().is::<InputRequiredEvent>());
+    // Past the step's own 20 ms: it no longer waits, it works.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    drop(handler);
+    let last = events.next().await.unwrap();
+    assert_eq!(
+        last.downcast_ref::<StopEvent<&'static str>>()
+            .map(|s| s.result),
+        Some("worked on")
+    );
+}

@@ -58,10 +58,13 @@ impl<W: Workflow> RunLoop<W> {
             .enumerate()
             .all(|(slot, inv)| match inv {
                 None => true,
-                Some(inv) => self
-                    .waiters
-                    .iter()
-                    .any(|w| w.slot == slot && w.seq == inv.seq),
+                // Waiting counts only while someone awaits the answer: a wait whose future the
+                // step dropped (say, under its own timeout) leaves the step busy elsewhere.
+                Some(inv) => self.waiters.iter().any(|w| {
+                    w.slot == slot
+                        && w.seq == inv.seq
+                        && w.reply.as_ref().is_none_or(|r| !r.is_closed())
+                }),
             })
     }
 
