@@ -247,12 +247,12 @@ async fn sending_to_a_finished_run_is_an_error() {
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Stray;
 
-/// Generic: a generic workflow's graph is checked when it runs, not when it compiles (a
-/// non-generic one with this mistake does not compile; see tests/ui/fail/graph).
-struct Unroutable<T>(std::marker::PhantomData<T>);
+/// `unchecked` turns the compile-time graph rules off (this mistake would not compile; see
+/// tests/ui/fail/graph): the run-time check still catches it.
+struct Unroutable;
 
-#[workflow]
-impl<T: Send + Sync + 'static> Unroutable<T> {
+#[workflow(unchecked)]
+impl Unroutable {
     #[step]
     async fn start(&self, _ev: StartEvent) -> Result<Stray, std::io::Error> {
         Ok(Stray)
@@ -266,21 +266,18 @@ impl<T: Send + Sync + 'static> Unroutable<T> {
 
 #[tokio::test]
 async fn an_event_no_step_accepts_fails_the_run_with_names() {
-    let err = Unroutable::<u8>(std::marker::PhantomData)
-        .run(StartEvent::new())
-        .await
-        .unwrap_err();
+    let err = Unroutable.run(StartEvent::new()).await.unwrap_err();
     assert!(
         matches!(&err, WorkflowError::Unroutable { step, event } if step == "start" && event == "Stray"),
         "{err}"
     );
 }
 
-/// Generic, for the same reason as `Unroutable`: sends are checked at run time too.
-struct Undeclared<T>(std::marker::PhantomData<T>);
+/// `unchecked`, as `Unroutable`: sends are checked at run time too.
+struct Undeclared;
 
-#[workflow]
-impl<T: Send + Sync + 'static> Undeclared<T> {
+#[workflow(unchecked)]
+impl Undeclared {
     #[step]
     async fn start(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<String> {
         StopEvent::new(ctx.send_event(Job { id: 1 }).unwrap_err().to_string())
@@ -293,10 +290,7 @@ impl<T: Send + Sync + 'static> Undeclared<T> {
 #[tokio::test]
 async fn a_send_the_step_does_not_declare_is_an_error_naming_both() {
     assert_eq!(
-        Undeclared::<u8>(std::marker::PhantomData)
-            .run(StartEvent::new())
-            .await
-            .unwrap(),
+        Undeclared.run(StartEvent::new()).await.unwrap(),
         "step `start` sends `Job` without declaring it; add #[step(sends(Job))] to the step"
     );
 }

@@ -40,6 +40,8 @@ fn crate_path(krate: Option<Path>) -> Path {
 
 pub(crate) struct WorkflowArgs {
     pub(crate) krate: Path,
+    /// Skip the compile-time graph rules (the run-time checks remain).
+    pub(crate) unchecked: bool,
     pub(crate) state: Option<Type>,
     pub(crate) start: Option<Type>,
     pub(crate) stop: Option<Type>,
@@ -47,8 +49,11 @@ pub(crate) struct WorkflowArgs {
 
 pub(crate) fn workflow_args(tokens: TokenStream, errors: &mut Errors) -> WorkflowArgs {
     let (mut krate, mut state, mut start, mut stop) = (None, None, None, None);
+    let mut unchecked = None;
     parse_options(tokens, errors, |meta, errors| {
-        if meta.path.is_ident("crate") {
+        if meta.path.is_ident("unchecked") {
+            set_once(&mut unchecked, true, meta, errors);
+        } else if meta.path.is_ident("crate") {
             set_once(&mut krate, meta.value()?.parse()?, meta, errors);
         } else if meta.path.is_ident("state") {
             set_once(&mut state, meta.value()?.parse()?, meta, errors);
@@ -58,13 +63,14 @@ pub(crate) fn workflow_args(tokens: TokenStream, errors: &mut Errors) -> Workflo
             set_once(&mut stop, meta.value()?.parse()?, meta, errors);
         } else {
             return Err(meta.error(
-                "unknown #[workflow] option; expected `state = Type`, `start = Type`, `stop = Type` or `crate = path`",
+                "unknown #[workflow] option; expected `state = Type`, `start = Type`, `stop = Type`, `crate = path` or `unchecked`",
             ));
         }
         Ok(())
     });
     WorkflowArgs {
         krate: crate_path(krate),
+        unchecked: unchecked.unwrap_or(false),
         state,
         start,
         stop,

@@ -97,14 +97,20 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// and the stop event excepted), an accepted event nothing returns or sends (start events,
 /// responses and `StepFailed` excepted), a step accepting the stop event, a step that can
 /// never run, and a step whose events never lead to the stop event or an input request
-/// (steps that emit nothing are sinks and may). Generic workflows get these graph rules at
-/// run time instead (an unroutable or undeclared event is then a typed error).
+/// (steps that emit nothing are sinks and may). A generic workflow is checked for each
+/// instantiation that is compiled (`cargo build`, not `cargo check`).
+///
+/// The rules compare events by name, so two instantiations of one generic event type count
+/// as one event here; the run-time routing still tells them apart.
 ///
 /// Options:
 /// - `state = T`: the typed state of each run (`T: Default + Serialize + Deserialize`); steps
 ///   take `ctx: &Context<T>`.
 /// - `start = T`, `stop = T`: name the start or stop type instead of inferring it.
 /// - `crate = path`: where generated code finds this crate, if it is renamed.
+/// - `unchecked`: skip the compile-time graph rules, for a graph the rules cannot see (the
+///   run-time checks remain: an event no step takes fails the run with
+///   [`WorkflowError::Unroutable`]).
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};

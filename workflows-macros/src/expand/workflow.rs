@@ -6,7 +6,7 @@ use syn::ItemImpl;
 use syn::spanned::Spanned;
 
 use crate::ast::{StepModel, parse_steps};
-use crate::attr::workflow_args;
+use crate::attr::{WorkflowArgs, workflow_args};
 use crate::check::{Ends, check};
 
 use crate::errors::Errors;
@@ -125,7 +125,10 @@ fn workflow_impl(
         })
     });
 
-    let graph_checks = graph_checks(item, krate, steps);
+    let GraphChecks {
+        items: graph_checks,
+        use_in_invoke,
+    } = graph_checks(item, args, steps);
 
     quote! {
         #graph_checks
@@ -143,6 +146,7 @@ fn workflow_impl(
                 ctx: #krate::Context<Self::State>,
                 ev: &dyn #krate::AnyEvent,
             ) -> ::core::option::Option<#krate::__private::StepFuture> {
+                #use_in_invoke
                 match step {
                     #(#arms)*
                     _ => ::core::option::Option::None,
@@ -185,44 +189,74 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
     }
 }
 
-/// Compile-time graph rules, one constant per step and direction, each panicking (at compile
-/// time) with its message on the step's own tokens. Generic workflows are checked when a run
-/// starts instead: their step table exists only per instantiation.
-fn graph_checks(item: &ItemImpl, krate: &syn::Path, steps: &[StepModel]) -> TokenStream {
-    if !item.generics.params.is_empty() {
-        return TokenStream::new();
+/// Compile-time graph rules: for each step and direction, a constant that panics (at compile
+/// time) with its message on the step's own tokens. A non-generic workflow gets free-standing
+/// constants, evaluated by `cargo check`; a generic one gets one associated constant that
+/// `__invoke` refers to, evaluated for each instantiation when it is compiled.
+fn graph_checks(item: &ItemImpl, args: &WorkflowArgs, steps: &[StepModel]) -> GraphChecks {
+    if args.unchecked {
+        return GraphChecks::default();
     }
+    let krate = &args.krate;
     let self_ty = &item.self_ty;
-    steps
-        .iter()
-        .enumerate()
-        .map(|(index, step)| {
-            let check = |call: TokenStream, span: proc_macro2::Span| {
-                quote_spanned! {span=>
-                    const _: () = {
-                        let message = #krate::__private::#call;
-                        if !message.is_empty() {
-                            ::core::panic!("{}", message.as_str());
-                        }
-                    };
+    let generic = !item.generics.params.is_empty();
+    let workflow_steps = if generic {
+        quote!(<Self as #krate::Workflow>::STEPS)
+    } else {
+        quote!(<#self_ty as #krate::Workflow>::STEPS)
+    };
+    let mut bodies = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let check = |call: TokenStream, span: proc_macro2::Span| {
+            quote_spanned! {span=>
+                {
+                    let message = #krate::__private::#call;
+                    if !message.is_empty() {
+                        ::core::panic!("{}", message.as_str());
+                    }
                 }
-            };
-            let steps = quote!(<#self_ty as #krate::Workflow>::STEPS);
-            let mut out = check(
-                quote!(check_outputs(#steps, #index, false)),
-                step.output.span(),
-            );
-            if let Some(first) = step.sends.first() {
-                out.extend(check(
-                    quote!(check_outputs(#steps, #index, true)),
-                    first.span(),
-                ));
             }
-            out.extend(check(
-                quote!(check_inputs(#steps, #index)),
-                step.event.span(),
+        };
+        bodies.push(check(
+            quote!(check_outputs(#workflow_steps, #index, false)),
+            step.output.span(),
+        ));
+        if let Some(first) = step.sends.first() {
+            bodies.push(check(
+                quote!(check_outputs(#workflow_steps, #index, true)),
+                first.span(),
             ));
-            out
-        })
-        .collect()
+        }
+        bodies.push(check(
+            quote!(check_inputs(#workflow_steps, #index)),
+            step.event.span(),
+        ));
+    }
+    if !generic {
+        return GraphChecks {
+            items: bodies
+                .iter()
+                .map(|body| quote!(const _: () = #body;))
+                .collect(),
+            use_in_invoke: TokenStream::new(),
+        };
+    }
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    GraphChecks {
+        items: quote! {
+            impl #impl_generics #self_ty #where_clause {
+                #[doc(hidden)]
+                const __WORKFLOWS_GRAPH_CHECKS: () = { #(#bodies)* };
+            }
+        },
+        use_in_invoke: quote!(let () = Self::__WORKFLOWS_GRAPH_CHECKS;),
+    }
+}
+
+#[derive(Default)]
+struct GraphChecks {
+    /// Items next to the `Workflow` impl.
+    items: TokenStream,
+    /// A statement in `__invoke` that makes a generic workflow's checks run.
+    use_in_invoke: TokenStream,
 }
