@@ -54,6 +54,11 @@ pub enum EventKind {
 /// assert_eq!(Draft::NAME, "Draft");
 /// assert_eq!(Draft::KIND, EventKind::Plain);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an event",
+    note = "derive it: `#[derive(Clone, Debug, Serialize, Deserialize, Event)]`; to accept or return one of several events, use an enum with #[derive(OneOf)]"
+)]
 pub trait Event: Any + Send + Sync + Clone + Debug + Serialize + crate::infer::EventRole {
     /// The stable name of the event type, unique in a binary.
     const NAME: &'static str;
