@@ -34,8 +34,15 @@ impl<W: Workflow> RunLoop<W> {
         let step_name = |step: usize| W::STEPS[step].name.to_owned();
 
         let mut queues = Vec::new();
-        for (step, queue) in self.queues.iter().enumerate() {
-            for queued in queue {
+        // Events with a reserved worker are older than those queued for the same step.
+        let ready = self.ready.iter().map(|(step, queued)| (*step, queued));
+        let queued = self
+            .queues
+            .iter()
+            .enumerate()
+            .flat_map(|(step, queue)| queue.iter().map(move |queued| (step, queued)));
+        for (step, queued) in ready.chain(queued) {
+            {
                 queues.push(QueuedEvent {
                     step: step_name(step),
                     event: store_event(&*queued.ev)?,

@@ -83,10 +83,13 @@ impl<W: Workflow> RunLoop<W> {
             recovered: false,
         }));
         for handler in handlers {
-            self.queues[handler].push_back(Queued {
-                ev: Box::new(failed.clone()),
-                handles: Some(failure.clone()),
-            });
+            self.enqueue(
+                handler,
+                Queued {
+                    ev: Box::new(failed.clone()),
+                    handles: Some(failure.clone()),
+                },
+            );
         }
     }
 
@@ -146,6 +149,7 @@ impl<W: Workflow> RunLoop<W> {
         // Dropping the in-flight futures cancels the steps still running.
         self.in_flight = None;
         self.queues.iter_mut().for_each(VecDeque::clear);
+        self.ready.clear();
         self.invocations.clear();
         self.retry_now.clear();
         // Dropping the replies ends any wait still pending.

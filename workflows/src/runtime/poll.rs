@@ -32,6 +32,9 @@ impl<W: Workflow> RunLoop<W> {
         if self.inbox.is_empty() {
             self.inbox = VecDeque::new();
         }
+        if self.ready.is_empty() {
+            self.ready = VecDeque::new();
+        }
         if self.in_flight.as_ref().is_some_and(|f| f.is_empty()) {
             self.in_flight = None;
         }
@@ -39,6 +42,7 @@ impl<W: Workflow> RunLoop<W> {
 
     fn has_queued_work(&self) -> bool {
         !self.retry_now.is_empty()
+            || !self.ready.is_empty()
             || self
                 .queues
                 .iter()
@@ -50,7 +54,10 @@ impl<W: Workflow> RunLoop<W> {
     /// Whether the run can only move on when an event arrives from outside: nothing queued,
     /// and every live invocation waits for an event (or there is none).
     fn is_blocked(&self) -> bool {
-        if !self.retry_now.is_empty() || !self.queues.iter().all(VecDeque::is_empty) {
+        if !self.retry_now.is_empty()
+            || !self.ready.is_empty()
+            || !self.queues.iter().all(VecDeque::is_empty)
+        {
             return false;
         }
         self.invocations

@@ -45,6 +45,8 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) workflow: Arc<W>,
     pub(super) shared: Arc<RunShared<W::State>>,
     pub(super) queues: Vec<VecDeque<Queued>>,
+    /// Events to start next, each with a worker of its step already counted in `active`.
+    pub(super) ready: VecDeque<(usize, Queued)>,
     pub(super) active: Vec<usize>,
     /// Invocations by slot; `None` slots are free.
     pub(super) invocations: Vec<Option<Invocation>>,
@@ -87,6 +89,7 @@ impl<W: Workflow> RunLoop<W> {
             workflow,
             shared,
             queues: (0..steps).map(|_| VecDeque::new()).collect(),
+            ready: VecDeque::new(),
             active: vec![0; steps],
             invocations: Vec::new(),
             free: Vec::new(),
@@ -132,7 +135,7 @@ impl<W: Workflow> RunLoop<W> {
         };
         if let Some(step) = target {
             if !answered.contains(&step) {
-                self.queues[step].push_back(Queued { ev, handles: None });
+                self.enqueue(step, Queued { ev, handles: None });
             }
             return;
         }
@@ -159,13 +162,16 @@ impl<W: Workflow> RunLoop<W> {
             return;
         };
         // Every receiver but the first gets a copy; the first gets the event itself.
+        // The fields, not `self`: the routes stay borrowed through `self.shared`.
+        let (queues, active, ready) = (&mut self.queues, &mut self.active, &mut self.ready);
         for step in receivers {
-            self.queues[step].push_back(Queued {
+            let copy = Queued {
                 ev: ev.clone_event(),
                 handles: None,
-            });
+            };
+            enqueue::<W>(queues, active, ready, step, copy);
         }
-        self.queues[first].push_back(Queued { ev, handles: None });
+        enqueue::<W>(queues, active, ready, first, Queued { ev, handles: None });
     }
 
     /// Handles an event a step returned.
@@ -243,6 +249,14 @@ impl<W: Workflow> RunLoop<W> {
             self.attempt(slot, cx);
             *budget -= 1;
         }
+        // Events whose worker is already reserved, in arrival order.
+        while *budget > 0
+            && !self.done
+            && let Some((step, queued)) = self.ready.pop_front()
+        {
+            self.start(step, queued, cx);
+            *budget -= 1;
+        }
         let steps = self.queues.len();
         let mut passed_without_start = 0;
         while passed_without_start < steps && *budget > 0 && !self.done {
@@ -253,26 +267,43 @@ impl<W: Workflow> RunLoop<W> {
             {
                 passed_without_start = 0;
                 self.active[step] += 1;
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                let slot = self.alloc(Invocation {
-                    step,
-                    input: queued.ev,
-                    attempt: 1,
-                    seq,
-                    last_error: None,
-                    handles: queued.handles,
-                    memo: None,
-                    retry_at: None,
-                    running: true,
-                });
-                self.attempt(slot, cx);
+                self.start(step, queued, cx);
                 *budget -= 1;
-                self.idle_published = false;
             } else {
                 passed_without_start += 1;
             }
         }
+    }
+
+    /// Queues `queued` for `step`: straight to the ready list, with a worker reserved, when the
+    /// step has a free worker and nothing queued before it; else in the step's own queue.
+    pub(super) fn enqueue(&mut self, step: usize, queued: Queued) {
+        enqueue::<W>(
+            &mut self.queues,
+            &mut self.active,
+            &mut self.ready,
+            step,
+            queued,
+        );
+    }
+
+    /// Starts an invocation of `step` on `queued`; its worker is already counted.
+    fn start(&mut self, step: usize, queued: Queued, cx: &mut TaskContext<'_>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let slot = self.alloc(Invocation {
+            step,
+            input: queued.ev,
+            attempt: 1,
+            seq,
+            last_error: None,
+            handles: queued.handles,
+            memo: None,
+            retry_at: None,
+            running: true,
+        });
+        self.attempt(slot, cx);
+        self.idle_published = false;
     }
 
     /// Runs one attempt of the invocation in `slot`: polls it once, and parks it if pending.
@@ -400,5 +431,22 @@ impl<W: Workflow> RunLoop<W> {
                 output_event: output.map(|ev| ev.name().to_owned()),
             }));
         }
+    }
+}
+
+/// See [`RunLoop::enqueue`]; a function of the fields it touches, so that callers may hold
+/// other parts of the loop borrowed.
+fn enqueue<W: Workflow>(
+    queues: &mut [VecDeque<Queued>],
+    active: &mut [usize],
+    ready: &mut VecDeque<(usize, Queued)>,
+    step: usize,
+    queued: Queued,
+) {
+    if queues[step].is_empty() && active[step] < W::STEPS[step].num_workers {
+        active[step] += 1;
+        ready.push_back((step, queued));
+    } else {
+        queues[step].push_back(queued);
     }
 }
