@@ -95,11 +95,13 @@ impl<W: Workflow> RunLoop<W> {
 
     /// Ends the run with its stop event `ev`.
     pub(super) fn stop_with(&mut self, ev: Box<dyn AnyEvent>) {
-        let published: Arc<dyn AnyEvent> = Arc::from(ev.clone_event());
-        match ev.downcast::<W::Stop>() {
-            Ok(stop) => self.finish_with(Ok(Box::new(stop.into_output())), published),
-            Err(_) => unreachable!("called for the stop type only"),
-        }
+        // The stream gets the event; the caller gets a copy of its result.
+        let published: Arc<dyn AnyEvent> = Arc::from(ev);
+        let stop = (*published)
+            .downcast_ref::<W::Stop>()
+            .expect("called for the stop type only")
+            .clone();
+        self.finish_with(Ok(Box::new(stop.into_output())), published);
     }
 
     /// Ends the run with `outcome`, publishing the matching last event.
