@@ -155,7 +155,7 @@ pub(crate) fn event_args(attrs: &[syn::Attribute], errors: &mut Errors) -> Event
                 if role.is_some() {
                     errors.at(
                         &meta.path,
-                        "an event has one role: choose one of `start`, `stop`, `input_required`, `response`, `internal`",
+                        "an event has one role: choose one of `start`, `stop`, `input_required`, `response` (or `external`), `internal`",
                     );
                 } else {
                     role = Some(r);
@@ -169,7 +169,8 @@ pub(crate) fn event_args(attrs: &[syn::Attribute], errors: &mut Errors) -> Event
                 set_role(Role::Start, errors);
             } else if meta.path.is_ident("stop") {
                 set_role(Role::Stop, errors);
-            } else if meta.path.is_ident("response") {
+            } else if meta.path.is_ident("response") || meta.path.is_ident("external") {
+                // `external`: any event the caller sends in, answer to a request or not.
                 set_role(Role::Response, errors);
             } else if meta.path.is_ident("internal") {
                 set_role(Role::Internal, errors);
@@ -188,7 +189,7 @@ pub(crate) fn event_args(attrs: &[syn::Attribute], errors: &mut Errors) -> Event
                 set_role(Role::InputRequired { response }, errors);
             } else {
                 return Err(meta.error(
-                    "unknown #[event] option; expected `name = \"...\"`, `start`, `stop`, `input_required`, `input_required(response = T)`, `response`, `internal` or `crate = path`",
+                    "unknown #[event] option; expected `name = \"...\"`, `start`, `stop`, `input_required`, `input_required(response = T)`, `response`, `external`, `internal` or `crate = path`",
                 ));
             }
             Ok(())

@@ -282,7 +282,7 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
                 .push(ev.name)
                 .push("`, but no step returns or sends it; return it from a step, declare a send with #[step(sends(")
                 .push(ev.name)
-                .push("))], or mark it #[event(response)] if the caller sends it");
+                .push("))], or mark it #[event(external)] if the caller sends it");
         }
         i += 1;
     }

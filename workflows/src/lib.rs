@@ -95,7 +95,8 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// the step and the event: no step for a start event, none returning a stop event, two
 /// different stop types, a returned or sent event no step accepts (input requests, responses
 /// and the stop event excepted), an accepted event nothing returns or sends (start events,
-/// responses and `StepFailed` excepted), a step accepting the stop event, a step that can
+/// events marked `response` or `external`, and `StepFailed` excepted), a step accepting the
+/// stop event, a step that can
 /// never run, and a step whose events never lead to the stop event or an input request
 /// (steps that emit nothing are sinks and may). A generic workflow is checked for each
 /// instantiation that is compiled (`cargo build`, not `cargo check`).
@@ -188,7 +189,8 @@ pub use workflows_macros::step;
 /// Options in `#[event(...)]`:
 /// - `name = "..."`: the stable name (the type's identifier).
 /// - one role: `start`, `stop`, `input_required`, `input_required(response = Answer)`,
-///   `response`, `internal`.
+///   `response` (sent in by the caller; `external` says the same of an event that answers
+///   no request), `internal`.
 /// - `crate = path`: where generated code finds this crate.
 ///
 /// ```

@@ -61,3 +61,23 @@ impl<T: Send + Sync + 'static> Generic<T> {
 fn main() {
     assert_eq!(<Generic<u32> as Workflow>::STEPS[1].name, "middle");
 }
+
+/// An event only the caller sends, marked `external`: accepted without any step producing it.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(external)]
+struct Nudge;
+
+struct Nudged;
+
+#[workflow]
+impl Nudged {
+    #[step]
+    async fn wait(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("nudge me")
+    }
+
+    #[step]
+    async fn nudged(&self, _ev: Nudge) -> StopEvent<()> {
+        StopEvent::new(())
+    }
+}
