@@ -96,9 +96,8 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// different stop types, a returned or sent event no step accepts (input requests, responses
 /// and the stop event excepted), an accepted event nothing returns or sends (start events,
 /// events marked `response` or `external`, and `StepFailed` excepted), a step accepting the
-/// stop event, a step that can
-/// never run, and a step whose events never lead to the stop event or an input request
-/// (steps that emit nothing are sinks and may). A generic workflow is checked for each
+/// stop event, a step that can never run, and a step whose events never lead to the stop
+/// event or an input request (steps that emit nothing are sinks and may). A generic workflow is checked for each
 /// instantiation that is compiled (`cargo build`, not `cargo check`).
 ///
 /// The rules compare events by name, so two instantiations of one generic event type count
