@@ -31,7 +31,8 @@ fn is_step_attr(attr: &syn::Attribute) -> bool {
 }
 
 /// Removes the `#[step]` attributes from `item`'s methods and returns a model of each step.
-/// Signature mistakes are recorded in `errors`; such steps are left out of the model.
+/// Signature mistakes are recorded in `errors`; such steps stay in the model when their event
+/// type is known, so that the workflow's type can still be generated (see `expand`).
 pub(crate) fn parse_steps(item: &mut ItemImpl, errors: &mut Errors) -> Vec<StepModel> {
     let mut steps = Vec::new();
     for impl_item in &mut item.items {
@@ -83,7 +84,6 @@ pub(crate) fn parse_steps(item: &mut ItemImpl, errors: &mut Errors) -> Vec<StepM
 fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> Option<StepModel> {
     let sig = &method.sig;
     let name = &sig.ident;
-    let before = errors.len();
     if sig.asyncness.is_none() {
         errors.at(
             sig.fn_token,
@@ -158,9 +158,6 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
             format!("step `{name}` must take its event by value; remove the `&`"),
         );
     }
-    if errors.len() > before {
-        return None;
-    }
     let output = match &sig.output {
         ReturnType::Default => syn::parse_quote_spanned!(sig.ident.span()=> ()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -178,7 +175,11 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
         retry: args.retry,
         sends: args.sends,
         ctx: ctx.cloned(),
-        event: (*event?.ty).clone(),
+        event: match &*event?.ty {
+            // A by-reference event is a reported mistake; model the event type itself.
+            Type::Reference(r) => (*r.elem).clone(),
+            ty => ty.clone(),
+        },
         output,
     })
 }

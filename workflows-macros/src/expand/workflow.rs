@@ -32,22 +32,31 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let ends = check(&item, &args, &steps, &mut errors);
     match ends {
         Some(ends) if errors.is_empty() => {
-            let generated = workflow_impl(&item, &args, &steps, &ends);
+            let generated = workflow_impl(&item, &args, &steps, &ends, false);
             quote! { #item #generated }
         }
-        _ => {
-            // Keep the user's methods so that nothing else reports missing items.
+        Some(ends) => {
+            // Keep the user's methods and the workflow's type, so that only the mistakes are
+            // reported, not every use of the workflow.
+            let generated = workflow_impl(&item, &args, &steps, &ends, true);
+            let compile_errors = errors.to_compile_errors();
+            quote! { #item #generated #compile_errors }
+        }
+        None => {
             let compile_errors = errors.to_compile_errors();
             quote! { #item #compile_errors }
         }
     }
 }
 
+/// The `Workflow` impl. With `broken`, the signature mistakes are being reported: the impl
+/// keeps the workflow's types and step table but calls no step and checks no graph.
 fn workflow_impl(
     item: &ItemImpl,
     args: &crate::attr::WorkflowArgs,
     steps: &[StepModel],
     ends: &Ends,
+    broken: bool,
 ) -> TokenStream {
     let krate = &args.krate;
     let self_ty = &item.self_ty;
@@ -68,6 +77,8 @@ fn workflow_impl(
     let self_span = self_ty.span();
     let start = match &ends.start {
         Some(ty) => quote!(#ty),
+        // While mistakes are reported, a guess that adds no error of its own.
+        None if broken => quote!(#krate::StartEvent),
         None => super::fold_roles(
             self_span,
             quote!(#krate::__private::MergeStart),
@@ -117,18 +128,27 @@ fn workflow_impl(
     let arms = steps
         .iter()
         .enumerate()
+        .filter(|_| !broken)
         .map(|(index, step)| invoke_arm(krate, index, step));
-    let retry_arms = steps.iter().enumerate().filter_map(|(index, step)| {
-        let policy = step.retry.as_ref()?;
-        Some(quote_spanned! {policy.span()=>
-            #index => ::core::option::Option::Some(#krate::RetryPolicy::from(#policy)),
-        })
-    });
+    let retry_arms = steps
+        .iter()
+        .enumerate()
+        .filter(|_| !broken)
+        .filter_map(|(index, step)| {
+            let policy = step.retry.as_ref()?;
+            Some(quote_spanned! {policy.span()=>
+                #index => ::core::option::Option::Some(#krate::RetryPolicy::from(#policy)),
+            })
+        });
 
     let GraphChecks {
         items: graph_checks,
         use_in_invoke,
-    } = graph_checks(item, args, steps);
+    } = if broken {
+        GraphChecks::default()
+    } else {
+        graph_checks(item, args, steps)
+    };
 
     quote! {
         #graph_checks
