@@ -100,8 +100,10 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// event or an input request (steps that emit nothing are sinks and may). A generic workflow is checked for each
 /// instantiation that is compiled (`cargo build`, not `cargo check`).
 ///
-/// The rules compare events by name, so two instantiations of one generic event type count
-/// as one event here; the run-time routing still tells them apart.
+/// A type alias names the same event as the type it stands for: a step taking
+/// `type Proposal = Draft;` accepts `Draft`, routes and is checked exactly as if it said
+/// `Draft`. The rules compare events by name, so two instantiations of one generic event type
+/// count as one event here; the run-time routing still tells them apart.
 ///
 /// Options:
 /// - `state = T`: the typed state of each run (`T: Default + Serialize + Deserialize`); steps
