@@ -8,6 +8,7 @@
 //! cargo run --release -p workflows-bench -- --scenario floor     # mpsc ping-pong and 10-task chain
 //! ```
 
+mod alloc;
 mod floor;
 mod options;
 mod report;
@@ -16,6 +17,9 @@ mod scenarios;
 use std::process::{Command, ExitCode};
 
 use options::Options;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 fn main() -> ExitCode {
     let options = match Options::parse(std::env::args().skip(1)) {

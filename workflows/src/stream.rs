@@ -116,6 +116,10 @@ impl StreamLog {
                 return;
             }
             let seq = inner.base + inner.events.len() as u64;
+            // Many runs publish one or two events, then wait: start small.
+            if inner.events.capacity() == 0 {
+                inner.events.reserve_exact(1);
+            }
             inner.events.push(StreamEvent { seq, event });
             take_wakers(&mut inner.wakers)
         };
@@ -142,6 +146,8 @@ impl StreamLog {
         match inner.free.pop() {
             Some(id) => id,
             None => {
+                // Most runs have one reader.
+                inner.wakers.reserve_exact(1);
                 inner.wakers.push(None);
                 inner.wakers.len() - 1
             }

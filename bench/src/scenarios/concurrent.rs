@@ -37,10 +37,13 @@ struct Phases {
     suspend_s: f64,
     finish_s: f64,
     rss_delta_mb: f64,
+    /// Heap bytes held while all runs are suspended (allocator overhead not included).
+    live_bytes: isize,
 }
 
 async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
     let rss0 = current_rss_mb();
+    crate::alloc::start_counting();
     let t0 = Instant::now();
     let handlers: Vec<_> = (0..c as u64)
         .map(|i| wf.run(StartEvent::new().with("run", i)))
@@ -56,6 +59,7 @@ async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
     }
     let t1 = Instant::now();
     let rss_waiting = current_rss_mb();
+    let live_bytes = crate::alloc::live_bytes();
 
     let finishers: Vec<_> = handlers
         .into_iter()
@@ -84,6 +88,7 @@ async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
         suspend_s: (t1 - t0).as_secs_f64(),
         finish_s: (t2 - t1).as_secs_f64(),
         rss_delta_mb: rss_waiting - rss0,
+        live_bytes,
     }
 }
 
@@ -104,6 +109,7 @@ pub async fn run(c: usize, runtime: &str) {
             "finish_per_run_us": round_to(p.finish_s / c as f64 * 1e6, 2),
             "rss_delta_mb": round_to(p.rss_delta_mb, 1),
             "rss_per_run_kb": round_to(p.rss_delta_mb * 1024.0 / c as f64, 2),
+            "heap_per_run_kb": round_to(p.live_bytes as f64 / 1024.0 / c as f64, 2),
         }),
     );
 }
