@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use workflows::prelude::*;
 use workflows::{ResumeError, RunStatus, SendError, Snapshot, field};
+use workflows_tests::{Decision, Reviewed, verdicts};
 
 /// Reads `handler`'s stream until an event of type `E` and returns it.
 async fn next_of<E: Event, T>(handler: &Handler<T>) -> E {
@@ -285,22 +286,9 @@ struct Draft {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
-#[event(response)]
-struct Decision {
-    request_id: u32,
-    approved: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
 #[event(input_required(response = Decision))]
 struct ApproveRequest {
     request_id: u32,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
-struct Reviewed {
-    request_id: u32,
-    approved: bool,
 }
 
 struct Approvals {
@@ -341,13 +329,7 @@ impl Approvals {
 
     #[step]
     async fn join(&self, ctx: &Context, ev: Reviewed) -> Option<StopEvent<Vec<(u32, bool)>>> {
-        let mut all: Vec<(u32, bool)> = ctx
-            .collect(ev, 2)?
-            .into_iter()
-            .map(|r| (r.request_id, r.approved))
-            .collect();
-        all.sort_unstable();
-        Some(StopEvent::new(all))
+        Some(StopEvent::new(verdicts(ctx.collect(ev, 2)?)))
     }
 }
 

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use workflows::prelude::*;
 use workflows::{SendError, WorkflowCancelled, field};
+use workflows_tests::{Decision, Reviewed, verdicts};
 
 /// Answers every input request on the stream with `answer(prefix)`; returns the prompts seen.
 async fn answer_all<T: 'static>(
@@ -180,23 +181,10 @@ struct Draft {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
-#[event(response)]
-struct Decision {
-    request_id: u32,
-    approved: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
 #[event(input_required(response = Decision))]
 struct ApproveRequest {
     request_id: u32,
     text: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
-struct Reviewed {
-    request_id: u32,
-    approved: bool,
 }
 
 struct Approvals;
@@ -235,13 +223,7 @@ impl Approvals {
 
     #[step]
     async fn join(&self, ctx: &Context, ev: Reviewed) -> Option<StopEvent<Vec<(u32, bool)>>> {
-        let mut all: Vec<(u32, bool)> = ctx
-            .collect(ev, 2)?
-            .into_iter()
-            .map(|r| (r.request_id, r.approved))
-            .collect();
-        all.sort_unstable();
-        Some(StopEvent::new(all))
+        Some(StopEvent::new(verdicts(ctx.collect(ev, 2)?)))
     }
 }
 
@@ -298,13 +280,7 @@ impl Anonymous {
 
     #[step]
     async fn join(&self, ctx: &Context, ev: Reviewed) -> Option<StopEvent<Vec<(u32, bool)>>> {
-        let mut all: Vec<(u32, bool)> = ctx
-            .collect(ev, 2)?
-            .into_iter()
-            .map(|r| (r.request_id, r.approved))
-            .collect();
-        all.sort_unstable();
-        Some(StopEvent::new(all))
+        Some(StopEvent::new(verdicts(ctx.collect(ev, 2)?)))
     }
 }
 
