@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use workflows::prelude::*;
-use workflows::{ResumeError, RunStatus, SendError, Snapshot, field};
+use workflows::{RawJson, ResumeError, RunStatus, SendError, Snapshot, field};
 use workflows_tests::{Decision, Reviewed, verdicts};
 
 /// Reads `handler`'s stream until an event of type `E` and returns it.
@@ -633,14 +633,25 @@ async fn typed_state_and_the_store_survive_and_bad_state_is_refused() {
     let handler = runner.run(StartEvent::new());
     next_of::<InputRequiredEvent, _>(&handler).await;
     let snapshot = hand_off(&handler).await;
-    assert_eq!(snapshot.state, serde_json::json!({"entries": ["started"]}));
+    assert_eq!(snapshot.state.as_str(), r#"{"entries":["started"]}"#);
+    assert_eq!(
+        snapshot.store.parse::<serde_json::Value>().unwrap(),
+        serde_json::json!({"meta": {"count": 1}})
+    );
 
     let mut broken = snapshot.clone();
-    broken.state = serde_json::json!({"entries": "not a list"});
+    broken.state = RawJson::from_text(r#"{"entries": "not a list"}"#).unwrap();
     assert!(matches!(
         runner.resume(broken),
         Err(ResumeError::BadState { .. })
     ));
+    let mut broken = snapshot.clone();
+    broken.store = RawJson::from_text("[1, 2]").unwrap();
+    let err = runner.resume(broken).unwrap_err();
+    assert!(
+        err.to_string().contains("the store is not a JSON object"),
+        "{err}"
+    );
 
     let resumed = runner.resume(snapshot).unwrap();
     resumed.send_event(HumanResponseEvent::new("done")).unwrap();

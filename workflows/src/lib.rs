@@ -54,6 +54,7 @@ mod graph_check;
 mod handler;
 mod infer;
 mod lifecycle;
+mod raw_json;
 pub mod registry;
 mod retry;
 mod run_id;
@@ -77,7 +78,7 @@ pub use lifecycle::{
 };
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
-    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, ResumeError,
+    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, RawJson, ResumeError,
     RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
 };
 pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};

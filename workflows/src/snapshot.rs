@@ -11,8 +11,8 @@
 //! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events) |
 //! | `run_id` | the run's id, kept by the resumed run |
 //! | `status` | `running`, `cancelled`, `timed_out`, `completed` or `failed` |
-//! | `state` | the typed state as JSON |
-//! | `store` | the dynamic JSON store |
+//! | `state` | the typed state as JSON ([`RawJson`]: kept as text, parsed on resume) |
+//! | `store` | the dynamic JSON store, an object ([`RawJson`] too) |
 //! | `queues` | events waiting for a free worker, per step |
 //! | `invocations` | step invocations started and not finished, with their input, attempt, retry back-off, answered waits and `once` results |
 //! | `collect` | the fan-in buffers of each step |
@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::raw_json::RawJson;
 use crate::{StepInfo, wait::Requirement};
 
 /// The snapshot format version this build writes and the newest it reads.
@@ -258,11 +259,11 @@ pub struct Snapshot {
     pub run_id: String,
     /// How the run stood.
     pub status: RunStatus,
-    /// The typed state.
-    pub state: Value,
-    /// The dynamic store.
-    #[serde(default)]
-    pub store: Map<String, Value>,
+    /// The typed state, as JSON text.
+    pub state: RawJson,
+    /// The dynamic store: a JSON object, as text.
+    #[serde(default = "empty_object")]
+    pub store: RawJson,
     /// Events waiting in step queues.
     #[serde(default)]
     pub queues: Vec<QueuedEvent>,
@@ -281,6 +282,10 @@ pub struct Snapshot {
     /// The sequence number the next stream event gets.
     #[serde(default)]
     pub next_stream_seq: u64,
+}
+
+fn empty_object() -> RawJson {
+    RawJson::from_text("{}").expect("`{}` is JSON")
 }
 
 #[derive(Deserialize)]
@@ -484,8 +489,8 @@ mod tests {
             fingerprint: "00".into(),
             run_id: "r".into(),
             status: RunStatus::Running,
-            state: serde_json::json!({"n": 1}),
-            store: Map::new(),
+            state: RawJson::from_text(r#"{"n":1}"#).unwrap(),
+            store: empty_object(),
             queues: vec![QueuedEvent {
                 step: "s".into(),
                 event: StoredEvent {

@@ -6,6 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::snapshot::{RawJson, SnapshotError};
+
 /// Why a store operation failed.
 ///
 /// ```
@@ -120,6 +122,14 @@ impl Store {
     /// A copy of the whole object.
     pub fn to_map(&self) -> Map<String, Value> {
         self.lock().clone()
+    }
+
+    /// The whole object as JSON text, for a snapshot (no copy of the values).
+    pub(crate) fn to_raw(&self) -> Result<RawJson, SnapshotError> {
+        RawJson::from_serialize(&*self.lock()).map_err(|e| SnapshotError::Serialize {
+            what: "the store".into(),
+            message: e.to_string(),
+        })
     }
 
     /// The number of top-level keys.

@@ -11,14 +11,17 @@ use crate::report::{report, round_to};
 
 pub struct SnapshotWorkflow;
 
-#[workflow]
+/// The state: Python's dict state, as a typed map.
+pub type Keys = std::collections::BTreeMap<String, String>;
+
+#[workflow(state = Keys)]
 impl SnapshotWorkflow {
     #[step]
-    async fn fill(&self, ctx: &Context, ev: StartEvent) -> InputRequiredEvent {
+    async fn fill(&self, ctx: &Context<Keys>, ev: StartEvent) -> InputRequiredEvent {
         let keys: usize = ev.get("num_keys").expect("num_keys");
-        ctx.store().edit(|state| {
+        ctx.edit_state(|state| {
             for i in 0..keys {
-                state.insert(format!("key{i}"), json!(format!("value-{i}")));
+                state.insert(format!("key{i}"), format!("value-{i}"));
             }
         });
         InputRequiredEvent::new("approve?")
@@ -27,16 +30,14 @@ impl SnapshotWorkflow {
     #[step]
     async fn finish(
         &self,
-        ctx: &Context,
+        ctx: &Context<Keys>,
         ev: HumanResponseEvent,
     ) -> StopEvent<(String, usize, String)> {
-        let state = ctx.store().to_map();
-        let last: String = ctx
-            .store()
-            .get(&format!("key{}", state.len() - 1))
-            .unwrap()
-            .unwrap();
-        StopEvent::new((ev.response, state.len(), last))
+        let (len, last) = ctx.state(|state| {
+            let last = state[&format!("key{}", state.len() - 1)].clone();
+            (state.len(), last)
+        });
+        StopEvent::new((ev.response, len, last))
     }
 }
 

@@ -139,7 +139,7 @@ impl<W: Workflow> RunLoop<W> {
             run_id: core.run_id.clone(),
             status,
             state: self.shared.state_json()?,
-            store: core.store.to_map(),
+            store: core.store.to_raw()?,
             queues,
             invocations,
             collect,

@@ -85,10 +85,12 @@ pub(crate) fn resume<W: Workflow>(
                 name: name.to_owned(),
             })
     };
-    let state: W::State =
-        serde_json::from_value(snapshot.state).map_err(|e| ResumeError::BadState {
-            message: e.to_string(),
-        })?;
+    let state: W::State = snapshot.state.parse().map_err(|e| ResumeError::BadState {
+        message: e.to_string(),
+    })?;
+    let store = snapshot.store.parse().map_err(|e| ResumeError::BadState {
+        message: format!("the store is not a JSON object: {e}"),
+    })?;
 
     let mut collect: CollectBuffers = HashMap::new();
     for buffer in snapshot.collect {
@@ -117,7 +119,7 @@ pub(crate) fn resume<W: Workflow>(
             snapshot.run_id,
             routes.clone(),
             snapshot.next_stream_seq,
-            Store::from_map(snapshot.store),
+            Store::from_map(store),
             collect,
         ),
         state: Mutex::new(state),

@@ -18,13 +18,12 @@ use crate::EventInfo;
 use crate::error::WorkflowError;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
-use crate::snapshot::{RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
+use crate::snapshot::{RawJson, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
 use crate::store::Store;
 use crate::stream::StreamLog;
 use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, SendError};
 use serde::Serialize;
-use serde_json::Value;
 
 /// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -391,12 +390,12 @@ pub(crate) struct RunShared<S> {
 
 impl<S: Serialize> RunShared<S> {
     /// The typed state as JSON.
-    pub(crate) fn state_json(&self) -> Result<Value, SnapshotError> {
+    pub(crate) fn state_json(&self) -> Result<RawJson, SnapshotError> {
         let state = self.state.lock().map_err(|_| SnapshotError::Serialize {
             what: "the state".into(),
             message: "a step panicked in the middle of editing it".into(),
         })?;
-        serde_json::to_value(&*state).map_err(|e| SnapshotError::Serialize {
+        RawJson::from_serialize(&*state).map_err(|e| SnapshotError::Serialize {
             what: "the state".into(),
             message: e.to_string(),
         })
@@ -429,7 +428,7 @@ impl<S: Serialize + Send> HasCore for RunShared<S> {
             run_id: core.run_id.clone(),
             status: core.ended().unwrap_or(RunStatus::Failed),
             state: self.state_json()?,
-            store: core.store.to_map(),
+            store: core.store.to_raw()?,
             queues: Vec::new(),
             invocations: Vec::new(),
             collect: Vec::new(),
