@@ -8,13 +8,15 @@ pub struct Counting;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every call is forwarded to the system allocator unchanged; the counter is a side
 // effect.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if ON.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            let live = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            PEAK.fetch_max(live + layout.size() as isize, Ordering::Relaxed);
         }
         // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
         unsafe { System.alloc(layout) }
@@ -32,6 +34,7 @@ unsafe impl GlobalAlloc for Counting {
 /// Starts counting (from zero).
 pub fn start_counting() {
     LIVE.store(0, Ordering::SeqCst);
+    PEAK.store(0, Ordering::SeqCst);
     ON.store(true, Ordering::SeqCst);
 }
 
@@ -39,4 +42,9 @@ pub fn start_counting() {
 /// overhead per block not included).
 pub fn live_bytes() -> isize {
     LIVE.load(Ordering::SeqCst)
+}
+
+/// The most heap bytes live at once since counting started.
+pub fn peak_bytes() -> isize {
+    PEAK.load(Ordering::SeqCst)
 }

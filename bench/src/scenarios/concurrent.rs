@@ -39,6 +39,8 @@ struct Phases {
     rss_delta_mb: f64,
     /// Heap bytes held while all runs are suspended (allocator overhead not included).
     live_bytes: isize,
+    /// The most heap bytes held at once during the suspend phase.
+    peak_bytes: isize,
 }
 
 async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
@@ -60,6 +62,7 @@ async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
     let t1 = Instant::now();
     let rss_waiting = current_rss_mb();
     let live_bytes = crate::alloc::live_bytes();
+    let peak_bytes = crate::alloc::peak_bytes();
 
     let finishers: Vec<_> = handlers
         .into_iter()
@@ -89,6 +92,7 @@ async fn run_concurrent(wf: &Runner<WaitWorkflow>, c: usize) -> Phases {
         finish_s: (t2 - t1).as_secs_f64(),
         rss_delta_mb: rss_waiting - rss0,
         live_bytes,
+        peak_bytes,
     }
 }
 
@@ -110,6 +114,7 @@ pub async fn run(c: usize, runtime: &str) {
             "rss_delta_mb": round_to(p.rss_delta_mb, 1),
             "rss_per_run_kb": round_to(p.rss_delta_mb * 1024.0 / c as f64, 2),
             "heap_per_run_kb": round_to(p.live_bytes as f64 / 1024.0 / c as f64, 2),
+            "heap_peak_per_run_kb": round_to(p.peak_bytes as f64 / 1024.0 / c as f64, 2),
         }),
     );
 }
