@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use crate::runtime::shared::{HasCore, Msg, RunCore};
-use crate::{Event, EventStream, InputRequired, SendError, Snapshot, SnapshotError, WorkflowError};
+use crate::{
+    AnyEvent, Event, EventStream, InputRequired, SendError, Snapshot, SnapshotError, WorkflowError,
+};
 
 /// A running workflow. Returned at once by `run()`; awaiting it gives the run's typed result
 /// or a [`WorkflowError`].
@@ -94,6 +96,38 @@ impl<T> Handler<T> {
     /// Sends `ev` into the run, to the step named `step` only.
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
         self.core().send(Box::new(ev), Some(step))
+    }
+
+    /// Sends an event whose type is known only at run time, for instance one decoded by name
+    /// with [`registry::decode`](crate::registry::decode) from a request body; to the step
+    /// named `step` only when one is given.
+    ///
+    /// ```
+    /// # use workflows::prelude::*;
+    /// # struct Echo;
+    /// # #[workflow]
+    /// # impl Echo {
+    /// #     #[step]
+    /// #     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent { InputRequiredEvent::new("?") }
+    /// #     #[step]
+    /// #     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> { StopEvent::new(ev.response) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Echo.run(StartEvent::new());
+    /// let answer = workflows::registry::decode("HumanResponseEvent", serde_json::json!({"response": "7"}))
+    ///     .expect("a registered name")
+    ///     .expect("valid data for the type");
+    /// handler.send_dyn_event(answer, None).unwrap();
+    /// assert_eq!(handler.await.unwrap(), "7");
+    /// # }
+    /// ```
+    pub fn send_dyn_event(
+        &self,
+        ev: Box<dyn AnyEvent>,
+        step: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.core().send(ev, step)
     }
 
     /// Answers the input request `request` with `response`, whose type the request names:
@@ -209,6 +243,15 @@ impl RunSender {
     /// See [`Handler::send_event_to`].
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
         self.run.core().send(Box::new(ev), Some(step))
+    }
+
+    /// See [`Handler::send_dyn_event`].
+    pub fn send_dyn_event(
+        &self,
+        ev: Box<dyn AnyEvent>,
+        step: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.run.core().send(ev, step)
     }
 
     /// See [`Handler::cancel_run`].

@@ -309,6 +309,24 @@ impl<W: Workflow> Runner<W> {
         crate::runtime::resume(self, snapshot, options)
     }
 
+    /// The options each run of this runner starts with (its timeout, for one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use workflows::prelude::*;
+    /// # struct Quick;
+    /// # #[workflow]
+    /// # impl Quick {
+    /// #     #[step]
+    /// #     async fn go(&self, _ev: StartEvent) -> StopEvent<()> { StopEvent::new(()) }
+    /// # }
+    /// let runner = Quick.runner().timeout(Duration::from_secs(5));
+    /// assert_eq!(runner.options().get_timeout(), Some(Duration::from_secs(5)));
+    /// ```
+    pub fn options(&self) -> RunOptions {
+        self.inner.defaults.clone()
+    }
+
     /// Starts a run with `start`, an initial typed `state` and `options`.
     pub fn run_with_state(
         &self,

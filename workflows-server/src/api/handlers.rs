@@ -1,0 +1,122 @@
+//! `/handlers/...` and the deprecated `/results/{id}`: what became of runs, and cancelling them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiResult, handler_json, handler_status};
+use crate::engine::Engine;
+use crate::storage::{HandlerFilter, HandlerRecord, InboxItem, Status};
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn params(query: Params) -> ApiResult<Vec<(String, String)>> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))
+}
+
+/// The non-blank values of a repeatable parameter; `None` when there are none.
+fn list_param(params: &[(String, String)], name: &str) -> Option<Vec<String>> {
+    let values: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+pub(crate) async fn list(
+    State(engine): State<Arc<Engine>>,
+    query: Params,
+) -> ApiResult<Json<Value>> {
+    let params = params(query)?;
+    let filter = HandlerFilter {
+        // Unknown statuses match nothing, as in the reference.
+        status_in: list_param(&params, "status")
+            .map(|v| v.iter().filter_map(|s| Status::parse(s)).collect()),
+        workflow_name_in: list_param(&params, "workflow_name"),
+    };
+    let handlers: Vec<Value> = engine
+        .storage
+        .handlers(filter)
+        .await?
+        .iter()
+        .map(handler_json)
+        .collect();
+    Ok(Json(json!({ "handlers": handlers })))
+}
+
+async fn load(engine: &Engine, handler_id: &str) -> ApiResult<HandlerRecord> {
+    engine
+        .storage
+        .handler(handler_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Handler not found"))
+}
+
+pub(crate) async fn get(
+    State(engine): State<Arc<Engine>>,
+    Path(handler_id): Path<String>,
+) -> ApiResult<Response> {
+    let record = load(&engine, &handler_id).await?;
+    Ok((handler_status(&record), Json(handler_json(&record))).into_response())
+}
+
+/// Deprecated in the reference; kept for old clients: the result unwrapped from a plain
+/// `StopEvent`.
+pub(crate) async fn result(
+    State(engine): State<Arc<Engine>>,
+    Path(handler_id): Path<String>,
+) -> ApiResult<Response> {
+    let record = load(&engine, &handler_id).await?;
+    let mut body = handler_json(&record);
+    let result = body["result"].take();
+    body["result"] = if result["type"] == "StopEvent" {
+        result["value"]["result"].clone()
+    } else if result.is_null() {
+        Value::Null
+    } else {
+        result["value"].clone()
+    };
+    Ok((handler_status(&record), Json(body)).into_response())
+}
+
+pub(crate) async fn cancel(
+    State(engine): State<Arc<Engine>>,
+    Path(handler_id): Path<String>,
+    query: Params,
+) -> ApiResult<Json<Value>> {
+    let params = params(query)?;
+    let purge = params
+        .iter()
+        .any(|(k, v)| k == "purge" && v.eq_ignore_ascii_case("true"));
+    let record = load(&engine, &handler_id).await?;
+    let running = !record.status.is_terminal();
+    if !purge && !running {
+        return Err(ApiError::not_found("Handler not found"));
+    }
+    if running {
+        engine
+            .storage
+            .push_inbox(&handler_id, InboxItem::Cancel)
+            .await?;
+        engine.wake(&handler_id).await;
+        engine
+            .wait_ended(&handler_id, Some(engine.config.cancel_wait))
+            .await?;
+    }
+    if purge {
+        return if engine.storage.delete_handler(&handler_id).await? {
+            Ok(Json(json!({ "status": "deleted" })))
+        } else {
+            Err(ApiError::not_found("Handler not found"))
+        };
+    }
+    Ok(Json(json!({ "status": "cancelled" })))
+}

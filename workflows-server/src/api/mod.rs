@@ -1,0 +1,141 @@
+//! The HTTP API: the routes and JSON shapes of llama-agents-server 0.8.0.
+
+mod events;
+mod handlers;
+mod workflows;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+
+use crate::clock::iso;
+use crate::engine::Engine;
+use crate::storage::{HandlerRecord, StorageError};
+
+/// An error answer: a status and `{"detail": ...}`, as the reference sends.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    detail: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub(crate) fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal server error: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "detail": self.detail }))).into_response()
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// The request body as JSON: 413 past the size limit, 400 when it is not JSON.
+pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "Request body too large")
+        } else {
+            ApiError::new(
+                status,
+                format!("Error processing request: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+}
+
+/// A handler as the reference writes it.
+pub(crate) fn handler_json(r: &HandlerRecord) -> Value {
+    json!({
+        "handler_id": r.handler_id,
+        "workflow_name": r.workflow_name,
+        "run_id": r.run_id,
+        "error": r.error,
+        "result": r.result.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+        "result_unreadable": false,
+        "status": r.status.as_str(),
+        "started_at": iso(r.started_at),
+        "updated_at": iso(r.updated_at),
+        "completed_at": r.completed_at.map(iso),
+    })
+}
+
+/// The status code for a handler: 200 completed, 202 running, 500 otherwise.
+pub(crate) fn handler_status(r: &HandlerRecord) -> StatusCode {
+    match r.status {
+        crate::storage::Status::Running => StatusCode::ACCEPTED,
+        crate::storage::Status::Completed => StatusCode::OK,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Every route, on `engine`, with `page` served at `/` if given.
+pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router {
+    let max_body = engine.config.max_body_bytes;
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true);
+    let mut router = Router::new()
+        .route("/health", get(workflows::health))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/{name}/run", post(workflows::run))
+        .route("/workflows/{name}/run-nowait", post(workflows::run_nowait))
+        .route("/workflows/{name}/schema", get(workflows::schema))
+        .route("/workflows/{name}/events", get(workflows::events))
+        .route(
+            "/workflows/{name}/representation",
+            get(workflows::representation),
+        )
+        .route("/results/{handler_id}", get(handlers::result))
+        .route(
+            "/events/{handler_id}",
+            get(events::stream).post(events::send),
+        )
+        .route("/handlers", get(handlers::list))
+        .route("/handlers/{handler_id}", get(handlers::get))
+        .route("/handlers/{handler_id}/cancel", post(handlers::cancel));
+    if let Some(page) = page {
+        router = router.route("/", get(move || async move { Html(page) }));
+    }
+    router
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(cors)
+        .with_state(engine)
+}

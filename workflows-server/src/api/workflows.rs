@@ -1,0 +1,159 @@
+//! `/health` and `/workflows/...`: listing, describing and starting workflows.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, ApiResult, handler_json, json_body};
+use crate::describe::{event_schema, representation as graph_json, start_and_stop};
+use crate::engine::{Engine, StartError};
+use crate::envelope::incoming;
+use crate::served::Served;
+use crate::storage::{HandlerRecord, Status};
+
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({ "status": "healthy" }))
+}
+
+pub(crate) async fn list(State(engine): State<Arc<Engine>>) -> Json<Value> {
+    let names: Vec<&str> = engine.workflows.iter().map(|(n, _)| n.as_str()).collect();
+    Json(json!({ "workflows": names }))
+}
+
+fn served(engine: &Engine, name: &str) -> ApiResult<Arc<dyn Served>> {
+    engine
+        .workflow(name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("Workflow not found"))
+}
+
+/// Reads a run request and starts the run.
+async fn start(
+    engine: &Arc<Engine>,
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<HandlerRecord> {
+    let served = served(engine, name)?;
+    let body = json_body(body)?;
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request(
+            "Error processing request body: the body must be a JSON object",
+        ));
+    };
+    if body.get("context").is_some_and(|c| !is_empty(c)) {
+        return Err(ApiError::bad_request(
+            "Context API is disabled: a run starts from its start event; resume a stored run by sending it events",
+        ));
+    }
+    let handler_id = match body.get("handler_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Error processing request body: `handler_id` must be a non-empty string, got {other}"
+            )));
+        }
+    };
+    let start_name = served.start_name();
+    let raw = body
+        .get("start_event")
+        .or_else(|| body.get("kwargs"))
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
+    let (event, data) = incoming(&raw, Some(start_name)).map_err(|e| {
+        ApiError::bad_request(format!("Validation error for 'start_event': {}", e.0))
+    })?;
+    if event != start_name {
+        return Err(ApiError::bad_request(format!(
+            "Start event must be an instance of {start_name}, got {event}"
+        )));
+    }
+    engine
+        .start(name, &event, data, handler_id)
+        .await
+        .map_err(|e| match e {
+            StartError::BadStart(message) => {
+                ApiError::bad_request(format!("Validation error for 'start_event': {message}"))
+            }
+            StartError::AlreadyRunning(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("Handler '{id}' is already running"),
+            ),
+            StartError::Storage(e) => e.into(),
+        })
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(_) => false,
+    }
+}
+
+pub(crate) async fn run_nowait(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let record = start(&engine, &name, body).await?;
+    Ok(Json(handler_json(&record)))
+}
+
+pub(crate) async fn run(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let record = start(&engine, &name, body).await?;
+    let ended = engine
+        .wait_ended(&record.handler_id, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Handler not found"))?;
+    let status = if ended.status == Status::Completed {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    Ok((status, Json(handler_json(&ended))).into_response())
+}
+
+pub(crate) async fn schema(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let graph = served(&engine, &name)?.graph();
+    let (start, stop) = start_and_stop(&graph);
+    let schema = |info: Option<workflows::EventInfo>| {
+        info.map_or_else(|| json!({"type": "object"}), |i| event_schema(&i))
+    };
+    Ok(Json(
+        json!({ "start": schema(start), "stop": schema(stop) }),
+    ))
+}
+
+pub(crate) async fn events(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let graph = served(&engine, &name)?.graph();
+    let events: Vec<Value> = graph.events().iter().map(event_schema).collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+pub(crate) async fn representation(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let graph = served(&engine, &name)?.graph();
+    Ok(Json(json!({ "graph": graph_json(&graph) })))
+}

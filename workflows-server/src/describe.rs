@@ -1,0 +1,96 @@
+//! What `/workflows/{name}/schema`, `/events` and `/representation` say about a workflow.
+
+use serde_json::{Value, json};
+use workflows::graph::{EdgeKind, Graph};
+use workflows::{EventInfo, EventKind};
+
+use crate::envelope::wire_name;
+
+/// A JSON schema for the event type `info` describes. Event types carry no field list at run
+/// time, so this names the type and says it is an object; clients use it to find the names.
+pub(crate) fn event_schema(info: &EventInfo) -> Value {
+    json!({
+        "title": wire_name(info.name),
+        "type": "object",
+        "description": format!("{} event `{}` ({})", kind_word(info.kind), info.name, (info.type_name)()),
+    })
+}
+
+fn kind_word(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Plain => "The",
+        EventKind::Start => "The start",
+        EventKind::Stop => "The stop",
+        EventKind::InputRequired => "The input-request",
+        EventKind::Response => "The response",
+        EventKind::Internal => "The internal",
+    }
+}
+
+/// The start and stop event types of `graph`.
+pub(crate) fn start_and_stop(graph: &Graph) -> (Option<EventInfo>, Option<EventInfo>) {
+    let find = |kind| graph.events().iter().find(|e| e.kind == kind).copied();
+    (find(EventKind::Start), find(EventKind::Stop))
+}
+
+/// The graph in the reference's `WorkflowGraph` shape: step, event and external nodes, and
+/// edges from events to the steps that take them and from steps to the events they emit.
+pub(crate) fn representation(graph: &Graph) -> Value {
+    let mut nodes = Vec::new();
+    for step in graph.steps() {
+        nodes.push(json!({
+            "id": step.name, "label": step.name, "node_type": "step", "description": null,
+        }));
+    }
+    let mut edges = Vec::new();
+    let mut needs_external = false;
+    for info in graph.events() {
+        let produced_by: Vec<&str> = graph
+            .edges()
+            .iter()
+            .filter(|e| e.to == info.name && matches!(e.kind, EdgeKind::Returns | EdgeKind::Sends))
+            .map(|e| e.from.as_str())
+            .collect();
+        let name = wire_name(info.name);
+        nodes.push(json!({
+            "id": name,
+            "label": name,
+            "node_type": "event",
+            "event_type": name,
+            "event_types": [name],
+            "event_schema": event_schema(info),
+            "produced_by": produced_by,
+        }));
+        match info.kind {
+            EventKind::InputRequired => {
+                needs_external = true;
+                edges.push(json!({"source": name, "target": "external_step", "label": null}));
+            }
+            EventKind::Response => {
+                needs_external = true;
+                edges.push(json!({"source": "external_step", "target": name, "label": null}));
+            }
+            _ => {}
+        }
+    }
+    for edge in graph.edges() {
+        if edge.kind != EdgeKind::AnsweredBy {
+            edges.push(json!({
+                "source": wire_name(&edge.from),
+                "target": wire_name(&edge.to),
+                "label": null,
+            }));
+        }
+    }
+    if needs_external {
+        nodes.push(json!({
+            "id": "external_step", "label": "external_step", "node_type": "external",
+        }));
+    }
+    json!({
+        "name": graph.name(),
+        "nodes": nodes,
+        "edges": edges,
+        "description": null,
+    })
+}

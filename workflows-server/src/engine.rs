@@ -1,0 +1,575 @@
+//! The runs a server executes: starting them, storing what they publish, delivering what is
+//! sent to them, parking idle ones and bringing stored ones back.
+//!
+//! Every run in memory has a pump task. It stores the run's published events in order, takes
+//! a snapshot each time the run goes idle (waiting for the outside) and each time it delivers
+//! events from the run's inbox, and records the outcome. Events and cancels sent through the
+//! API always go through the stored inbox first, so an answer accepted with `200` survives a
+//! crash of the server that accepted it, whichever server owns the run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use workflows::{Snapshot, StreamEvent};
+
+use crate::clock::{new_id, now_ms, now_us};
+use crate::config::Config;
+use crate::envelope::{Outcome, outgoing};
+use crate::served::{Run, Served};
+use crate::storage::{
+    Created, HandlerRecord, InboxItem, RunUpdate, Status, Storage, StorageError, StoredEvent,
+};
+
+/// Why starting a run failed.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The start event is not valid for the workflow.
+    BadStart(String),
+    /// A running handler has this id.
+    AlreadyRunning(String),
+    /// The store failed.
+    Storage(StorageError),
+}
+
+impl From<StorageError> for StartError {
+    fn from(e: StorageError) -> Self {
+        StartError::Storage(e)
+    }
+}
+
+/// A run in this server's memory.
+pub(crate) struct Live {
+    handler_id: String,
+    run_id: String,
+    run: Box<dyn Run>,
+    /// Woken each time events of the run are stored, and when it leaves memory.
+    pub(crate) stored: Notify,
+    /// Woken when the run's inbox may hold items.
+    kick: Notify,
+}
+
+/// The server's workflows and the runs it holds.
+pub(crate) struct Engine {
+    /// This server's id: the owner name of the leases it takes.
+    pub(crate) id: String,
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Registered workflows, in registration order.
+    pub(crate) workflows: Vec<(String, Arc<dyn Served>)>,
+    pub(crate) config: Config,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    closing: AtomicBool,
+}
+
+/// What storing a batch of events led to.
+enum After {
+    /// The run goes on; `idle` if it now waits for the outside.
+    Running { idle: bool },
+    /// The run ended and its outcome is stored.
+    Ended,
+    /// Another server holds the run now.
+    Lost,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        workflows: Vec<(String, Arc<dyn Served>)>,
+        config: Config,
+    ) -> Self {
+        Engine {
+            id: format!("server-{}", new_id()),
+            storage,
+            workflows,
+            config,
+            live: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the server is shutting down (open streams end).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// The workflow registered as `name`.
+    pub(crate) fn workflow(&self, name: &str) -> Option<&Arc<dyn Served>> {
+        self.workflows
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, w)| w)
+    }
+
+    /// The run `handler_id`, if it is in this server's memory.
+    pub(crate) fn live(&self, handler_id: &str) -> Option<Arc<Live>> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(handler_id)
+            .cloned()
+    }
+
+    /// The number of runs in memory.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn lease_until(&self) -> i64 {
+        now_ms() + self.config.lease_ttl.as_millis() as i64
+    }
+
+    /// Starts `workflow` on `start` (a decoded start event) as handler `handler_id`.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        workflow: &str,
+        start_name: &str,
+        start_data: Value,
+        handler_id: Option<String>,
+    ) -> Result<HandlerRecord, StartError> {
+        let served = self
+            .workflow(workflow)
+            .cloned()
+            .ok_or_else(|| StartError::BadStart(format!("no workflow `{workflow}`")))?;
+        let start = decode_event(start_name, start_data.clone()).map_err(StartError::BadStart)?;
+        let handler_id = handler_id.unwrap_or_else(new_id);
+        let run_id = new_id();
+        let now = now_us();
+        let record = HandlerRecord {
+            handler_id: handler_id.clone(),
+            workflow_name: workflow.to_owned(),
+            run_id: run_id.clone(),
+            status: Status::Running,
+            error: None,
+            result: None,
+            started_at: now,
+            updated_at: now,
+            completed_at: None,
+            idle_since: None,
+            owner: Some(self.id.clone()),
+            lease_until: Some(self.lease_until()),
+        };
+        let stored_start = json!({ "name": start_name, "data": start_data }).to_string();
+        if self
+            .storage
+            .create_handler(record.clone(), stored_start)
+            .await?
+            == Created::AlreadyRunning
+        {
+            return Err(StartError::AlreadyRunning(handler_id));
+        }
+        let run = served.start(start, &run_id).map_err(StartError::BadStart)?;
+        self.attach(handler_id, run_id, run, 0);
+        Ok(record)
+    }
+
+    /// Puts `run` in memory and starts its pump, reading its stream from `from`.
+    fn attach(self: &Arc<Self>, handler_id: String, run_id: String, run: Box<dyn Run>, from: u64) {
+        let live = Arc::new(Live {
+            handler_id: handler_id.clone(),
+            run_id,
+            run,
+            stored: Notify::new(),
+            kick: Notify::new(),
+        });
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(handler_id, live.clone());
+        tokio::spawn(self.clone().pump(live, from));
+    }
+
+    /// Removes `live` from memory (dropping the run) and wakes its readers.
+    fn forget(&self, live: &Live) {
+        let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if map
+            .get(&live.handler_id)
+            .is_some_and(|l| std::ptr::eq(&**l, live))
+        {
+            map.remove(&live.handler_id);
+        }
+        drop(map);
+        live.stored.notify_waiters();
+    }
+
+    async fn pump(self: Arc<Self>, live: Arc<Live>, from: u64) {
+        let mut stream = live.run.stream_from(from);
+        let mut idle_deadline: Option<Instant> = None;
+        // Items may have arrived before the run came into memory.
+        if !self.deliver_inbox(&live).await {
+            return self.forget(&live);
+        }
+        loop {
+            let idle_timer = async {
+                match idle_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                next = stream.next() => {
+                    let Some(first) = next else {
+                        return self.forget(&live);
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < 256 {
+                        match stream.next().now_or_never() {
+                            Some(Some(ev)) => batch.push(ev),
+                            _ => break,
+                        }
+                    }
+                    match self.store_batch(&live, batch).await {
+                        After::Running { idle: true } => {
+                            if !self.save_idle(&live).await {
+                                return self.forget(&live);
+                            }
+                            idle_deadline = self.config.idle_release.map(|d| Instant::now() + d);
+                        }
+                        After::Running { idle: false } => idle_deadline = None,
+                        After::Ended | After::Lost => return self.forget(&live),
+                    }
+                }
+                () = live.kick.notified() => {
+                    if !self.deliver_inbox(&live).await {
+                        return self.forget(&live);
+                    }
+                    idle_deadline = None;
+                }
+                () = idle_timer => {
+                    self.park(&live).await;
+                    return self.forget(&live);
+                }
+            }
+        }
+    }
+
+    /// Stores `batch`; records the outcome when it holds the run's last event.
+    async fn store_batch(&self, live: &Live, batch: Vec<StreamEvent>) -> After {
+        let mut idle = false;
+        let mut outcome = None;
+        let mut stored = Vec::with_capacity(batch.len());
+        for ev in &batch {
+            let out = outgoing(&*ev.event);
+            idle = ev.name() == "WorkflowIdle";
+            if out.outcome.is_some() {
+                outcome = out.outcome;
+            }
+            stored.push(StoredEvent {
+                sequence: ev.seq,
+                envelope: out.envelope,
+                internal: out.internal,
+                terminal: out.terminal,
+            });
+        }
+        match self
+            .storage
+            .append_events(&live.handler_id, &live.run_id, &self.id, stored)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return After::Lost,
+            Err(e) => {
+                // The events stay in the run's own log; a later batch retries nothing, so
+                // say so loudly: readers of this run miss these events.
+                tracing::error!(handler = %live.handler_id, "storing events failed: {e}");
+            }
+        }
+        live.stored.notify_waiters();
+        let Some(outcome) = outcome else {
+            return After::Running { idle };
+        };
+        let mut update = RunUpdate {
+            release: true,
+            idle_since: Some(None),
+            ..RunUpdate::default()
+        };
+        match outcome {
+            Outcome::Completed(envelope) => {
+                update.status = Some(Status::Completed);
+                update.result = Some(envelope);
+            }
+            Outcome::Failed(error) => {
+                update.status = Some(Status::Failed);
+                update.error = Some(error);
+            }
+            Outcome::Cancelled => update.status = Some(Status::Cancelled),
+        }
+        self.write(live, update).await;
+        After::Ended
+    }
+
+    /// Applies `update` to the run's record; false if the lease is lost (or the store failed).
+    async fn write(&self, live: &Live, update: RunUpdate) -> bool {
+        match self
+            .storage
+            .update_run(&live.handler_id, &self.id, update, now_us())
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(handler = %live.handler_id, "updating the run failed: {e}");
+                false
+            }
+        }
+    }
+
+    async fn snapshot_text(live: &Live) -> Option<String> {
+        match live.run.snapshot().await {
+            Ok(snapshot) => Some(snapshot.to_json()),
+            Err(e) => {
+                tracing::error!(handler = %live.handler_id, "snapshot failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// The run waits for the outside: store its snapshot so that any server can resume it.
+    async fn save_idle(&self, live: &Live) -> bool {
+        let snapshot = Self::snapshot_text(live).await;
+        self.write(
+            live,
+            RunUpdate {
+                snapshot,
+                idle_since: Some(Some(now_us())),
+                ..RunUpdate::default()
+            },
+        )
+        .await
+    }
+
+    /// Delivers what the run's inbox holds, then stores a snapshot that includes it and
+    /// drops the delivered items in the same write. False if the run is no longer ours.
+    async fn deliver_inbox(&self, live: &Live) -> bool {
+        let items = match self.storage.inbox(&live.handler_id).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(handler = %live.handler_id, "reading the inbox failed: {e}");
+                return true;
+            }
+        };
+        if items.is_empty() {
+            return true;
+        }
+        let mut consumed = Vec::with_capacity(items.len());
+        for (id, item) in items {
+            match item {
+                InboxItem::Event { name, data, step } => match decode_event(&name, data) {
+                    Ok(ev) => {
+                        if let Err(e) = live.run.send(ev, step.as_deref()) {
+                            tracing::warn!(handler = %live.handler_id, "event `{name}` not delivered: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!(handler = %live.handler_id, "{e}"),
+                },
+                InboxItem::Cancel => live.run.cancel(),
+            }
+            consumed.push(id);
+        }
+        let snapshot = Self::snapshot_text(live).await;
+        self.write(
+            live,
+            RunUpdate {
+                snapshot,
+                idle_since: Some(None),
+                consumed,
+                ..RunUpdate::default()
+            },
+        )
+        .await
+    }
+
+    /// Takes an idle run out of memory: its snapshot is stored and its lease given up; an
+    /// event sent to it brings it back, on this server or another.
+    async fn park(&self, live: &Live) {
+        let snapshot = Self::snapshot_text(live).await;
+        self.write(
+            live,
+            RunUpdate {
+                snapshot,
+                release: true,
+                ..RunUpdate::default()
+            },
+        )
+        .await;
+    }
+
+    /// Makes sure someone will take the run's inbox: wakes it if it is here, otherwise
+    /// brings it here if no other server holds it.
+    pub(crate) async fn wake(self: &Arc<Self>, handler_id: &str) {
+        if let Some(live) = self.live(handler_id) {
+            live.kick.notify_one();
+            return;
+        }
+        if let Err(e) = self.adopt(handler_id).await {
+            tracing::error!(handler = %handler_id, "bringing the run back failed: {e}");
+        }
+    }
+
+    /// Takes the run's lease and brings it into memory from its snapshot (or its start
+    /// event). Does nothing if another server holds it or the workflow is not served here.
+    pub(crate) async fn adopt(self: &Arc<Self>, handler_id: &str) -> Result<(), StorageError> {
+        let Some(record) = self.storage.handler(handler_id).await? else {
+            return Ok(());
+        };
+        let Some(served) = self.workflow(&record.workflow_name).cloned() else {
+            return Ok(());
+        };
+        if self.live(handler_id).is_some()
+            || !self
+                .storage
+                .claim(handler_id, &self.id, now_ms(), self.lease_until())
+                .await?
+        {
+            return Ok(());
+        }
+        let Some(state) = self.storage.run_state(handler_id).await? else {
+            return Ok(());
+        };
+        let resumed = match &state.snapshot {
+            Some(text) => Snapshot::from_json(text)
+                .map_err(|e| e.to_string())
+                .and_then(|snapshot| {
+                    let from = snapshot.next_stream_seq;
+                    served
+                        .resume(snapshot)
+                        .map(|run| (run, from))
+                        .map_err(|e| e.to_string())
+                }),
+            None => restart(&*served, &state.start_event, &record.run_id).map(|run| (run, 0)),
+        };
+        match resumed {
+            Ok((run, from)) => {
+                self.attach(handler_id.to_owned(), record.run_id, run, from);
+            }
+            Err(error) => {
+                let update = RunUpdate {
+                    status: Some(Status::Failed),
+                    error: Some(format!("the run could not be resumed: {error}")),
+                    release: true,
+                    ..RunUpdate::default()
+                };
+                self.storage
+                    .update_run(handler_id, &self.id, update, now_us())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps leases alive, hands inbox items to runs held here, and adopts runs no live
+    /// server holds. Runs until the server stops.
+    pub(crate) async fn maintain(self: Arc<Self>) {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.config.poll_interval).await;
+            if renewed.elapsed() >= self.config.lease_ttl / 3 {
+                renewed = Instant::now();
+                if let Err(e) = self.storage.renew(&self.id, self.lease_until()).await {
+                    tracing::error!("renewing leases failed: {e}");
+                }
+            }
+            match self.storage.with_inbox(&self.id).await {
+                Ok(ids) => {
+                    for id in ids {
+                        match self.live(&id) {
+                            Some(live) => live.kick.notify_one(),
+                            // Held but not in memory (a start that failed half-way): let go.
+                            None => {
+                                let _ = self.storage.release(&id, &self.id).await;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("reading inboxes failed: {e}"),
+            }
+            match self.storage.orphans(now_ms()).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if self.live(&id).is_none()
+                            && let Err(e) = self.adopt(&id).await
+                        {
+                            tracing::error!(handler = %id, "adopting the run failed: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("looking for orphaned runs failed: {e}"),
+            }
+        }
+    }
+
+    /// Waits until the handler has ended, up to `limit`; its record then (`None` if it is
+    /// gone).
+    pub(crate) async fn wait_ended(
+        &self,
+        handler_id: &str,
+        limit: Option<Duration>,
+    ) -> Result<Option<HandlerRecord>, StorageError> {
+        let deadline = limit.map(|l| Instant::now() + l);
+        loop {
+            let live = self.live(handler_id);
+            let notified = live.as_ref().map(|l| l.stored.notified());
+            let record = self.storage.handler(handler_id).await?;
+            match &record {
+                Some(r) if !r.status.is_terminal() => {}
+                _ => return Ok(record),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(record);
+            }
+            let pause = tokio::time::sleep(self.config.poll_interval);
+            match notified {
+                Some(n) => {
+                    tokio::select! {
+                        () = n => {}
+                        () = pause => {}
+                    }
+                }
+                None => pause.await,
+            }
+        }
+    }
+
+    /// Stores the snapshot of every run in memory and gives up their leases, so that a
+    /// restarted server (or another one) resumes them.
+    pub(crate) async fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let all: Vec<Arc<Live>> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        for live in all {
+            self.park(&live).await;
+            live.stored.notify_waiters();
+        }
+    }
+}
+
+/// Decodes the registered event `name` from `data`.
+pub(crate) fn decode_event(
+    name: &str,
+    data: Value,
+) -> Result<Box<dyn workflows::AnyEvent>, String> {
+    match workflows::registry::decode(name, data) {
+        None => Err(format!(
+            "Invalid event type: {name}. No event type of that name is registered"
+        )),
+        Some(Err(e)) => Err(format!("Failed to deserialize event: {e}")),
+        Some(Ok(ev)) => Ok(ev),
+    }
+}
+
+/// Starts a stored run again from its start event (it had no snapshot yet).
+fn restart(served: &dyn Served, start: &str, run_id: &str) -> Result<Box<dyn Run>, String> {
+    let stored: Value = serde_json::from_str(start).map_err(|e| e.to_string())?;
+    let name = stored["name"].as_str().unwrap_or_default();
+    let ev = decode_event(name, stored["data"].clone())?;
+    served.start(ev, run_id)
+}

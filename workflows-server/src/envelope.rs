@@ -1,0 +1,292 @@
+//! Events on the wire, as llama-agents-server writes and reads them.
+//!
+//! Out: `{"value": ..., "qualified_name": ..., "type": ..., "types": [...]}`, with the Python
+//! names of the built-in lifecycle events (`WorkflowFailedEvent`, `WorkflowIdleEvent`, ...), the
+//! free-form built-in events' fields under `_data` as Python's dict-like events put them, and
+//! `types` naming the base classes a Python client matches on (`StopEvent` for every event
+//! that ends a stream, `InternalDispatchEvent` for internal ones).
+//!
+//! In: an envelope `{"type": ..., "value": ...}` (or `data` for `value`, or only a
+//! `qualified_name`), possibly as a JSON string; for a start event also the bare fields. Fields
+//! under `_data` are lifted to the top level.
+
+use serde_json::{Map, Value, json};
+use workflows::{AnyEvent, EventKind};
+
+/// A published event, ready to store.
+pub(crate) struct Outgoing {
+    /// The envelope as JSON text.
+    pub envelope: String,
+    /// Hidden unless a stream asks for internal events.
+    pub internal: bool,
+    /// Ends the stream.
+    pub terminal: bool,
+    /// The run's outcome, when `terminal`.
+    pub outcome: Option<Outcome>,
+}
+
+/// How a run ended, read off its last event.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// With a result: the stop event's envelope.
+    Completed(String),
+    /// With an error message.
+    Failed(String),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// The Python name of one of our built-in events, where they differ.
+pub(crate) fn wire_name(name: &str) -> &str {
+    match name {
+        "WorkflowFailed" => "WorkflowFailedEvent",
+        "WorkflowCancelled" => "WorkflowCancelledEvent",
+        "WorkflowTimedOut" => "WorkflowTimedOutEvent",
+        "WorkflowIdle" => "WorkflowIdleEvent",
+        "StepFailed" => "StepFailedEvent",
+        other => other,
+    }
+}
+
+/// Our registered name for a name a client sent (the Python names of built-ins included).
+pub(crate) fn local_name(name: &str) -> &str {
+    match name {
+        "WorkflowFailedEvent" => "WorkflowFailed",
+        "WorkflowCancelledEvent" => "WorkflowCancelled",
+        "WorkflowTimedOutEvent" => "WorkflowTimedOut",
+        "WorkflowIdleEvent" => "WorkflowIdle",
+        "StepFailedEvent" => "StepFailed",
+        other => other,
+    }
+}
+
+/// The built-in events whose Python form keeps every field under `_data`.
+fn dict_like(name: &str) -> bool {
+    matches!(
+        name,
+        "StartEvent" | "InputRequiredEvent" | "HumanResponseEvent"
+    )
+}
+
+fn is_builtin(name: &str) -> bool {
+    dict_like(name)
+        || matches!(
+            name,
+            "StopEvent"
+                | "WorkflowFailed"
+                | "WorkflowCancelled"
+                | "WorkflowTimedOut"
+                | "WorkflowIdle"
+                | "StepFailed"
+                | "StepStateChanged"
+        )
+}
+
+/// The value as Python writes it.
+fn wire_value(name: &str, value: Value) -> Value {
+    match name {
+        _ if dict_like(name) => json!({ "_data": value }),
+        "StepStateChanged" => json!({
+            "name": value["step"],
+            "step_state": value["state"],
+            "worker_id": value["invocation"].to_string(),
+            "input_event_name": value["input_event"],
+            "output_event_name": value["output_event"],
+        }),
+        "WorkflowFailed" => json!({
+            "step_name": value["step"],
+            "exception": {
+                "exception_type": "WorkflowError",
+                "exception_message": value["error"],
+            },
+        }),
+        _ => value,
+    }
+}
+
+/// `ev` as an envelope, with what the server needs to know about it.
+pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
+    let name = ev.name();
+    let value = ev
+        .to_json()
+        .unwrap_or_else(|e| json!({ "error": format!("the event failed to serialize: {e}") }));
+    let kind = ev.kind();
+    let terminal = matches!(
+        name,
+        "WorkflowFailed" | "WorkflowCancelled" | "WorkflowTimedOut"
+    ) || kind == EventKind::Stop;
+    let internal = kind == EventKind::Internal && !terminal;
+    let outcome = terminal.then(|| match name {
+        "WorkflowFailed" => Outcome::Failed(value["error"].as_str().unwrap_or("").to_owned()),
+        "WorkflowTimedOut" => Outcome::Failed(format!(
+            "the run timed out after {} ms",
+            value["timeout_ms"]
+        )),
+        "WorkflowCancelled" => Outcome::Cancelled,
+        _ => Outcome::Completed(String::new()),
+    });
+    let wire = wire_name(name);
+    let types: Value = if terminal && wire != "StopEvent" {
+        json!(["StopEvent"])
+    } else if internal {
+        json!(["InternalDispatchEvent"])
+    } else {
+        Value::Null
+    };
+    let qualified = if is_builtin(name) {
+        format!("workflows.events.{wire}")
+    } else {
+        wire.to_owned()
+    };
+    let envelope = json!({
+        "value": wire_value(name, value),
+        "qualified_name": qualified,
+        "type": wire,
+        "types": types,
+    })
+    .to_string();
+    let outcome = match outcome {
+        Some(Outcome::Completed(_)) => Some(Outcome::Completed(envelope.clone())),
+        other => other,
+    };
+    Outgoing {
+        envelope,
+        internal,
+        terminal,
+        outcome,
+    }
+}
+
+/// Why an incoming event could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadEvent(pub String);
+
+/// Reads an event a client sent: its registered name and its data. `start` names the
+/// workflow's start event, which may also come as its bare fields.
+pub(crate) fn incoming(raw: &Value, start: Option<&str>) -> Result<(String, Value), BadEvent> {
+    let parsed;
+    let raw = match raw {
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => {
+                parsed = v;
+                &parsed
+            }
+            Err(_) => raw,
+        },
+        other => other,
+    };
+    let Value::Object(fields) = raw else {
+        return Err(BadEvent(
+            "Failed to deserialize event. Must be a json object, or stringified json object".into(),
+        ));
+    };
+    // As the reference decides: a start event without `value` (and without both `type` and
+    // `qualified_name`) is the start event's bare fields.
+    if let Some(start) = start
+        && !fields.contains_key("value")
+        && !(fields.contains_key("type") && fields.contains_key("qualified_name"))
+    {
+        return Ok((start.to_owned(), lift_data(raw.clone())));
+    }
+    let value = fields.get("value").or_else(|| fields.get("data"));
+    let named = fields.get("type").and_then(Value::as_str).or_else(|| {
+        fields
+            .get("qualified_name")
+            .and_then(Value::as_str)
+            .map(|q| q.rsplit('.').next().unwrap_or(q))
+    });
+    let Some(name) = named else {
+        return Err(BadEvent(
+            "Invalid client data. Must have a type or a qualified name".into(),
+        ));
+    };
+    let value = value.cloned().unwrap_or(Value::Object(Map::new()));
+    Ok((local_name(name).to_owned(), lift_data(value)))
+}
+
+/// Moves the fields of a Python dict-like event's `_data` to the top level.
+fn lift_data(value: Value) -> Value {
+    match value {
+        Value::Object(mut fields) => {
+            if let Some(Value::Object(inner)) = fields.remove("_data") {
+                for (k, v) in inner {
+                    fields.entry(k).or_insert(v);
+                }
+            }
+            Value::Object(fields)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use workflows::prelude::*;
+    use workflows::{WorkflowCancelled, WorkflowIdle};
+
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn built_in_events_look_as_python_writes_them() {
+        let out = outgoing(&InputRequiredEvent::new("Enter a number: "));
+        assert_eq!(
+            parse(&out.envelope),
+            json!({"value": {"_data": {"prefix": "Enter a number: "}},
+                   "qualified_name": "workflows.events.InputRequiredEvent",
+                   "type": "InputRequiredEvent", "types": null})
+        );
+        assert!(!out.internal && !out.terminal);
+
+        let out = outgoing(&StopEvent::new("42".to_owned()));
+        assert_eq!(parse(&out.envelope)["value"], json!({"result": "42"}));
+        assert_eq!(out.outcome, Some(Outcome::Completed(out.envelope.clone())));
+
+        let out = outgoing(&WorkflowCancelled {});
+        assert_eq!(parse(&out.envelope)["type"], "WorkflowCancelledEvent");
+        assert_eq!(parse(&out.envelope)["types"], json!(["StopEvent"]));
+        assert_eq!(out.outcome, Some(Outcome::Cancelled));
+
+        let out = outgoing(&WorkflowIdle {});
+        assert!(out.internal && !out.terminal);
+        assert_eq!(
+            parse(&out.envelope)["types"],
+            json!(["InternalDispatchEvent"])
+        );
+    }
+
+    #[test]
+    fn incoming_events_take_every_form_the_python_client_sends() {
+        let expected = ("HumanResponseEvent".to_owned(), json!({"response": "42"}));
+        let forms = [
+            json!({"type": "HumanResponseEvent", "value": {"_data": {"response": "42"}}}),
+            json!({"type": "HumanResponseEvent", "value": {"response": "42"}}),
+            json!({"type": "HumanResponseEvent", "data": {"response": "42"}}),
+            json!({"qualified_name": "workflows.events.HumanResponseEvent", "value": {"response": "42"}}),
+            json!("{\"type\": \"HumanResponseEvent\", \"value\": {\"response\": \"42\"}}"),
+        ];
+        for form in forms {
+            assert_eq!(incoming(&form, None).unwrap(), expected, "{form}");
+        }
+        assert_eq!(
+            incoming(&json!({"name": "Ada"}), Some("Greet")).unwrap(),
+            ("Greet".to_owned(), json!({"name": "Ada"}))
+        );
+        assert_eq!(
+            incoming(
+                &json!({"type": "Greet", "value": {"name": "Ada"}}),
+                Some("Greet")
+            )
+            .unwrap(),
+            ("Greet".to_owned(), json!({"name": "Ada"}))
+        );
+        assert_eq!(
+            incoming(&json!({"_data": {"topic": "x"}}), Some("StartEvent")).unwrap(),
+            ("StartEvent".to_owned(), json!({"topic": "x"}))
+        );
+        assert!(incoming(&json!([1]), None).is_err());
+        assert!(incoming(&json!({"value": {}}), None).is_err());
+    }
+}

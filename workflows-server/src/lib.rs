@@ -1,0 +1,296 @@
+//! Serve workflows over HTTP, wire-compatible with `llama-agents-server` 0.8.0, so that its
+//! Python client (`llama-agents-client`) and front ends written for it work unchanged.
+//!
+//! Register runners by name, pick a store ([`SqliteStorage`](storage::SqliteStorage) by
+//! default, [`PostgresStorage`](storage::PostgresStorage) for several servers), and serve:
+//!
+//! ```no_run
+//! use workflows::prelude::*;
+//! use workflows_server::Server;
+//!
+//! struct NumberWorkflow;
+//!
+//! #[workflow]
+//! impl NumberWorkflow {
+//!     #[step]
+//!     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+//!         InputRequiredEvent::new("Enter a number: ")
+//!     }
+//!
+//!     #[step]
+//!     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+//!         StopEvent::new(ev.response)
+//!     }
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), workflows_server::ServerError> {
+//! Server::new()
+//!     .workflow("number", NumberWorkflow.runner())
+//!     .sqlite("runs.db")?
+//!     .serve() // 127.0.0.1:8080 until Ctrl-C
+//!     .await
+//! # }
+//! ```
+//!
+//! # Routes
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /health` | `{"status": "healthy"}` |
+//! | `GET /workflows` | the registered names |
+//! | `POST /workflows/{name}/run` | starts a run and answers when it ends (200, or 500 if it failed) |
+//! | `POST /workflows/{name}/run-nowait` | starts a run and answers at once with its handler |
+//! | `GET /workflows/{name}/schema`, `/events`, `/representation` | the start and stop events, every event, the graph |
+//! | `GET /events/{handler_id}` | the run's events: SSE (`id:` = sequence number) or NDJSON (`sse=false`), from `after_sequence` (`-1`: all, default `now`) or `Last-Event-ID`; `include_internal`, `include_qualified_name`; 204 when the run ended and nothing is left |
+//! | `POST /events/{handler_id}` | sends `{"event": {"type": ..., "value": ...}, "step": ...}` into the run (200 `{"status": "sent"}`, 409 if it ended) |
+//! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name` |
+//! | `GET /handlers/{handler_id}` | one handler: 200 completed, 202 running, 500 failed or cancelled |
+//! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |
+//!
+//! Errors are `{"detail": "..."}` with the reference's status codes; a body over the limit
+//! (1 MiB by default) is a 413.
+//!
+//! # Runs outlive the process
+//!
+//! Every published event is stored (a reconnecting stream loses nothing), and a run's
+//! snapshot is stored each time it waits for the outside and each time it takes in sent
+//! events. A server that restarts resumes the runs it was executing; a run waiting for a
+//! human stays waiting, and after [`Config::idle_release`] leaves memory until an event
+//! arrives. Several servers on one Postgres database share their runs: an event sent through
+//! any of them reaches the run, and a lease makes sure only one server executes it.
+
+mod api;
+mod clock;
+mod config;
+mod describe;
+mod engine;
+mod envelope;
+mod served;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use workflows::{Runner, Workflow};
+
+pub use config::Config;
+
+use engine::Engine;
+use served::Served;
+use storage::{SqliteStorage, Storage, StorageError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store could not be opened or prepared.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+    /// Two workflows were registered under one name.
+    #[error("two workflows are registered as `{0}`; give each a name of its own")]
+    DuplicateWorkflow(String),
+    /// Two event types share one name in the registry.
+    #[error(transparent)]
+    Registry(#[from] workflows::registry::RegistryError),
+}
+
+/// A server being configured. See the [crate documentation](crate) for an example.
+#[must_use = "a server does nothing until started"]
+pub struct Server {
+    workflows: Vec<(String, Arc<dyn Served>)>,
+    storage: Option<Arc<dyn Storage>>,
+    config: Config,
+    page: Option<&'static str>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    /// A server with no workflows, the default [`Config`] and no store chosen yet (a SQLite
+    /// file `workflows.db` in the working directory unless one is).
+    pub fn new() -> Self {
+        Server {
+            workflows: Vec::new(),
+            storage: None,
+            config: Config::default(),
+            page: None,
+        }
+    }
+
+    /// Serves `runner`'s workflow as `name`.
+    pub fn workflow<W: Workflow>(mut self, name: impl Into<String>, runner: Runner<W>) -> Self {
+        self.workflows.push((name.into(), Arc::new(runner)));
+        self
+    }
+
+    /// Stores runs in `storage`.
+    pub fn storage(mut self, storage: impl Storage) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Stores runs in the SQLite file at `path` (created if missing).
+    pub fn sqlite(self, path: impl AsRef<Path>) -> Result<Self, ServerError> {
+        Ok(self.storage(SqliteStorage::open(path)?))
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Listens on `addr` (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.config.bind = addr;
+        self
+    }
+
+    /// Parks runs that waited `after` for the outside (`None`: never).
+    pub fn idle_release(mut self, after: Option<Duration>) -> Self {
+        self.config.idle_release = after;
+        self
+    }
+
+    /// Serves `html` at `/`, for a front end of the server's own.
+    pub fn page(mut self, html: &'static str) -> Self {
+        self.page = Some(html);
+        self
+    }
+
+    /// Prepares the store, binds, resumes stored runs and serves in the background.
+    pub async fn start(self) -> Result<RunningServer, ServerError> {
+        workflows::registry::check()?;
+        for (i, (name, _)) in self.workflows.iter().enumerate() {
+            if self.workflows[..i].iter().any(|(n, _)| n == name) {
+                return Err(ServerError::DuplicateWorkflow(name.clone()));
+            }
+        }
+        let storage = match self.storage {
+            Some(s) => s,
+            None => Arc::new(SqliteStorage::open("workflows.db")?),
+        };
+        storage.migrate().await?;
+        let addr = self.config.bind;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let engine = Arc::new(Engine::new(storage, self.workflows, self.config));
+        let maintain = tokio::spawn(engine.clone().maintain());
+        let app = api::router(engine.clone(), self.page);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!("serving on http://{local_addr}");
+        Ok(RunningServer {
+            local_addr,
+            engine,
+            stop: Some(stop),
+            serve,
+            maintain,
+        })
+    }
+
+    /// [`start`](Self::start)s, then serves until Ctrl-C (or SIGTERM), and stops cleanly:
+    /// the runs in memory are stored, to be resumed by the next server.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        let running = self.start().await?;
+        println!(
+            "workflows-server listening on http://{}",
+            running.local_addr()
+        );
+        shutdown_signal().await;
+        running.shutdown().await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A server that is serving. Dropping it leaves it serving until the runtime ends; call
+/// [`shutdown`](Self::shutdown) to stop it cleanly.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    engine: Arc<Engine>,
+    stop: Option<oneshot::Sender<()>>,
+    serve: JoinHandle<std::io::Result<()>>,
+    maintain: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This server's id, the name its leases go by.
+    pub fn id(&self) -> &str {
+        &self.engine.id
+    }
+
+    /// How many runs this server holds in memory.
+    pub fn runs_in_memory(&self) -> usize {
+        self.engine.live_count()
+    }
+
+    /// Stops accepting requests, stores every run in memory and gives up its leases.
+    /// Open event streams end.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.maintain.abort();
+        self.engine.shutdown().await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.serve).await {
+            Ok(result) => result.map_err(ServerError::Serve),
+            Err(_) => Ok(()),
+        }
+    }
+}

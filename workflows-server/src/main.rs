@@ -1,0 +1,117 @@
+//! `workflows-server`: serves the number workflow of the human-in-the-loop guide, with a web
+//! page to drive it, over the HTTP API of llama-agents-server.
+//!
+//! ```text
+//! cargo run -p workflows-server --release -- [--bind 127.0.0.1:8080] [--db workflows.db | --postgres URL]
+//!                                            [--idle-release SECONDS] [--lease-ttl SECONDS]
+//! ```
+//!
+//! Open <http://127.0.0.1:8080/> for the page; point `llama-agents-client` at the same address.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use workflows::prelude::*;
+use workflows_server::storage::PostgresStorage;
+use workflows_server::{Server, ServerError};
+
+/// The guide's first example: ask for a number, return the answer.
+struct NumberWorkflow;
+
+#[workflow]
+impl NumberWorkflow {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("Enter a number: ")
+    }
+
+    #[step]
+    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        StopEvent::new(ev.response)
+    }
+}
+
+const USAGE: &str = "usage: workflows-server [--bind ADDR] [--db PATH | --postgres URL] \
+                     [--idle-release SECONDS] [--lease-ttl SECONDS]";
+
+struct Args {
+    bind: SocketAddr,
+    db: String,
+    postgres: Option<String>,
+    idle_release: Option<Duration>,
+    lease_ttl: Option<Duration>,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        db: "workflows.db".into(),
+        postgres: std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()),
+        idle_release: Some(Duration::from_secs(60)),
+        lease_ttl: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--bind" => {
+                let v = value()?;
+                args.bind = v.parse().map_err(|e| format!("--bind {v}: {e}"))?;
+            }
+            "--db" => {
+                args.db = value()?;
+                args.postgres = None;
+            }
+            "--postgres" => args.postgres = Some(value()?),
+            "--idle-release" => {
+                let v = value()?;
+                args.idle_release = (v != "never").then(|| seconds(&v)).transpose()?;
+            }
+            "--lease-ttl" => args.lease_ttl = Some(seconds(&value()?)?),
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), ServerError> {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let mut server = Server::new()
+        .workflow("number", NumberWorkflow.runner())
+        .page(include_str!("../static/index.html"))
+        .bind(args.bind)
+        .idle_release(args.idle_release);
+    server = match &args.postgres {
+        Some(url) => server.storage(PostgresStorage::connect(url, 4).await?),
+        None => server.sqlite(&args.db)?,
+    };
+    if let Some(ttl) = args.lease_ttl {
+        let mut config = workflows_server::Config {
+            bind: args.bind,
+            idle_release: args.idle_release,
+            ..Default::default()
+        };
+        config.lease_ttl = ttl;
+        server = server.config(config);
+    }
+    server.serve().await
+}

@@ -1,0 +1,86 @@
+//! A registered workflow behind a trait object, so that one server holds workflows of
+//! different types and drives their runs through one interface.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use workflows::graph::Graph;
+use workflows::{
+    AnyEvent, Event, EventStream, Handler, ResumeError, RunOptions, Runner, SendError, Snapshot,
+    SnapshotError, Workflow,
+};
+
+/// A run the server drives.
+pub(crate) trait Run: Send + Sync {
+    /// Its published events from sequence number `seq`.
+    fn stream_from(&self, seq: u64) -> EventStream;
+    /// Sends `ev` to every step that takes it, or to `step`.
+    fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError>;
+    /// Cancels it.
+    fn cancel(&self);
+    /// Its snapshot.
+    fn snapshot(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<Snapshot, SnapshotError>> + Send + '_>>;
+}
+
+impl<T: Send + 'static> Run for Handler<T> {
+    fn stream_from(&self, seq: u64) -> EventStream {
+        self.stream_events_from(seq)
+    }
+
+    fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError> {
+        self.send_dyn_event(ev, step)
+    }
+
+    fn cancel(&self) {
+        self.cancel_run();
+    }
+
+    fn snapshot(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<Snapshot, SnapshotError>> + Send + '_>> {
+        Box::pin(Handler::snapshot(self))
+    }
+}
+
+/// A workflow the server runs.
+pub(crate) trait Served: Send + Sync + 'static {
+    /// The registered name of its start event.
+    fn start_name(&self) -> &'static str;
+    /// Its step names.
+    fn step_names(&self) -> Vec<&'static str>;
+    /// Its graph.
+    fn graph(&self) -> Graph;
+    /// Starts a run on `start` (which must be the start event type) with id `run_id`.
+    fn start(&self, start: Box<dyn AnyEvent>, run_id: &str) -> Result<Box<dyn Run>, String>;
+    /// Resumes a run from `snapshot`.
+    fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError>;
+}
+
+impl<W: Workflow> Served for Runner<W> {
+    fn start_name(&self) -> &'static str {
+        <W::Start as Event>::NAME
+    }
+
+    fn step_names(&self) -> Vec<&'static str> {
+        W::STEPS.iter().map(|s| s.name).collect()
+    }
+
+    fn graph(&self) -> Graph {
+        W::graph()
+    }
+
+    fn start(&self, start: Box<dyn AnyEvent>, run_id: &str) -> Result<Box<dyn Run>, String> {
+        let start = start
+            .downcast::<W::Start>()
+            .map_err(|ev| format!("expected a `{}`, got a `{}`", self.start_name(), ev.name()))?;
+        let options = self.options().internal_events(true).run_id(run_id);
+        Ok(Box::new(self.run_with(start, options)))
+    }
+
+    fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError> {
+        let options: RunOptions = self.options().internal_events(true);
+        Ok(Box::new(self.resume_with(snapshot, options)?))
+    }
+}

@@ -1,0 +1,268 @@
+//! Where the server keeps its runs: one trait, [`Storage`], with an embedded SQLite backend
+//! ([`SqliteStorage`], the default) and a Postgres one ([`PostgresStorage`]) for several
+//! servers sharing their runs.
+//!
+//! A run is stored as a handler row (its status, result, latest snapshot and the event it
+//! started with), its published events (numbered, for streams that reconnect) and an inbox
+//! (events and cancels sent to it, kept until the run's owner has taken them into a snapshot).
+//! Ownership is a lease: the server that executes a run holds it and renews it; every write a
+//! run's owner makes checks that it still holds the lease, so two servers never both execute
+//! a run.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+/// A boxed future, so that [`Storage`] can be used as a trait object.
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// A storage backend failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StorageError(pub String);
+
+impl StorageError {
+    /// An error with `message`.
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        StorageError(message.to_string())
+    }
+}
+
+/// Where a handler stands, as the wire protocol names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Executing, or waiting for an event.
+    Running,
+    /// Ended with a result.
+    Completed,
+    /// Ended with an error (a step failed, or the run timed out).
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl Status {
+    /// The status as stored and sent: `running`, `completed`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Status> {
+        Some(match text {
+            "running" => Status::Running,
+            "completed" => Status::Completed,
+            "failed" => Status::Failed,
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        self != Status::Running
+    }
+}
+
+/// A handler as stored: what `GET /handlers/{id}` reports, plus ownership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerRecord {
+    /// The handler's id (chosen by the client or generated).
+    pub handler_id: String,
+    /// The registered name of the workflow.
+    pub workflow_name: String,
+    /// The run's id.
+    pub run_id: String,
+    /// Where it stands.
+    pub status: Status,
+    /// The error of a failed run.
+    pub error: Option<String>,
+    /// The final event of a completed run, as an envelope (JSON text).
+    pub result: Option<String>,
+    /// Microseconds since the Unix epoch.
+    pub started_at: i64,
+    /// Last change, microseconds since the Unix epoch.
+    pub updated_at: i64,
+    /// When the run ended.
+    pub completed_at: Option<i64>,
+    /// Since when the run has been waiting for an event from outside.
+    pub idle_since: Option<i64>,
+    /// The server executing the run, if one is.
+    pub owner: Option<String>,
+    /// Until when the owner's lease holds, milliseconds since the Unix epoch.
+    pub lease_until: Option<i64>,
+}
+
+/// What a server needs to bring a stored run back into memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// The start event as `{"name": ..., "data": ...}`, for a run that has no snapshot yet.
+    pub start_event: String,
+    /// The latest snapshot (JSON text), if one was taken.
+    pub snapshot: Option<String>,
+}
+
+/// One published event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Its sequence number in the run's stream.
+    pub sequence: u64,
+    /// The envelope, JSON text.
+    pub envelope: String,
+    /// Whether it is an internal event (hidden unless a stream asks for them).
+    pub internal: bool,
+    /// Whether it ends the run's stream.
+    pub terminal: bool,
+}
+
+/// Something sent to a run, waiting for its owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InboxItem {
+    /// An event, by registered name, with its data, for every step or for one.
+    Event {
+        /// The registered event name.
+        name: String,
+        /// The event's JSON.
+        data: serde_json::Value,
+        /// The step it is for, if only one.
+        step: Option<String>,
+    },
+    /// Cancel the run.
+    Cancel,
+}
+
+/// Changes a run's owner writes at once (only while it holds the lease).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunUpdate {
+    /// The new status.
+    pub status: Option<Status>,
+    /// The result envelope.
+    pub result: Option<String>,
+    /// The error.
+    pub error: Option<String>,
+    /// The latest snapshot.
+    pub snapshot: Option<String>,
+    /// `Some(Some(t))`: idle since `t`; `Some(None)`: busy again.
+    pub idle_since: Option<Option<i64>>,
+    /// Inbox items now reflected in `snapshot`, to delete.
+    pub consumed: Vec<i64>,
+    /// Also give up the lease.
+    pub release: bool,
+}
+
+/// A filter for listing handlers; `None` matches all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerFilter {
+    /// Any of these statuses.
+    pub status_in: Option<Vec<Status>>,
+    /// Any of these workflow names.
+    pub workflow_name_in: Option<Vec<String>>,
+}
+
+/// Whether a new handler was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Recorded (a previous, ended handler with the same id was replaced).
+    Created,
+    /// A running handler already has this id.
+    AlreadyRunning,
+}
+
+/// The persistence a server runs on. Times are passed in (milliseconds or microseconds since
+/// the Unix epoch, from the server's clock), so every backend behaves alike.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates the tables if needed.
+    fn migrate(&self) -> StorageFuture<'_, ()>;
+
+    /// Records a new running handler owned by `record.owner`, with its start event.
+    fn create_handler(
+        &self,
+        record: HandlerRecord,
+        start_event: String,
+    ) -> StorageFuture<'_, Created>;
+
+    /// The handler `handler_id`.
+    fn handler(&self, handler_id: &str) -> StorageFuture<'_, Option<HandlerRecord>>;
+
+    /// The handlers matching `filter`, oldest first.
+    fn handlers(&self, filter: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>>;
+
+    /// Deletes a handler with its events, inbox and snapshot; whether it existed.
+    fn delete_handler(&self, handler_id: &str) -> StorageFuture<'_, bool>;
+
+    /// What resuming the run needs.
+    fn run_state(&self, handler_id: &str) -> StorageFuture<'_, Option<RunState>>;
+
+    /// Appends published events of `run_id` (a sequence number already stored is kept, not
+    /// replaced), if `owner` still holds the handler's lease; whether it does.
+    fn append_events(
+        &self,
+        handler_id: &str,
+        run_id: &str,
+        owner: &str,
+        events: Vec<StoredEvent>,
+    ) -> StorageFuture<'_, bool>;
+
+    /// Up to `limit` events of `run_id` after sequence number `after` (-1: from the start).
+    fn events_after(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> StorageFuture<'_, Vec<StoredEvent>>;
+
+    /// The highest sequence number stored for `run_id`.
+    fn last_sequence(&self, run_id: &str) -> StorageFuture<'_, Option<u64>>;
+
+    /// Applies `update` if `owner` holds the handler's lease; whether it did.
+    fn update_run(
+        &self,
+        handler_id: &str,
+        owner: &str,
+        update: RunUpdate,
+        now_us: i64,
+    ) -> StorageFuture<'_, bool>;
+
+    /// Takes the lease of a running handler that no one holds (or whose lease ran out)
+    /// for `owner` until `until_ms`; whether `owner` holds it now.
+    fn claim(
+        &self,
+        handler_id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StorageFuture<'_, bool>;
+
+    /// Extends every lease `owner` holds to `until_ms`.
+    fn renew(&self, owner: &str, until_ms: i64) -> StorageFuture<'_, ()>;
+
+    /// Gives up the lease of `handler_id`, if `owner` holds it.
+    fn release(&self, handler_id: &str, owner: &str) -> StorageFuture<'_, ()>;
+
+    /// Queues `item` for the run.
+    fn push_inbox(&self, handler_id: &str, item: InboxItem) -> StorageFuture<'_, ()>;
+
+    /// The items queued for the run, oldest first, with their ids.
+    fn inbox(&self, handler_id: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>>;
+
+    /// Handlers that `owner` holds and that have inbox items.
+    fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>>;
+
+    /// Running handlers that no live server holds and that have work: not waiting for an
+    /// event, or waiting with an inbox item.
+    fn orphans(&self, now_ms: i64) -> StorageFuture<'_, Vec<String>>;
+}
