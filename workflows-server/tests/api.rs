@@ -1,0 +1,460 @@
+//! Every route of the API and its error answers, on an in-memory SQLite store.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use workflows_server::storage::SqliteStorage;
+
+async fn test_server() -> (workflows_server::RunningServer, Client) {
+    serve(SqliteStorage::in_memory().unwrap(), config()).await
+}
+
+#[tokio::test]
+async fn health_and_the_workflow_list() {
+    let (_server, client) = test_server().await;
+    let health = client.get("/health").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "healthy"}))
+    );
+    assert_eq!(
+        client.get("/workflows").await.json(),
+        json!({"workflows": ["number", "greet", "broken", "slow", "ballot"]})
+    );
+    let missing = client.get("/nothing/here").await;
+    assert_eq!(
+        (missing.status, missing.detail()),
+        (404, "Not Found".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn schema_events_and_representation_describe_the_workflow() {
+    let (_server, client) = test_server().await;
+    let schema = client.get("/workflows/greet/schema").await.json();
+    assert_eq!(schema["start"]["title"], "Greet");
+    assert_eq!(schema["stop"]["title"], "Greeting");
+
+    let events = client.get("/workflows/number/events").await.json();
+    let titles: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap())
+        .collect();
+    for name in [
+        "StartEvent",
+        "InputRequiredEvent",
+        "HumanResponseEvent",
+        "StopEvent",
+    ] {
+        assert!(titles.contains(&name), "{name} missing from {titles:?}");
+    }
+
+    let graph = client.get("/workflows/number/representation").await.json()["graph"].clone();
+    let edge = |from: &str, to: &str| {
+        graph["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == from && e["target"] == to)
+    };
+    assert!(edge("StartEvent", "ask") && edge("ask", "InputRequiredEvent"));
+    assert!(
+        edge("InputRequiredEvent", "external_step") && edge("external_step", "HumanResponseEvent")
+    );
+    assert!(edge("HumanResponseEvent", "answer") && edge("answer", "StopEvent"));
+    let step = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "ask")
+        .unwrap();
+    assert_eq!(step["node_type"], "step");
+
+    for path in ["schema", "events", "representation"] {
+        let reply = client.get(&format!("/workflows/nope/{path}")).await;
+        assert_eq!(
+            (reply.status, reply.detail()),
+            (404, "Workflow not found".to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_waits_for_the_result_and_reports_failures_with_500() {
+    let (_server, client) = test_server().await;
+    let reply = client
+        .post(
+            "/workflows/greet/run",
+            &json!({"start_event": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["status"], "completed");
+    assert_eq!(
+        body["result"],
+        json!({"value": {"greeting": "hello Ada"}, "qualified_name": "Greeting", "type": "Greeting", "types": ["StopEvent"]})
+    );
+    assert!(body["completed_at"].is_string() && body["error"].is_null());
+
+    // The start event as an envelope works too, and so does the legacy `kwargs`.
+    let enveloped = client
+        .post(
+            "/workflows/greet/run",
+            &json!({"start_event": {"type": "Greet", "value": {"name": "Bo"}}}),
+        )
+        .await;
+    assert_eq!(enveloped.json()["result"]["value"]["greeting"], "hello Bo");
+    let kwargs = client
+        .post("/workflows/greet/run", &json!({"kwargs": {"name": "Cy"}}))
+        .await;
+    assert_eq!(kwargs.json()["result"]["value"]["greeting"], "hello Cy");
+
+    let failed = client.post("/workflows/broken/run", &json!({})).await;
+    assert_eq!(failed.status, 500);
+    let body = failed.json();
+    assert_eq!(body["status"], "failed");
+    assert!(body["error"].as_str().unwrap().contains("boom"), "{body}");
+    assert!(body["result"].is_null());
+}
+
+#[tokio::test]
+async fn bad_run_requests_are_4xx_and_start_nothing() {
+    let (_server, client) = test_server().await;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "/workflows/nope/run",
+            b"{}".to_vec(),
+            404,
+            "Workflow not found",
+        ),
+        (
+            "/workflows/greet/run",
+            b"{\"start_event\": ".to_vec(),
+            400,
+            "Invalid JSON body",
+        ),
+        (
+            "/workflows/greet/run",
+            br#"{"start_event": {"nam": "Ada"}}"#.to_vec(),
+            400,
+            "Validation error for 'start_event'",
+        ),
+        (
+            "/workflows/greet/run-nowait",
+            br#"{"start_event": {"type": "StartEvent", "value": {}}}"#.to_vec(),
+            400,
+            "Start event must be an instance of Greet",
+        ),
+        (
+            "/workflows/greet/run-nowait",
+            b"[1, 2]".to_vec(),
+            400,
+            "must be a JSON object",
+        ),
+        (
+            "/workflows/number/run-nowait",
+            br#"{"context": {"state": {}}}"#.to_vec(),
+            400,
+            "Context API is disabled",
+        ),
+        (
+            "/workflows/number/run-nowait",
+            br#"{"handler_id": 7}"#.to_vec(),
+            400,
+            "handler_id",
+        ),
+    ];
+    for (path, body, status, detail) in cases {
+        let reply = client.send("POST", path, Some(&body)).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        assert!(reply.detail().contains(detail), "{path}: {}", reply.body);
+    }
+    // A body over the limit (1 MiB by default) is refused before it is read whole.
+    let huge = format!(
+        "{{\"start_event\": {{\"name\": \"{}\"}}}}",
+        "x".repeat(2 << 20)
+    );
+    let reply = client
+        .send("POST", "/workflows/greet/run", Some(huge.as_bytes()))
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(reply.detail().contains("too large"));
+
+    let handlers = client.get("/handlers").await.json();
+    assert_eq!(
+        handlers,
+        json!({"handlers": []}),
+        "no bad request started a run"
+    );
+}
+
+#[tokio::test]
+async fn handlers_are_listed_filtered_and_reported_with_their_status_codes() {
+    let (_server, client) = test_server().await;
+    let waiting = start(&client, "number", json!({})).await;
+    let done = client
+        .post(
+            "/workflows/greet/run",
+            &json!({"start_event": {"name": "A"}}),
+        )
+        .await;
+    let done = done.json()["handler_id"].as_str().unwrap().to_owned();
+    let failed = client.post("/workflows/broken/run", &json!({})).await;
+    let failed = failed.json()["handler_id"].as_str().unwrap().to_owned();
+
+    let ids = |v: Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["handler_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(client.get("/handlers").await.json()),
+        sorted(vec![waiting.clone(), done.clone(), failed.clone()])
+    );
+    assert_eq!(
+        ids(client.get("/handlers?status=running").await.json()),
+        vec![waiting.clone()]
+    );
+    assert_eq!(
+        ids(client
+            .get("/handlers?status=completed&status=failed")
+            .await
+            .json()),
+        sorted(vec![done.clone(), failed.clone()])
+    );
+    assert_eq!(
+        ids(client.get("/handlers?workflow_name=greet").await.json()),
+        vec![done.clone()]
+    );
+    assert_eq!(
+        ids(client.get("/handlers?status=bogus").await.json()),
+        Vec::<String>::new()
+    );
+
+    let running = client.get(&format!("/handlers/{waiting}")).await;
+    assert_eq!(running.status, 202);
+    let body = running.json();
+    for key in [
+        "handler_id",
+        "workflow_name",
+        "run_id",
+        "error",
+        "result",
+        "status",
+        "started_at",
+        "updated_at",
+        "completed_at",
+    ] {
+        assert!(body.get(key).is_some(), "{key} missing: {body}");
+    }
+    assert_eq!(client.get(&format!("/handlers/{done}")).await.status, 200);
+    assert_eq!(client.get(&format!("/handlers/{failed}")).await.status, 500);
+    let missing = client.get("/handlers/nope").await;
+    assert_eq!(
+        (missing.status, missing.detail()),
+        (404, "Handler not found".to_owned())
+    );
+
+    // The deprecated results route unwraps a plain StopEvent's result.
+    let finished = start(&client, "number", json!({})).await;
+    until_event(&client, &finished, "InputRequiredEvent").await;
+    assert_eq!(answer(&client, &finished, "7").await.status, 200);
+    until_status(&client, &finished, "completed").await;
+    let legacy = client.get(&format!("/results/{finished}")).await;
+    assert_eq!(
+        (legacy.status, legacy.json()["result"].clone()),
+        (200, json!("7"))
+    );
+    assert_eq!(client.get(&format!("/results/{waiting}")).await.status, 202);
+}
+
+#[tokio::test]
+async fn a_handler_id_is_taken_while_its_run_runs_and_free_after() {
+    let (_server, client) = test_server().await;
+    let body = json!({"handler_id": "mine", "start_event": {}});
+    let first = client.post("/workflows/number/run-nowait", &body).await;
+    assert_eq!(
+        (first.status, first.json()["handler_id"].clone()),
+        (200, json!("mine"))
+    );
+    let again = client.post("/workflows/number/run-nowait", &body).await;
+    assert_eq!(
+        (again.status, again.detail()),
+        (409, "Handler 'mine' is already running".to_owned())
+    );
+
+    until_event(&client, "mine", "InputRequiredEvent").await;
+    answer(&client, "mine", "1").await;
+    until_status(&client, "mine", "completed").await;
+    let reused = client.post("/workflows/number/run-nowait", &body).await;
+    assert_eq!(reused.status, 200);
+    assert_ne!(reused.json()["run_id"], first.json()["run_id"], "a new run");
+    assert_eq!(reused.json()["status"], "running");
+}
+
+#[tokio::test]
+async fn sending_events_checks_the_handler_the_type_and_the_data() {
+    let (_server, client) = test_server().await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let post = |body: Value| {
+        let id = id.clone();
+        async move { client.post(&format!("/events/{id}"), &body).await }
+    };
+    let cases = [
+        (json!({"nothing": 1}), 400, "Event data is required"),
+        (
+            json!({"event": {"type": "Nope", "value": {}}}),
+            400,
+            "Invalid event type: Nope",
+        ),
+        (
+            json!({"event": {"type": "HumanResponseEvent", "value": {"response": 5}}}),
+            400,
+            "Failed to deserialize event",
+        ),
+        (json!({"event": [1]}), 400, "Must be a json object"),
+        (
+            json!({"event": {"type": "WorkflowIdleEvent", "value": {}}}),
+            400,
+            "published by the runtime",
+        ),
+        (
+            json!({"event": {"type": "HumanResponseEvent", "value": {"response": "1"}}, "step": "nope"}),
+            400,
+            "has no step 'nope'",
+        ),
+    ];
+    for (body, status, detail) in cases {
+        let reply = post(body.clone()).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        assert!(reply.detail().contains(detail), "{body}: {}", reply.body);
+    }
+    let unknown = client
+        .post(
+            "/events/nope",
+            &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "1"}}}),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.detail()),
+        (404, "Handler not found".to_owned())
+    );
+    assert_eq!(
+        client
+            .send("POST", &format!("/events/{id}"), Some(b"{oops"))
+            .await
+            .status,
+        400
+    );
+    // Nothing above reached the run: it still waits, and a good answer (as a JSON string,
+    // as older clients send it, and aimed at the step) finishes it.
+    assert_eq!(
+        client.get(&format!("/handlers/{id}")).await.json()["status"],
+        "running"
+    );
+    let sent = post(json!({
+        "event": "{\"type\": \"HumanResponseEvent\", \"value\": {\"response\": \"9\"}}",
+        "step": "answer",
+    }))
+    .await;
+    assert_eq!((sent.status, sent.json()), (200, json!({"status": "sent"})));
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], "9");
+    let late = answer(&client, &id, "10").await;
+    assert_eq!(
+        (late.status, late.detail()),
+        (409, "Workflow already completed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_answer_type_used_only_inside_wait_for_event_is_found_by_name() {
+    let (_server, client) = test_server().await;
+    let id = start(&client, "ballot", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let sent = client
+        .post(
+            &format!("/events/{id}"),
+            &json!({"event": {"type": "Vote", "value": {"approve": true}}}),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], true);
+}
+
+#[tokio::test]
+async fn cancel_ends_a_run_and_purge_deletes_it() {
+    let (_server, client) = test_server().await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let cancelled = client
+        .send("POST", &format!("/handlers/{id}/cancel"), None)
+        .await;
+    assert_eq!(
+        (cancelled.status, cancelled.json()),
+        (200, json!({"status": "cancelled"}))
+    );
+    let body = client.get(&format!("/handlers/{id}")).await;
+    assert_eq!(
+        (body.status, body.json()["status"].clone()),
+        (500, json!("cancelled"))
+    );
+    let events = all_events(&client, &id, false).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["type"].clone(), last["types"].clone()),
+        (json!("WorkflowCancelledEvent"), json!(["StopEvent"]))
+    );
+
+    // Cancelling again finds nothing to cancel; purging deletes the record.
+    let again = client
+        .send("POST", &format!("/handlers/{id}/cancel"), None)
+        .await;
+    assert_eq!(again.status, 404);
+    let purged = client
+        .send("POST", &format!("/handlers/{id}/cancel?purge=true"), None)
+        .await;
+    assert_eq!(
+        (purged.status, purged.json()),
+        (200, json!({"status": "deleted"}))
+    );
+    assert_eq!(client.get(&format!("/handlers/{id}")).await.status, 404);
+    assert_eq!(client.get(&format!("/events/{id}")).await.status, 404);
+
+    // Purging a running run cancels it first.
+    let running = start(&client, "number", json!({})).await;
+    let purged = client
+        .send(
+            "POST",
+            &format!("/handlers/{running}/cancel?purge=true"),
+            None,
+        )
+        .await;
+    assert_eq!(purged.json(), json!({"status": "deleted"}));
+    assert_eq!(
+        client.get(&format!("/handlers/{running}")).await.status,
+        404
+    );
+    assert_eq!(
+        client
+            .send("POST", "/handlers/nope/cancel", None)
+            .await
+            .status,
+        404
+    );
+}

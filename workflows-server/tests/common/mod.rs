@@ -1,0 +1,209 @@
+//! Workflows and helpers shared by the server's tests.
+#![allow(dead_code, unused_imports)]
+
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use workflows::prelude::*;
+use workflows_server::storage::Storage;
+use workflows_server::{Config, RunningServer, Server};
+
+pub use http::{Client, Reply, Stream, parse_frame};
+
+/// The guide's number workflow.
+pub struct Number;
+
+#[workflow]
+impl Number {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("Enter a number: ")
+    }
+
+    #[step]
+    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        StopEvent::new(ev.response)
+    }
+}
+
+/// A start event of the workflow's own.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(start)]
+pub struct Greet {
+    pub name: String,
+}
+
+/// A stop event of the workflow's own.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(stop)]
+pub struct Greeting {
+    pub greeting: String,
+}
+
+pub struct Greeter;
+
+#[workflow]
+impl Greeter {
+    #[step]
+    async fn hello(&self, ev: Greet) -> Greeting {
+        Greeting {
+            greeting: format!("hello {}", ev.name),
+        }
+    }
+}
+
+/// A workflow whose only step fails.
+pub struct Broken;
+
+#[workflow]
+impl Broken {
+    #[step]
+    async fn boom(&self, _ev: StartEvent) -> Result<StopEvent<()>, String> {
+        Err("boom".into())
+    }
+}
+
+/// How many times `Slow`'s step has started, in this process.
+pub static SLOW_STARTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A workflow whose step takes `ms` milliseconds.
+pub struct Slow;
+
+#[workflow]
+impl Slow {
+    #[step]
+    async fn work(&self, ev: StartEvent) -> StopEvent<u64> {
+        SLOW_STARTS.fetch_add(1, Ordering::SeqCst);
+        let ms: u64 = ev.get("ms").unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        StopEvent::new(ms)
+    }
+}
+
+/// An answer type no step takes: only `wait_for_event` waits for it.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(response)]
+pub struct Vote {
+    pub approve: bool,
+}
+
+/// Waits, inside its step, for a `Vote`.
+pub struct Ballot;
+
+#[workflow]
+impl Ballot {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<bool>, WaitError> {
+        let vote = ctx
+            .wait_for_event(
+                WaitFor::<Vote>::new()
+                    .id("vote")
+                    .prompt(InputRequiredEvent::new("approve?")),
+            )
+            .await?;
+        Ok(StopEvent::new(vote.approve))
+    }
+}
+
+/// Settings for tests: any free port, quick polling, no parking, no heartbeats.
+pub fn config() -> Config {
+    Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        poll_interval: Duration::from_millis(20),
+        lease_ttl: Duration::from_secs(2),
+        idle_release: None,
+        heartbeat: None,
+        ..Config::default()
+    }
+}
+
+/// A server with every test workflow on `storage`.
+pub fn server(storage: impl Storage, config: Config) -> Server {
+    Server::new()
+        .workflow("number", Number.runner())
+        .workflow("greet", Greeter.runner())
+        .workflow("broken", Broken.runner())
+        .workflow("slow", Slow.runner())
+        .workflow("ballot", Ballot.runner())
+        .storage(storage)
+        .config(config)
+}
+
+/// Starts [`server`] and a client for it.
+pub async fn serve(storage: impl Storage, config: Config) -> (RunningServer, Client) {
+    let running = server(storage, config)
+        .start()
+        .await
+        .expect("the server starts");
+    let client = Client::new(running.local_addr());
+    (running, client)
+}
+
+/// Starts a run of `workflow` without waiting; its handler id.
+pub async fn start(client: &Client, workflow: &str, start_event: Value) -> String {
+    let reply = client
+        .post(
+            &format!("/workflows/{workflow}/run-nowait"),
+            &json!({ "start_event": start_event }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["handler_id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the handler until its status is `status`; its JSON.
+pub async fn until_status(client: &Client, handler_id: &str, status: &str) -> Value {
+    for _ in 0..500 {
+        let reply = client.get(&format!("/handlers/{handler_id}")).await;
+        let body = reply.json();
+        if body["status"] == status {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("handler {handler_id} never reached `{status}`");
+}
+
+/// Reads the handler's NDJSON stream from the start (waits for the run's end).
+pub async fn all_events(client: &Client, handler_id: &str, internal: bool) -> Vec<Value> {
+    let reply = client
+        .get(&format!(
+            "/events/{handler_id}?sse=false&after_sequence=-1&include_internal={internal}"
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an NDJSON line"))
+        .collect()
+}
+
+/// Sends a `HumanResponseEvent` with `response`.
+pub async fn answer(client: &Client, handler_id: &str, response: &str) -> Reply {
+    client
+        .post(
+            &format!("/events/{handler_id}"),
+            &json!({"event": {"type": "HumanResponseEvent", "value": {"_data": {"response": response}}}}),
+        )
+        .await
+}
+
+/// Waits until the handler's stream holds an event of type `ty`.
+pub async fn until_event(client: &Client, handler_id: &str, ty: &str) {
+    let mut stream = client
+        .stream(&format!("/events/{handler_id}?after_sequence=-1"), &[])
+        .await;
+    assert_eq!(stream.status, 200);
+    while let Some(frame) = stream.next_frame().await {
+        if parse_frame(&frame).1["type"] == ty {
+            return;
+        }
+    }
+    panic!("the stream of {handler_id} ended without a `{ty}`");
+}
