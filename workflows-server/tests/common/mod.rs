@@ -3,8 +3,9 @@
 
 pub mod http;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -68,8 +69,12 @@ impl Broken {
     }
 }
 
-/// How many times `Slow`'s step has started, in this process.
-pub static SLOW_STARTS: AtomicUsize = AtomicUsize::new(0);
+/// How many times `Slow`'s step has started on a start event tagged `tag`, in this process.
+pub fn slow_starts(tag: &str) -> usize {
+    SLOW_STARTS.lock().unwrap().get(tag).copied().unwrap_or(0)
+}
+
+static SLOW_STARTS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
 
 /// A workflow whose step takes `ms` milliseconds.
 pub struct Slow;
@@ -78,7 +83,8 @@ pub struct Slow;
 impl Slow {
     #[step]
     async fn work(&self, ev: StartEvent) -> StopEvent<u64> {
-        SLOW_STARTS.fetch_add(1, Ordering::SeqCst);
+        let tag: String = ev.get("tag").unwrap_or_default();
+        *SLOW_STARTS.lock().unwrap().entry(tag).or_default() += 1;
         let ms: u64 = ev.get("ms").unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         StopEvent::new(ms)
