@@ -7,7 +7,7 @@
 //! API always go through the stored inbox first, so an answer accepted with `200` survives a
 //! crash of the server that accepted it, whichever server owns the run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,7 +63,57 @@ pub(crate) struct Engine {
     pub(crate) workflows: Vec<(String, Arc<dyn Served>)>,
     pub(crate) config: Config,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Runs being brought into memory right now (so that two callers do not both do it).
+    adopting: Mutex<HashSet<String>>,
     closing: AtomicBool,
+}
+
+/// Marks a run as being adopted until dropped.
+struct Adopting<'a> {
+    engine: &'a Engine,
+    handler_id: String,
+}
+
+impl Drop for Adopting<'_> {
+    fn drop(&mut self) {
+        lock(&self.engine.adopting).remove(&self.handler_id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a run waits for the outside, as its snapshot shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Nothing queued, every started step suspended in a wait; `timers` if one of those
+    /// waits (or a retry) has a deadline of its own.
+    Waiting { timers: bool },
+    /// Work to do.
+    Busy,
+    /// The run is no longer this server's.
+    Lost,
+}
+
+/// How `snapshot`'s run stands.
+fn idleness(snapshot: &Snapshot) -> Idle {
+    if !snapshot.queues.is_empty() {
+        return Idle::Busy;
+    }
+    let mut timers = false;
+    for inv in &snapshot.invocations {
+        let waits: Vec<_> = snapshot
+            .waiters
+            .iter()
+            .filter(|w| w.invocation == inv.seq)
+            .collect();
+        if waits.is_empty() {
+            return Idle::Busy;
+        }
+        timers |= inv.retry_in_ms.is_some() || waits.iter().any(|w| w.timeout_ms.is_some());
+    }
+    Idle::Waiting { timers }
 }
 
 /// What storing a batch of events led to.
@@ -88,6 +138,7 @@ impl Engine {
             workflows,
             config,
             live: Mutex::new(HashMap::new()),
+            adopting: Mutex::new(HashSet::new()),
             closing: AtomicBool::new(false),
         }
     }
@@ -107,16 +158,12 @@ impl Engine {
 
     /// The run `handler_id`, if it is in this server's memory.
     pub(crate) fn live(&self, handler_id: &str) -> Option<Arc<Live>> {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(handler_id)
-            .cloned()
+        lock(&self.live).get(handler_id).cloned()
     }
 
     /// The number of runs in memory.
     pub(crate) fn live_count(&self) -> usize {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.live).len()
     }
 
     fn lease_until(&self) -> i64 {
@@ -153,6 +200,11 @@ impl Engine {
             owner: Some(self.id.clone()),
             lease_until: Some(self.lease_until()),
         };
+        // Held until the run is in memory, so that an event sent meanwhile does not make
+        // this server adopt (and start) the same run a second time.
+        let Some(_adopting) = self.begin_adopting(&handler_id) else {
+            return Err(StartError::AlreadyRunning(handler_id));
+        };
         let stored_start = json!({ "name": start_name, "data": start_data }).to_string();
         if self
             .storage
@@ -162,8 +214,21 @@ impl Engine {
         {
             return Err(StartError::AlreadyRunning(handler_id));
         }
-        let run = served.start(start, &run_id).map_err(StartError::BadStart)?;
-        self.attach(handler_id, run_id, run, 0);
+        match served.start(start, &run_id) {
+            Ok(run) => self.attach(handler_id, run_id, run, 0),
+            Err(error) => {
+                let update = RunUpdate {
+                    status: Some(Status::Failed),
+                    error: Some(format!("the run could not start: {error}")),
+                    release: true,
+                    ..RunUpdate::default()
+                };
+                self.storage
+                    .update_run(&handler_id, &self.id, update, now_us())
+                    .await?;
+                return Err(StartError::BadStart(error));
+            }
+        }
         Ok(record)
     }
 
@@ -176,16 +241,13 @@ impl Engine {
             stored: Notify::new(),
             kick: Notify::new(),
         });
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(handler_id, live.clone());
+        lock(&self.live).insert(handler_id, live.clone());
         tokio::spawn(self.clone().pump(live, from));
     }
 
     /// Removes `live` from memory (dropping the run) and wakes its readers.
     fn forget(&self, live: &Live) {
-        let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.live);
         if map
             .get(&live.handler_id)
             .is_some_and(|l| std::ptr::eq(&**l, live))
@@ -224,12 +286,16 @@ impl Engine {
                         }
                     }
                     match self.store_batch(&live, batch).await {
-                        After::Running { idle: true } => {
-                            if !self.save_idle(&live).await {
-                                return self.forget(&live);
+                        After::Running { idle: true } => match self.save_idle(&live).await {
+                            Idle::Lost => return self.forget(&live),
+                            // Only a run that truly waits, with no timer of its own, may
+                            // leave memory: nothing but an event can wake it.
+                            Idle::Waiting { timers: false } => {
+                                idle_deadline =
+                                    self.config.idle_release.map(|d| Instant::now() + d);
                             }
-                            idle_deadline = self.config.idle_release.map(|d| Instant::now() + d);
-                        }
+                            Idle::Waiting { timers: true } | Idle::Busy => idle_deadline = None,
+                        },
                         After::Running { idle: false } => idle_deadline = None,
                         After::Ended | After::Lost => return self.forget(&live),
                     }
@@ -241,8 +307,10 @@ impl Engine {
                     idle_deadline = None;
                 }
                 () = idle_timer => {
-                    self.park(&live).await;
-                    return self.forget(&live);
+                    if self.park(&live).await {
+                        return self.forget(&live);
+                    }
+                    idle_deadline = None;
                 }
             }
         }
@@ -318,9 +386,9 @@ impl Engine {
         }
     }
 
-    async fn snapshot_text(live: &Live) -> Option<String> {
+    async fn snapshot(live: &Live) -> Option<Snapshot> {
         match live.run.snapshot().await {
-            Ok(snapshot) => Some(snapshot.to_json()),
+            Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 tracing::error!(handler = %live.handler_id, "snapshot failed: {e}");
                 None
@@ -328,18 +396,28 @@ impl Engine {
         }
     }
 
-    /// The run waits for the outside: store its snapshot so that any server can resume it.
-    async fn save_idle(&self, live: &Live) -> bool {
-        let snapshot = Self::snapshot_text(live).await;
-        self.write(
-            live,
-            RunUpdate {
-                snapshot,
-                idle_since: Some(Some(now_us())),
-                ..RunUpdate::default()
-            },
-        )
-        .await
+    /// The run published that it went idle: store its snapshot, marked idle if the snapshot
+    /// shows it still waits (the signal may be older than events delivered since), so that
+    /// any server can resume it.
+    async fn save_idle(&self, live: &Live) -> Idle {
+        let Some(snapshot) = Self::snapshot(live).await else {
+            return Idle::Busy;
+        };
+        let state = idleness(&snapshot);
+        let idle_since = match state {
+            Idle::Waiting { .. } => Some(now_us()),
+            _ => None,
+        };
+        let update = RunUpdate {
+            snapshot: Some(snapshot.to_json()),
+            idle_since: Some(idle_since),
+            ..RunUpdate::default()
+        };
+        if self.write(live, update).await {
+            state
+        } else {
+            Idle::Lost
+        }
     }
 
     /// Delivers what the run's inbox holds, then stores a snapshot that includes it and
@@ -370,7 +448,7 @@ impl Engine {
             }
             consumed.push(id);
         }
-        let snapshot = Self::snapshot_text(live).await;
+        let snapshot = Self::snapshot(live).await.map(|s| s.to_json());
         self.write(
             live,
             RunUpdate {
@@ -384,9 +462,30 @@ impl Engine {
     }
 
     /// Takes an idle run out of memory: its snapshot is stored and its lease given up; an
-    /// event sent to it brings it back, on this server or another.
-    async fn park(&self, live: &Live) {
-        let snapshot = Self::snapshot_text(live).await;
+    /// event sent to it brings it back, on this server or another. Does nothing (false) if
+    /// the snapshot shows the run is not waiting after all.
+    async fn park(&self, live: &Live) -> bool {
+        let Some(snapshot) = Self::snapshot(live).await else {
+            return false;
+        };
+        if idleness(&snapshot) != (Idle::Waiting { timers: false }) {
+            return false;
+        }
+        self.write(
+            live,
+            RunUpdate {
+                snapshot: Some(snapshot.to_json()),
+                release: true,
+                ..RunUpdate::default()
+            },
+        )
+        .await;
+        true
+    }
+
+    /// Stores the run's snapshot and gives up its lease, whatever it is doing (shutdown).
+    async fn store_and_release(&self, live: &Live) {
+        let snapshot = Self::snapshot(live).await.map(|s| s.to_json());
         self.write(
             live,
             RunUpdate {
@@ -419,11 +518,13 @@ impl Engine {
         let Some(served) = self.workflow(&record.workflow_name).cloned() else {
             return Ok(());
         };
-        if self.live(handler_id).is_some()
-            || !self
-                .storage
-                .claim(handler_id, &self.id, now_ms(), self.lease_until())
-                .await?
+        let Some(_adopting) = self.begin_adopting(handler_id) else {
+            return Ok(());
+        };
+        if !self
+            .storage
+            .claim(handler_id, &self.id, now_ms(), self.lease_until())
+            .await?
         {
             return Ok(());
         }
@@ -461,6 +562,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Marks `handler_id` as being adopted, unless it is in memory or already being adopted.
+    fn begin_adopting(&self, handler_id: &str) -> Option<Adopting<'_>> {
+        let live = lock(&self.live);
+        let mut adopting = lock(&self.adopting);
+        if live.contains_key(handler_id) || !adopting.insert(handler_id.to_owned()) {
+            return None;
+        }
+        Some(Adopting {
+            engine: self,
+            handler_id: handler_id.to_owned(),
+        })
+    }
+
     /// Keeps leases alive, hands inbox items to runs held here, and adopts runs no live
     /// server holds. Runs until the server stops.
     pub(crate) async fn maintain(self: Arc<Self>) {
@@ -476,12 +590,10 @@ impl Engine {
             match self.storage.with_inbox(&self.id).await {
                 Ok(ids) => {
                     for id in ids {
-                        match self.live(&id) {
-                            Some(live) => live.kick.notify_one(),
-                            // Held but not in memory (a start that failed half-way): let go.
-                            None => {
-                                let _ = self.storage.release(&id, &self.id).await;
-                            }
+                        // A run held here but not in memory is being started or adopted,
+                        // and takes its inbox once it is.
+                        if let Some(live) = self.live(&id) {
+                            live.kick.notify_one();
                         }
                     }
                 }
@@ -538,15 +650,9 @@ impl Engine {
     /// restarted server (or another one) resumes them.
     pub(crate) async fn shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        let all: Vec<Arc<Live>> = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, l)| l)
-            .collect();
+        let all: Vec<Arc<Live>> = lock(&self.live).drain().map(|(_, l)| l).collect();
         for live in all {
-            self.park(&live).await;
+            self.store_and_release(&live).await;
             live.stored.notify_waiters();
         }
     }

@@ -20,7 +20,7 @@ async fn health_and_the_workflow_list() {
     );
     assert_eq!(
         client.get("/workflows").await.json(),
-        json!({"workflows": ["number", "greet", "broken", "slow", "ballot"]})
+        json!({"workflows": ["number", "greet", "broken", "slow", "ballot", "tally"]})
     );
     let missing = client.get("/nothing/here").await;
     assert_eq!(

@@ -116,6 +116,35 @@ impl Ballot {
     }
 }
 
+/// How many times `Tally`'s `answer` step ran on the answer `response`, in this process.
+pub fn answers_seen(response: &str) -> usize {
+    ANSWERS.lock().unwrap().get(response).copied().unwrap_or(0)
+}
+
+static ANSWERS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// The number workflow, counting how often its answer step runs (across every server in
+/// the process), to catch a run executed twice.
+pub struct Tally;
+
+#[workflow]
+impl Tally {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("Enter a number: ")
+    }
+
+    #[step]
+    async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        *ANSWERS
+            .lock()
+            .unwrap()
+            .entry(ev.response.clone())
+            .or_default() += 1;
+        StopEvent::new(ev.response)
+    }
+}
+
 /// Settings for tests: any free port, quick polling, no parking, no heartbeats.
 pub fn config() -> Config {
     Config {
@@ -136,6 +165,7 @@ pub fn server(storage: impl Storage, config: Config) -> Server {
         .workflow("broken", Broken.runner())
         .workflow("slow", Slow.runner())
         .workflow("ballot", Ballot.runner())
+        .workflow("tally", Tally.runner())
         .storage(storage)
         .config(config)
 }

@@ -1,0 +1,230 @@
+//! Several servers on one Postgres database: runs handed over, leases that keep a run on one
+//! server at a time, a dead server's runs taken over.
+//!
+//! These tests need the PostgreSQL server named by `DATABASE_URL` (`.ci/run` starts one).
+//! Without it they say so and pass, except under CI (`CI` set), where they fail.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use workflows_server::storage::{PostgresStorage, Storage};
+
+/// A new, empty database on the server `DATABASE_URL` names; its URL.
+async fn fresh_database() -> Option<String> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "DATABASE_URL is not set: .ci/run starts PostgreSQL and sets it"
+        );
+        eprintln!("DATABASE_URL is not set: skipping a Postgres test");
+        return None;
+    };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("DATABASE_URL answers");
+    tokio::spawn(connection);
+    let name = format!("wf_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("CREATE DATABASE");
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
+
+async fn storage(url: &str) -> PostgresStorage {
+    PostgresStorage::connect(url, 4).await.expect("connect")
+}
+
+#[tokio::test]
+async fn the_api_works_on_postgres() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (_server, client) = serve(storage(&url).await, config()).await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    assert_eq!(answer(&client, &id, "12").await.status, 200);
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], "12");
+    let types: Vec<String> = all_events(&client, &id, false)
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["InputRequiredEvent", "StopEvent"]);
+
+    let listed = client
+        .get("/handlers?status=completed&workflow_name=number")
+        .await
+        .json();
+    assert_eq!(listed["handlers"].as_array().unwrap().len(), 1);
+    let failed = client.post("/workflows/broken/run", &json!({})).await;
+    assert_eq!(failed.status, 500);
+    let cancel_me = start(&client, "number", json!({})).await;
+    let purged = client
+        .send(
+            "POST",
+            &format!("/handlers/{cancel_me}/cancel?purge=true"),
+            None,
+        )
+        .await;
+    assert_eq!(purged.json(), json!({"status": "deleted"}));
+    assert_eq!(
+        client.get(&format!("/handlers/{cancel_me}")).await.status,
+        404
+    );
+    let reused = client
+        .post("/workflows/number/run-nowait", &json!({"handler_id": id}))
+        .await;
+    assert_eq!(
+        reused.status, 200,
+        "an ended handler's id can start a new run"
+    );
+}
+
+#[tokio::test]
+async fn a_run_started_on_one_server_is_answered_through_another() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (a, client_a) = serve(storage(&url).await, config()).await;
+    let (_b, client_b) = serve(storage(&url).await, config()).await;
+
+    // A holds the run in memory: B stores the answer, A's poll delivers it.
+    let held = start(&client_a, "number", json!({})).await;
+    until_event(&client_b, &held, "InputRequiredEvent").await;
+    let mut stream_b = client_b.stream(&format!("/events/{held}"), &[]).await;
+    assert_eq!(answer(&client_b, &held, "from B").await.status, 200);
+    let (_, stop) = parse_frame(&stream_b.next_frame().await.unwrap());
+    assert_eq!(stop["value"]["result"], "from B");
+    assert_eq!(a.runs_in_memory(), 0);
+
+    // A parks its idle run: B brings it back from the snapshot and finishes it.
+    let mut parking = config();
+    parking.idle_release = Some(Duration::from_millis(50));
+    let (c, client_c) = serve(storage(&url).await, parking).await;
+    let parked = start(&client_c, "number", json!({})).await;
+    until_event(&client_b, &parked, "InputRequiredEvent").await;
+    for _ in 0..200 {
+        if c.runs_in_memory() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.runs_in_memory(), 0, "parked");
+    assert_eq!(answer(&client_b, &parked, "resumed on B").await.status, 200);
+    let done = until_status(&client_a, &parked, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], "resumed on B");
+}
+
+#[tokio::test]
+async fn two_servers_racing_for_a_run_never_both_execute_it() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    // Every run is parked as soon as it waits; then both servers are asked to answer it at
+    // the same moment, and each tries to bring it back.
+    let mut parking = config();
+    parking.idle_release = Some(Duration::ZERO);
+    let (a, client_a) = serve(storage(&url).await, parking.clone()).await;
+    let (b, client_b) = serve(storage(&url).await, parking).await;
+    let runs = 20;
+    let mut ids = Vec::new();
+    for i in 0..runs {
+        let client = if i % 2 == 0 { &client_a } else { &client_b };
+        ids.push(start(client, "tally", json!({})).await);
+    }
+    for id in &ids {
+        until_event(&client_a, id, "InputRequiredEvent").await;
+    }
+    for _ in 0..300 {
+        if a.runs_in_memory() + b.runs_in_memory() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.runs_in_memory() + b.runs_in_memory(), 0, "all parked");
+
+    let racers: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| {
+            [client_a, client_b].into_iter().map(move |client| {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let sent = answer(&client, &id, &format!("race-{i}")).await;
+                    assert_eq!(sent.status, 200, "{}", sent.body);
+                })
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let done = until_status(&client_a, id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], format!("race-{i}"));
+        // Two answers reached the run, but it was executed once: its answer step ran once,
+        // on the first answer only.
+        assert_eq!(answers_seen(&format!("race-{i}")), 1, "run {id}");
+    }
+}
+
+#[tokio::test]
+async fn of_two_claims_at_once_exactly_one_wins() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (_server, client) = serve(storage(&url).await, config()).await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let (x, y) = (storage(&url).await, storage(&url).await);
+    for round in 0..50 {
+        // Free the run for a moment, as a lease that ran out would.
+        let admin = storage(&url).await;
+        let owner = admin.handler(&id).await.unwrap().unwrap().owner.unwrap();
+        admin.release(&id, &owner).await.unwrap();
+        let now = 0;
+        let (won_x, won_y) = tokio::join!(
+            x.claim(&id, "x", now, i64::MAX),
+            y.claim(&id, "y", now, i64::MAX)
+        );
+        let (won_x, won_y) = (won_x.unwrap(), won_y.unwrap());
+        assert!(won_x ^ won_y, "round {round}: x {won_x}, y {won_y}");
+    }
+}
+
+#[test]
+fn a_dead_servers_runs_are_taken_over_when_its_lease_runs_out() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = runtime.block_on(fresh_database()) else {
+        return;
+    };
+    // Server A, on a runtime of its own, holds a waiting run, then dies without a word.
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    let (addr, id): (SocketAddr, String) = doomed.block_on(async {
+        let running = server(storage(&url).await, config()).start().await.unwrap();
+        let client = Client::new(running.local_addr());
+        let id = start(&client, "number", json!({})).await;
+        until_event(&client, &id, "InputRequiredEvent").await;
+        let addr = running.local_addr();
+        std::mem::forget(running);
+        (addr, id)
+    });
+    doomed.shutdown_background();
+    let _ = addr;
+
+    runtime.block_on(async {
+        let (b, client_b) = serve(storage(&url).await, config()).await;
+        assert_eq!(answer(&client_b, &id, "after A died").await.status, 200);
+        // A's lease (2 s in the tests) has to run out first.
+        let done = until_status(&client_b, &id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], "after A died");
+        assert_eq!(b.runs_in_memory(), 0);
+    });
+}
