@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use workflows::graph::{EdgeKind, Graph};
 use workflows::{EventInfo, EventKind};
 
-use crate::envelope::wire_name;
+use crate::envelope::{base_type, wire_name};
 
 /// A JSON schema for the event type `info` describes. Event types carry no field list at run
 /// time, so this names the type and says it is an object; clients use it to find the names.
@@ -52,12 +52,14 @@ pub(crate) fn representation(graph: &Graph) -> Value {
             .map(|e| e.from.as_str())
             .collect();
         let name = wire_name(info.name);
+        let mut event_types = vec![name];
+        event_types.extend(base_type(info.kind, false).filter(|b| *b != name));
         nodes.push(json!({
             "id": name,
             "label": name,
             "node_type": "event",
             "event_type": name,
-            "event_types": [name],
+            "event_types": event_types,
             "event_schema": event_schema(info),
             "produced_by": produced_by,
         }));

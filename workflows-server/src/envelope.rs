@@ -82,6 +82,20 @@ fn is_builtin(name: &str) -> bool {
         )
 }
 
+/// The built-in type an event of `kind` stands for, which a Python client matches on: a
+/// custom stop event is a `StopEvent`, a custom request an `InputRequiredEvent`, and so on.
+pub(crate) fn base_type(kind: EventKind, terminal: bool) -> Option<&'static str> {
+    match kind {
+        _ if terminal => Some("StopEvent"),
+        EventKind::Start => Some("StartEvent"),
+        EventKind::Stop => Some("StopEvent"),
+        EventKind::InputRequired => Some("InputRequiredEvent"),
+        EventKind::Response => Some("HumanResponseEvent"),
+        EventKind::Internal => Some("InternalDispatchEvent"),
+        EventKind::Plain => None,
+    }
+}
+
 /// The value as Python writes it.
 fn wire_value(name: &str, value: Value) -> Value {
     match name {
@@ -126,12 +140,9 @@ pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
         _ => Outcome::Completed(String::new()),
     });
     let wire = wire_name(name);
-    let types: Value = if terminal && wire != "StopEvent" {
-        json!(["StopEvent"])
-    } else if internal {
-        json!(["InternalDispatchEvent"])
-    } else {
-        Value::Null
+    let types = match base_type(kind, terminal) {
+        Some(base) if base != wire => json!([base]),
+        _ => Value::Null,
     };
     let qualified = if is_builtin(name) {
         format!("workflows.events.{wire}")

@@ -1,0 +1,69 @@
+//! The reference's Python client (`llama-agents-client` 0.4.1, from PyPI) drives our server
+//! through a whole human-in-the-loop run, a custom start event, listing, cancelling and an
+//! error: `tests/python/client_flow.py`.
+//!
+//! The client is installed into a virtualenv under the target directory on first use (or
+//! taken from `WORKFLOWS_PY_CLIENT`, a Python that has it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use workflows_server::storage::SqliteStorage;
+
+/// A Python interpreter that can import `llama_agents.client`.
+fn python_with_client() -> PathBuf {
+    if let Some(python) = std::env::var_os("WORKFLOWS_PY_CLIENT") {
+        return PathBuf::from(python);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py-client-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".installed-0.4.1");
+    if !ready.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "llama-agents-client==0.4.1",
+                "llama-index-workflows==2.26.1",
+            ])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "installing llama-agents-client failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_drives_a_human_in_the_loop_run() {
+    let python = tokio::task::spawn_blocking(python_with_client)
+        .await
+        .unwrap();
+    let (_server, client) = serve(SqliteStorage::in_memory().unwrap(), config()).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_flow.py");
+    let base = format!("http://{}", client.addr);
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(&base)
+        .output()
+        .await
+        .expect("the script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all client checks passed"), "{stdout}");
+}
