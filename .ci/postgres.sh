@@ -35,6 +35,7 @@ start_throwaway_postgres() {
     echo "PostgreSQL started for the tests at $DATABASE_URL"
 }
 
+PG_STOP=(true)
 if [ -n "${DATABASE_URL:-}" ] && pg_reachable "$DATABASE_URL"; then
     echo "using the PostgreSQL at DATABASE_URL"
 else

@@ -192,9 +192,7 @@ impl Server {
         };
         storage.migrate().await?;
         let addr = self.config.bind;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -230,6 +228,19 @@ impl Server {
         shutdown_signal().await;
         running.shutdown().await
     }
+}
+
+/// A listener with a deep accept queue: a burst of connections (a thousand browsers at once)
+/// waits to be accepted instead of being reset.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {

@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -174,48 +172,6 @@ fn a_short_step_interrupted_by_a_crash_completes_after_restart() {
             .collect();
         assert_eq!(types, ["StopEvent"]);
     });
-}
-
-/// The server binary, started on a free port with the database at `path`.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    fn start(path: &std::path::Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_workflows-server"))
-            .args(["--bind", "127.0.0.1:0", "--db"])
-            .arg(path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Binary { child, addr }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no clean shutdown.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

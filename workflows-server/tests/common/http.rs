@@ -75,7 +75,9 @@ impl Client {
         if let Some(body) = body {
             conn.write_all(body).await.expect("write body");
         }
-        Stream::read_head(conn).await
+        Stream::read_head(conn)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
@@ -113,15 +115,20 @@ pub struct Stream {
 }
 
 impl Stream {
-    async fn read_head(mut conn: TcpStream) -> Stream {
+    async fn read_head(mut conn: TcpStream) -> std::io::Result<Stream> {
         let mut raw = Vec::new();
         let end = loop {
             if let Some(i) = find(&raw, b"\r\n\r\n") {
                 break i;
             }
             let mut buf = [0u8; 4096];
-            let n = conn.read(&mut buf).await.expect("read head");
-            assert!(n > 0, "connection closed before the response head");
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed before the response head",
+                ));
+            }
             raw.extend_from_slice(&buf[..n]);
         };
         let head = String::from_utf8_lossy(&raw[..end]).into_owned();
@@ -155,7 +162,7 @@ impl Stream {
             ended: status == 204 || status == 304 || length == Some(0),
         };
         stream.take_raw(rest);
-        stream
+        Ok(stream)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,6 +1,7 @@
 //! Workflows and helpers shared by the server's tests.
 #![allow(dead_code, unused_imports)]
 
+pub mod binary;
 pub mod http;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use workflows::prelude::*;
 use workflows_server::storage::Storage;
 use workflows_server::{Config, RunningServer, Server};
 
+pub use binary::Binary;
 pub use http::{Client, Reply, Stream, parse_frame};
 
 /// The guide's number workflow.

@@ -1,0 +1,47 @@
+//! The `workflows-server` binary, run as a newcomer runs it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+/// The server binary, started on a free port with the database at `path`.
+pub struct Binary {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Binary {
+    pub fn start(path: &std::path::Path) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_workflows-server"))
+            .args(["--bind", "127.0.0.1:0", "--db"])
+            .arg(path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Binary { child, addr }
+    }
+
+    pub fn kill(mut self) {
+        // SIGKILL: no clean shutdown.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
