@@ -6,25 +6,17 @@ use workflows::{EventInfo, EventKind};
 
 use crate::envelope::{base_type, wire_name};
 
-/// A JSON schema for the event type `info` describes. Event types carry no field list at run
-/// time, so this names the type and says it is an object; clients use it to find the names.
+/// The JSON Schema of the event type `info` describes ([`Event::schema`](workflows::Event::schema):
+/// derived from the type's fields), titled with its wire name.
 pub(crate) fn event_schema(info: &EventInfo) -> Value {
-    json!({
-        "title": wire_name(info.name),
-        "type": "object",
-        "description": format!("{} event `{}` ({})", kind_word(info.kind), info.name, (info.type_name)()),
-    })
-}
-
-fn kind_word(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Plain => "The",
-        EventKind::Start => "The start",
-        EventKind::Stop => "The stop",
-        EventKind::InputRequired => "The input-request",
-        EventKind::Response => "The response",
-        EventKind::Internal => "The internal",
+    let mut schema = (info.schema)();
+    if let Value::Object(fields) = &mut schema {
+        fields.insert(
+            "title".into(),
+            Value::String(wire_name(info.name).to_owned()),
+        );
     }
+    schema
 }
 
 /// The start and stop event types of `graph`.

@@ -33,8 +33,19 @@ async fn health_and_the_workflow_list() {
 async fn schema_events_and_representation_describe_the_workflow() {
     let (_server, client) = test_server().await;
     let schema = client.get("/workflows/greet/schema").await.json();
-    assert_eq!(schema["start"]["title"], "Greet");
+    assert_eq!(
+        schema["start"],
+        json!({"title": "Greet", "description": "A start event of the workflow's own.", "type": "object",
+               "properties": {"name": {"title": "Name", "type": "string"}}, "required": ["name"]})
+    );
     assert_eq!(schema["stop"]["title"], "Greeting");
+    assert_eq!(schema["stop"]["properties"]["greeting"]["type"], "string");
+    let number = client.get("/workflows/number/schema").await.json();
+    assert_eq!(
+        number["start"]["additionalProperties"], true,
+        "StartEvent takes any fields"
+    );
+    assert_eq!(number["stop"]["required"], json!(["result"]));
 
     let events = client.get("/workflows/number/events").await.json();
     let titles: Vec<&str> = events["events"]
@@ -51,6 +62,13 @@ async fn schema_events_and_representation_describe_the_workflow() {
     ] {
         assert!(titles.contains(&name), "{name} missing from {titles:?}");
     }
+    let answer = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "HumanResponseEvent")
+        .unwrap();
+    assert_eq!(answer["properties"]["response"]["type"], "string");
 
     let graph = client.get("/workflows/number/representation").await.json()["graph"].clone();
     let edge = |from: &str, to: &str| {

@@ -76,6 +76,16 @@ where
 {
     const NAME: &'static str = "StopEvent";
     const KIND: crate::EventKind = crate::EventKind::Stop;
+
+    fn schema() -> serde_json::Value {
+        serde_json::json!({
+            "title": "StopEvent",
+            "description": "The run's end: `result` holds its value.",
+            "properties": { "result": { "title": "Result" } },
+            "required": ["result"],
+            "type": "object",
+        })
+    }
 }
 
 impl<T> crate::infer::EventRole for StopEvent<T> {

@@ -66,6 +66,31 @@ pub trait Event: Any + Send + Sync + Clone + Debug + Serialize + crate::infer::E
     const KIND: EventKind = EventKind::Plain;
     /// For an input-required event: the name of the response type that answers it.
     const RESPONSE: Option<&'static str> = None;
+
+    /// A JSON Schema of the event's JSON form, for clients that build forms or validate input
+    /// (the HTTP server serves it). `#[derive(Event)]` writes it from the type's fields and
+    /// `#[serde]` options; the default names the type and says it is an object.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use workflows::prelude::*;
+    ///
+    /// /// What the reviewer decided.
+    /// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+    /// struct Assessment {
+    ///     approved: bool,
+    ///     note: Option<String>,
+    /// }
+    ///
+    /// let schema = Assessment::schema();
+    /// assert_eq!(schema["title"], "Assessment");
+    /// assert_eq!(schema["description"], "What the reviewer decided.");
+    /// assert_eq!(schema["properties"]["approved"]["type"], "boolean");
+    /// assert_eq!(schema["required"], serde_json::json!(["approved"]));
+    /// ```
+    fn schema() -> serde_json::Value {
+        serde_json::json!({ "title": Self::NAME, "type": "object" })
+    }
 }
 
 /// An input-required event that names the response type answering it.
@@ -123,6 +148,8 @@ pub struct EventInfo {
     pub type_name: fn() -> &'static str,
     /// [`Event::RESPONSE`].
     pub response: Option<&'static str>,
+    /// The type's JSON Schema ([`Event::schema`]).
+    pub schema: fn() -> serde_json::Value,
 }
 
 impl EventInfo {
@@ -134,6 +161,7 @@ impl EventInfo {
             type_id: TypeId::of::<E>(),
             type_name: std::any::type_name::<E>,
             response: E::RESPONSE,
+            schema: E::schema,
         }
     }
 }

@@ -275,6 +275,7 @@ pub mod __private {
     pub use crate::registry::EventRegistration;
     pub use crate::step::StepFuture;
     pub use inventory;
+    pub use serde_json;
     pub use std;
 
     /// Boxes a step's future.

@@ -30,6 +30,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let name = args
         .name
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let schema = crate::expand::schema::schema_text(&input, &name.value());
     let kind = match &args.role {
         Role::Plain => quote!(Plain),
         Role::Start => quote!(Start),
@@ -91,6 +92,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             const NAME: &'static str = #name;
             const KIND: #krate::EventKind = #krate::EventKind::#kind;
             const RESPONSE: ::core::option::Option<&'static str> = #response;
+            fn schema() -> #krate::__private::serde_json::Value {
+                #krate::__private::serde_json::from_str(#schema)
+                    .expect("`#[derive(Event)]` writes a valid JSON schema")
+            }
         }
         impl #impl_generics #krate::__private::EventRole for #ident #ty_generics #where_clause {
             type Start = #start_role;

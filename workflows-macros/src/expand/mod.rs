@@ -2,6 +2,7 @@
 
 pub(crate) mod event;
 pub(crate) mod one_of;
+pub(crate) mod schema;
 pub(crate) mod workflow;
 
 use proc_macro2::{Span, TokenStream};
