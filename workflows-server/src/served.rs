@@ -52,8 +52,14 @@ pub(crate) trait Served: Send + Sync + 'static {
     fn step_names(&self) -> Vec<&'static str>;
     /// Its graph.
     fn graph(&self) -> Graph;
-    /// Starts a run on `start` (which must be the start event type) with id `run_id`.
-    fn start(&self, start: Box<dyn AnyEvent>, run_id: &str) -> Result<Box<dyn Run>, String>;
+    /// Starts a run on `start` (which must be the start event type) with id `run_id`, its
+    /// events numbered from `first_seq`.
+    fn start(
+        &self,
+        start: Box<dyn AnyEvent>,
+        run_id: &str,
+        first_seq: u64,
+    ) -> Result<Box<dyn Run>, String>;
     /// Resumes a run from `snapshot`.
     fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError>;
 }
@@ -71,11 +77,20 @@ impl<W: Workflow> Served for Runner<W> {
         W::graph()
     }
 
-    fn start(&self, start: Box<dyn AnyEvent>, run_id: &str) -> Result<Box<dyn Run>, String> {
+    fn start(
+        &self,
+        start: Box<dyn AnyEvent>,
+        run_id: &str,
+        first_seq: u64,
+    ) -> Result<Box<dyn Run>, String> {
         let start = start
             .downcast::<W::Start>()
             .map_err(|ev| format!("expected a `{}`, got a `{}`", self.start_name(), ev.name()))?;
-        let options = self.options().internal_events(true).run_id(run_id);
+        let options = self
+            .options()
+            .internal_events(true)
+            .run_id(run_id)
+            .first_sequence(first_seq);
         Ok(Box::new(self.run_with(start, options)))
     }
 

@@ -85,6 +85,7 @@ async fn a_clean_restart_keeps_waiting_runs_waiting() {
         ["InputRequiredEvent", "StopEvent"],
         "one prompt, one result"
     );
+    assert_gapless(&client, &id).await;
     second.shutdown().await.unwrap();
 }
 
@@ -171,6 +172,7 @@ fn a_short_step_interrupted_by_a_crash_completes_after_restart() {
             .map(|e| e["type"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(types, ["StopEvent"]);
+        assert_gapless(&client, &id).await;
     });
 }
 
@@ -206,6 +208,8 @@ async fn kill_9_of_the_server_binary_loses_neither_the_waiting_run_nor_its_event
             .map(|e| e["type"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(types, ["InputRequiredEvent", "StopEvent"], "{id}");
+        // Events published again after the resume are numbered after the stored ones.
+        assert_gapless(&client, id).await;
     }
     second.kill();
 }

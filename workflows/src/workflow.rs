@@ -128,6 +128,7 @@ pub struct RunOptions {
     timeout: Option<Duration>,
     internal_events: bool,
     run_id: Option<String>,
+    first_sequence: u64,
 }
 
 impl RunOptions {
@@ -154,6 +155,35 @@ impl RunOptions {
     pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
         self.run_id = Some(run_id.into());
         self
+    }
+
+    /// Number the run's published events from `seq` instead of 0, for a run that takes over
+    /// from one whose events were kept elsewhere (a server restarting a stored run from its
+    /// start event continues the stored numbering, so that no number is used twice).
+    ///
+    /// ```
+    /// # use futures_util::StreamExt;
+    /// # use workflows::prelude::*;
+    /// # struct Hello;
+    /// # #[workflow]
+    /// # impl Hello {
+    /// #     #[step]
+    /// #     async fn go(&self, _ev: StartEvent) -> StopEvent<()> { StopEvent::new(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Hello.runner().run_with(StartEvent::new(), RunOptions::new().first_sequence(7));
+    /// let first = handler.stream_events().next().await.unwrap();
+    /// assert_eq!(first.seq, 7);
+    /// # }
+    /// ```
+    pub fn first_sequence(mut self, seq: u64) -> Self {
+        self.first_sequence = seq;
+        self
+    }
+
+    pub(crate) fn get_first_sequence(&self) -> u64 {
+        self.first_sequence
     }
 
     /// The configured timeout.

@@ -166,9 +166,22 @@ impl Follow {
                 continue;
             }
             if live.is_none() {
-                // Held elsewhere or parked: make sure the handler still exists.
+                // Held elsewhere or parked: make sure the handler still exists, and stop once
+                // it has ended and every event it stored was read.
                 match self.engine.storage.handler(&self.handler_id).await {
-                    Ok(Some(r)) if r.run_id == self.run_id => {}
+                    Ok(Some(r)) if r.run_id == self.run_id && !r.status.is_terminal() => {}
+                    Ok(Some(r)) if r.run_id == self.run_id => {
+                        let rest = self
+                            .engine
+                            .storage
+                            .events_after(&self.run_id, self.cursor, 1)
+                            .await
+                            .unwrap_or_default();
+                        if rest.is_empty() {
+                            return None;
+                        }
+                        continue;
+                    }
                     _ => return None,
                 }
             }

@@ -245,3 +245,25 @@ pub async fn until_event(client: &Client, handler_id: &str, ty: &str) {
     }
     panic!("the stream of {handler_id} ended without a `{ty}`");
 }
+
+/// The sequence numbers of every event (internal ones included) of an ended run, asserting
+/// that they run from 0 without a gap or a repeat.
+pub async fn assert_gapless(client: &Client, handler_id: &str) -> Vec<u64> {
+    let mut stream = client
+        .stream(
+            &format!("/events/{handler_id}?after_sequence=-1&include_internal=true"),
+            &[],
+        )
+        .await;
+    assert_eq!(stream.status, 200);
+    let mut seqs = Vec::new();
+    while let Some(frame) = stream.next_frame().await {
+        seqs.push(parse_frame(&frame).0.expect("an id"));
+    }
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "{handler_id}"
+    );
+    seqs
+}

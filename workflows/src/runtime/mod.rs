@@ -29,7 +29,7 @@ pub(crate) fn spawn_run<W: Workflow>(
     let inner = &runner.inner;
     let run_id = options.take_run_id();
     let shared = Arc::new(RunShared {
-        core: RunCore::new(run_id, inner.routes.clone()),
+        core: RunCore::new(run_id, inner.routes.clone(), options.get_first_sequence()),
         state: Mutex::new(state),
     });
     shared

@@ -1,30 +1,26 @@
 //! The runs a server executes: starting them, storing what they publish, delivering what is
 //! sent to them, parking idle ones and bringing stored ones back.
 //!
-//! Every run in memory has a pump task. It stores the run's published events in order, takes
-//! a snapshot each time the run goes idle (waiting for the outside) and each time it delivers
-//! events from the run's inbox, and records the outcome. Events and cancels sent through the
-//! API always go through the stored inbox first, so an answer accepted with `200` survives a
-//! crash of the server that accepted it, whichever server owns the run.
+//! Every run in memory has a [pump](pump) task. Events and cancels sent through the API always
+//! go through the run's stored inbox first, so an answer accepted with `200` survives a crash
+//! of the server that accepted it, whichever server owns the run.
+
+mod pump;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use workflows::{Snapshot, StreamEvent};
+use workflows::Snapshot;
 
 use crate::clock::{new_id, now_ms, now_us};
 use crate::config::Config;
-use crate::envelope::{Outcome, outgoing};
 use crate::served::{Run, Served};
-use crate::storage::{
-    Created, HandlerRecord, InboxItem, RunUpdate, Status, Storage, StorageError, StoredEvent,
-};
+use crate::storage::{Created, HandlerRecord, RunUpdate, Status, Storage, StorageError};
 
 /// Why starting a run failed.
 #[derive(Debug)]
@@ -52,6 +48,8 @@ pub(crate) struct Live {
     pub(crate) stored: Notify,
     /// Woken when the run's inbox may hold items.
     kick: Notify,
+    /// Woken when the server shuts down: store the run and let it go.
+    stop: Notify,
 }
 
 /// The server's workflows and the runs it holds.
@@ -82,48 +80,6 @@ impl Drop for Adopting<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether a run waits for the outside, as its snapshot shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Idle {
-    /// Nothing queued, every started step suspended in a wait; `timers` if one of those
-    /// waits (or a retry) has a deadline of its own.
-    Waiting { timers: bool },
-    /// Work to do.
-    Busy,
-    /// The run is no longer this server's.
-    Lost,
-}
-
-/// How `snapshot`'s run stands.
-fn idleness(snapshot: &Snapshot) -> Idle {
-    if !snapshot.queues.is_empty() {
-        return Idle::Busy;
-    }
-    let mut timers = false;
-    for inv in &snapshot.invocations {
-        let waits: Vec<_> = snapshot
-            .waiters
-            .iter()
-            .filter(|w| w.invocation == inv.seq)
-            .collect();
-        if waits.is_empty() {
-            return Idle::Busy;
-        }
-        timers |= inv.retry_in_ms.is_some() || waits.iter().any(|w| w.timeout_ms.is_some());
-    }
-    Idle::Waiting { timers }
-}
-
-/// What storing a batch of events led to.
-enum After {
-    /// The run goes on; `idle` if it now waits for the outside.
-    Running { idle: bool },
-    /// The run ended and its outcome is stored.
-    Ended,
-    /// Another server holds the run now.
-    Lost,
 }
 
 impl Engine {
@@ -214,7 +170,7 @@ impl Engine {
         {
             return Err(StartError::AlreadyRunning(handler_id));
         }
-        match served.start(start, &run_id) {
+        match served.start(start, &run_id, 0) {
             Ok(run) => self.attach(handler_id, run_id, run, 0),
             Err(error) => {
                 let update = RunUpdate {
@@ -240,9 +196,16 @@ impl Engine {
             run,
             stored: Notify::new(),
             kick: Notify::new(),
+            stop: Notify::new(),
         });
         lock(&self.live).insert(handler_id, live.clone());
-        tokio::spawn(self.clone().pump(live, from));
+        let pump = pump::Pump {
+            engine: self.clone(),
+            stream: live.run.stream_from(from),
+            live,
+            idle_deadline: None,
+        };
+        tokio::spawn(pump.run());
     }
 
     /// Removes `live` from memory (dropping the run) and wakes its readers.
@@ -256,245 +219,6 @@ impl Engine {
         }
         drop(map);
         live.stored.notify_waiters();
-    }
-
-    async fn pump(self: Arc<Self>, live: Arc<Live>, from: u64) {
-        let mut stream = live.run.stream_from(from);
-        let mut idle_deadline: Option<Instant> = None;
-        // Items may have arrived before the run came into memory.
-        if !self.deliver_inbox(&live).await {
-            return self.forget(&live);
-        }
-        loop {
-            let idle_timer = async {
-                match idle_deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                next = stream.next() => {
-                    let Some(first) = next else {
-                        return self.forget(&live);
-                    };
-                    let mut batch = vec![first];
-                    while batch.len() < 256 {
-                        match stream.next().now_or_never() {
-                            Some(Some(ev)) => batch.push(ev),
-                            _ => break,
-                        }
-                    }
-                    match self.store_batch(&live, batch).await {
-                        After::Running { idle: true } => match self.save_idle(&live).await {
-                            Idle::Lost => return self.forget(&live),
-                            // Only a run that truly waits, with no timer of its own, may
-                            // leave memory: nothing but an event can wake it.
-                            Idle::Waiting { timers: false } => {
-                                idle_deadline =
-                                    self.config.idle_release.map(|d| Instant::now() + d);
-                            }
-                            Idle::Waiting { timers: true } | Idle::Busy => idle_deadline = None,
-                        },
-                        After::Running { idle: false } => idle_deadline = None,
-                        After::Ended | After::Lost => return self.forget(&live),
-                    }
-                }
-                () = live.kick.notified() => {
-                    if !self.deliver_inbox(&live).await {
-                        return self.forget(&live);
-                    }
-                    idle_deadline = None;
-                }
-                () = idle_timer => {
-                    if self.park(&live).await {
-                        return self.forget(&live);
-                    }
-                    idle_deadline = None;
-                }
-            }
-        }
-    }
-
-    /// Stores `batch`; records the outcome when it holds the run's last event.
-    async fn store_batch(&self, live: &Live, batch: Vec<StreamEvent>) -> After {
-        let mut idle = false;
-        let mut outcome = None;
-        let mut stored = Vec::with_capacity(batch.len());
-        for ev in &batch {
-            let out = outgoing(&*ev.event);
-            idle = ev.name() == "WorkflowIdle";
-            if out.outcome.is_some() {
-                outcome = out.outcome;
-            }
-            stored.push(StoredEvent {
-                sequence: ev.seq,
-                envelope: out.envelope,
-                internal: out.internal,
-                terminal: out.terminal,
-            });
-        }
-        match self
-            .storage
-            .append_events(&live.handler_id, &live.run_id, &self.id, stored)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return After::Lost,
-            Err(e) => {
-                // The events stay in the run's own log; a later batch retries nothing, so
-                // say so loudly: readers of this run miss these events.
-                tracing::error!(handler = %live.handler_id, "storing events failed: {e}");
-            }
-        }
-        live.stored.notify_waiters();
-        let Some(outcome) = outcome else {
-            return After::Running { idle };
-        };
-        let mut update = RunUpdate {
-            release: true,
-            idle_since: Some(None),
-            ..RunUpdate::default()
-        };
-        match outcome {
-            Outcome::Completed(envelope) => {
-                update.status = Some(Status::Completed);
-                update.result = Some(envelope);
-            }
-            Outcome::Failed(error) => {
-                update.status = Some(Status::Failed);
-                update.error = Some(error);
-            }
-            Outcome::Cancelled => update.status = Some(Status::Cancelled),
-        }
-        self.write(live, update).await;
-        After::Ended
-    }
-
-    /// Applies `update` to the run's record; false if the lease is lost (or the store failed).
-    async fn write(&self, live: &Live, update: RunUpdate) -> bool {
-        match self
-            .storage
-            .update_run(&live.handler_id, &self.id, update, now_us())
-            .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::error!(handler = %live.handler_id, "updating the run failed: {e}");
-                false
-            }
-        }
-    }
-
-    async fn snapshot(live: &Live) -> Option<Snapshot> {
-        match live.run.snapshot().await {
-            Ok(snapshot) => Some(snapshot),
-            Err(e) => {
-                tracing::error!(handler = %live.handler_id, "snapshot failed: {e}");
-                None
-            }
-        }
-    }
-
-    /// The run published that it went idle: store its snapshot, marked idle if the snapshot
-    /// shows it still waits (the signal may be older than events delivered since), so that
-    /// any server can resume it.
-    async fn save_idle(&self, live: &Live) -> Idle {
-        let Some(snapshot) = Self::snapshot(live).await else {
-            return Idle::Busy;
-        };
-        let state = idleness(&snapshot);
-        let idle_since = match state {
-            Idle::Waiting { .. } => Some(now_us()),
-            _ => None,
-        };
-        let update = RunUpdate {
-            snapshot: Some(snapshot.to_json()),
-            idle_since: Some(idle_since),
-            ..RunUpdate::default()
-        };
-        if self.write(live, update).await {
-            state
-        } else {
-            Idle::Lost
-        }
-    }
-
-    /// Delivers what the run's inbox holds, then stores a snapshot that includes it and
-    /// drops the delivered items in the same write. False if the run is no longer ours.
-    async fn deliver_inbox(&self, live: &Live) -> bool {
-        let items = match self.storage.inbox(&live.handler_id).await {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::error!(handler = %live.handler_id, "reading the inbox failed: {e}");
-                return true;
-            }
-        };
-        if items.is_empty() {
-            return true;
-        }
-        let mut consumed = Vec::with_capacity(items.len());
-        for (id, item) in items {
-            match item {
-                InboxItem::Event { name, data, step } => match decode_event(&name, data) {
-                    Ok(ev) => {
-                        if let Err(e) = live.run.send(ev, step.as_deref()) {
-                            tracing::warn!(handler = %live.handler_id, "event `{name}` not delivered: {e}");
-                        }
-                    }
-                    Err(e) => tracing::warn!(handler = %live.handler_id, "{e}"),
-                },
-                InboxItem::Cancel => live.run.cancel(),
-            }
-            consumed.push(id);
-        }
-        let snapshot = Self::snapshot(live).await.map(|s| s.to_json());
-        self.write(
-            live,
-            RunUpdate {
-                snapshot,
-                idle_since: Some(None),
-                consumed,
-                ..RunUpdate::default()
-            },
-        )
-        .await
-    }
-
-    /// Takes an idle run out of memory: its snapshot is stored and its lease given up; an
-    /// event sent to it brings it back, on this server or another. Does nothing (false) if
-    /// the snapshot shows the run is not waiting after all.
-    async fn park(&self, live: &Live) -> bool {
-        let Some(snapshot) = Self::snapshot(live).await else {
-            return false;
-        };
-        if idleness(&snapshot) != (Idle::Waiting { timers: false }) {
-            return false;
-        }
-        self.write(
-            live,
-            RunUpdate {
-                snapshot: Some(snapshot.to_json()),
-                release: true,
-                ..RunUpdate::default()
-            },
-        )
-        .await;
-        true
-    }
-
-    /// Stores the run's snapshot and gives up its lease, whatever it is doing (shutdown).
-    async fn store_and_release(&self, live: &Live) {
-        let snapshot = Self::snapshot(live).await.map(|s| s.to_json());
-        self.write(
-            live,
-            RunUpdate {
-                snapshot,
-                release: true,
-                ..RunUpdate::default()
-            },
-        )
-        .await;
     }
 
     /// Makes sure someone will take the run's inbox: wakes it if it is here, otherwise
@@ -531,17 +255,27 @@ impl Engine {
         let Some(state) = self.storage.run_state(handler_id).await? else {
             return Ok(());
         };
+        // Events published again after a resume get new numbers, after every stored one, so
+        // that none is dropped as a duplicate and readers see them all.
+        let next = self
+            .storage
+            .last_sequence(&record.run_id)
+            .await?
+            .map_or(0, |last| last + 1);
         let resumed = match &state.snapshot {
             Some(text) => Snapshot::from_json(text)
                 .map_err(|e| e.to_string())
-                .and_then(|snapshot| {
+                .and_then(|mut snapshot| {
+                    snapshot.next_stream_seq = snapshot.next_stream_seq.max(next);
                     let from = snapshot.next_stream_seq;
                     served
                         .resume(snapshot)
                         .map(|run| (run, from))
                         .map_err(|e| e.to_string())
                 }),
-            None => restart(&*served, &state.start_event, &record.run_id).map(|run| (run, 0)),
+            None => {
+                restart(&*served, &state.start_event, &record.run_id, next).map(|run| (run, next))
+            }
         };
         match resumed {
             Ok((run, from)) => {
@@ -647,12 +381,18 @@ impl Engine {
     }
 
     /// Stores the snapshot of every run in memory and gives up their leases, so that a
-    /// restarted server (or another one) resumes them.
+    /// restarted server (or another one) resumes them. Waits for the runs' pumps, up to 10 s.
     pub(crate) async fn shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        let all: Vec<Arc<Live>> = lock(&self.live).drain().map(|(_, l)| l).collect();
+        let all: Vec<Arc<Live>> = lock(&self.live).values().cloned().collect();
+        for live in &all {
+            live.stop.notify_one();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.live_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         for live in all {
-            self.store_and_release(&live).await;
             live.stored.notify_waiters();
         }
     }
@@ -673,9 +413,14 @@ pub(crate) fn decode_event(
 }
 
 /// Starts a stored run again from its start event (it had no snapshot yet).
-fn restart(served: &dyn Served, start: &str, run_id: &str) -> Result<Box<dyn Run>, String> {
+fn restart(
+    served: &dyn Served,
+    start: &str,
+    run_id: &str,
+    first_seq: u64,
+) -> Result<Box<dyn Run>, String> {
     let stored: Value = serde_json::from_str(start).map_err(|e| e.to_string())?;
     let name = stored["name"].as_str().unwrap_or_default();
     let ev = decode_event(name, stored["data"].clone())?;
-    served.start(ev, run_id)
+    served.start(ev, run_id, first_seq)
 }

@@ -1,0 +1,317 @@
+//! The task that accompanies each run in memory: it stores the run's published events in
+//! order, delivers the run's inbox, stores snapshots, parks the run when it has waited long
+//! enough, and records how it ended.
+//!
+//! Every snapshot is stored only after every event it reflects: before writing one, the pump
+//! stores the published events numbered below the snapshot's `next_stream_seq`. A server that
+//! dies after such a write resumes from a snapshot whose events are all stored, so no prompt
+//! can be lost between the run's memory and the store.
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use tokio::time::Instant;
+use workflows::{EventStream, Snapshot, StreamEvent};
+
+use super::{Engine, Live, decode_event};
+use crate::clock::now_us;
+use crate::envelope::{Outcome, outgoing};
+use crate::storage::{InboxItem, RunUpdate, Status, StoredEvent};
+
+/// Whether a run waits for the outside, as its snapshot shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Nothing queued, every started step suspended in a wait; `timers` if one of those
+    /// waits (or a retry) has a deadline of its own.
+    Waiting { timers: bool },
+    /// Work to do.
+    Busy,
+}
+
+/// How `snapshot`'s run stands.
+fn idleness(snapshot: &Snapshot) -> Idle {
+    if !snapshot.queues.is_empty() {
+        return Idle::Busy;
+    }
+    let mut timers = false;
+    for inv in &snapshot.invocations {
+        let waits: Vec<_> = snapshot
+            .waiters
+            .iter()
+            .filter(|w| w.invocation == inv.seq)
+            .collect();
+        if waits.is_empty() {
+            return Idle::Busy;
+        }
+        timers |= inv.retry_in_ms.is_some() || waits.iter().any(|w| w.timeout_ms.is_some());
+    }
+    Idle::Waiting { timers }
+}
+
+/// Why the pump stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The run ended and its outcome is stored.
+    Ended,
+    /// Another server holds the run now (or it was deleted), or the store failed.
+    Lost,
+}
+
+pub(super) struct Pump {
+    pub(super) engine: Arc<Engine>,
+    pub(super) live: Arc<Live>,
+    pub(super) stream: EventStream,
+    /// When an idle run leaves memory.
+    pub(super) idle_deadline: Option<Instant>,
+}
+
+impl Pump {
+    pub(super) async fn run(mut self) {
+        // Items may have arrived before the run came into memory.
+        if self.deliver_inbox().await.is_ok() {
+            let _ = self.serve().await;
+        }
+        self.engine.forget(&self.live);
+    }
+
+    async fn serve(&mut self) -> Result<(), Stop> {
+        loop {
+            let deadline = self.idle_deadline;
+            let idle_timer = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = self.live.stop.notified() => {
+                    return self.store_and_release().await;
+                }
+                next = self.stream.next() => {
+                    let Some(first) = next else {
+                        return Err(Stop::Lost);
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < 256 {
+                        match self.stream.next().now_or_never() {
+                            Some(Some(ev)) => batch.push(ev),
+                            _ => break,
+                        }
+                    }
+                    if self.store_batch(batch).await? {
+                        self.went_idle().await?;
+                    } else {
+                        self.idle_deadline = None;
+                    }
+                }
+                () = self.live.kick.notified() => {
+                    self.deliver_inbox().await?;
+                    self.idle_deadline = None;
+                }
+                () = idle_timer => {
+                    self.idle_deadline = None;
+                    if self.park().await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores `batch`; records the outcome when it holds the run's last event. Whether the
+    /// batch ends with the run going idle.
+    async fn store_batch(&mut self, batch: Vec<StreamEvent>) -> Result<bool, Stop> {
+        let live = &self.live;
+        let mut idle = false;
+        let mut outcome = None;
+        let mut stored = Vec::with_capacity(batch.len());
+        for ev in &batch {
+            let out = outgoing(&*ev.event);
+            idle = ev.name() == "WorkflowIdle";
+            if out.outcome.is_some() {
+                outcome = out.outcome;
+            }
+            stored.push(StoredEvent {
+                sequence: ev.seq,
+                envelope: out.envelope,
+                internal: out.internal,
+                terminal: out.terminal,
+            });
+        }
+        match self
+            .engine
+            .storage
+            .append_events(&live.handler_id, &live.run_id, &self.engine.id, stored)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(Stop::Lost),
+            Err(e) => {
+                // Nothing that depends on these events (a snapshot, the outcome) may be
+                // stored without them: let the run go; its last stored state is resumed.
+                tracing::error!(handler = %live.handler_id, "storing events failed: {e}");
+                return Err(Stop::Lost);
+            }
+        }
+        live.stored.notify_waiters();
+        let Some(outcome) = outcome else {
+            return Ok(idle);
+        };
+        let mut update = RunUpdate {
+            release: true,
+            idle_since: Some(None),
+            ..RunUpdate::default()
+        };
+        match outcome {
+            Outcome::Completed(envelope) => {
+                update.status = Some(Status::Completed);
+                update.result = Some(envelope);
+            }
+            Outcome::Failed(error) => {
+                update.status = Some(Status::Failed);
+                update.error = Some(error);
+            }
+            Outcome::Cancelled => update.status = Some(Status::Cancelled),
+        }
+        self.write(update).await?;
+        Err(Stop::Ended)
+    }
+
+    /// Stores every published event numbered below `upto`.
+    async fn catch_up(&mut self, upto: u64) -> Result<(), Stop> {
+        while self.stream.next_seq() < upto {
+            let mut batch = Vec::new();
+            while self.stream.next_seq() < upto && batch.len() < 256 {
+                match self.stream.next().await {
+                    Some(ev) => batch.push(ev),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            self.store_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The run's snapshot, once every event it reflects is stored.
+    async fn snapshot(&mut self) -> Result<Snapshot, Stop> {
+        let snapshot = self.live.run.snapshot().await.map_err(|e| {
+            tracing::error!(handler = %self.live.handler_id, "snapshot failed: {e}");
+            Stop::Lost
+        })?;
+        self.catch_up(snapshot.next_stream_seq).await?;
+        Ok(snapshot)
+    }
+
+    /// Applies `update` to the run's record, if this server still holds the run.
+    async fn write(&self, update: RunUpdate) -> Result<(), Stop> {
+        let engine = &self.engine;
+        match engine
+            .storage
+            .update_run(&self.live.handler_id, &engine.id, update, now_us())
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Stop::Lost),
+            Err(e) => {
+                tracing::error!(handler = %self.live.handler_id, "updating the run failed: {e}");
+                Err(Stop::Lost)
+            }
+        }
+    }
+
+    /// The run published that it went idle: store its snapshot, marked idle if the snapshot
+    /// shows it still waits (the signal may be older than events delivered since), and arm
+    /// the parking timer if nothing but an event can wake it.
+    async fn went_idle(&mut self) -> Result<(), Stop> {
+        let snapshot = self.snapshot().await?;
+        let state = idleness(&snapshot);
+        let waiting = matches!(state, Idle::Waiting { .. });
+        self.write(RunUpdate {
+            snapshot: Some(snapshot.to_json()),
+            idle_since: Some(waiting.then(now_us)),
+            ..RunUpdate::default()
+        })
+        .await?;
+        self.idle_deadline = match state {
+            Idle::Waiting { timers: false } => self
+                .engine
+                .config
+                .idle_release
+                .map(|after| Instant::now() + after),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    /// Delivers what the run's inbox holds, then stores a snapshot that includes it and drops
+    /// the delivered items in the same write.
+    async fn deliver_inbox(&mut self) -> Result<(), Stop> {
+        let live = self.live.clone();
+        let items = match self.engine.storage.inbox(&live.handler_id).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(handler = %live.handler_id, "reading the inbox failed: {e}");
+                return Ok(());
+            }
+        };
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut consumed = Vec::with_capacity(items.len());
+        for (id, item) in items {
+            match item {
+                InboxItem::Event { name, data, step } => match decode_event(&name, data) {
+                    Ok(ev) => {
+                        if let Err(e) = live.run.send(ev, step.as_deref()) {
+                            tracing::warn!(handler = %live.handler_id, "event `{name}` not delivered: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!(handler = %live.handler_id, "{e}"),
+                },
+                InboxItem::Cancel => live.run.cancel(),
+            }
+            consumed.push(id);
+        }
+        let snapshot = self.snapshot().await?;
+        self.write(RunUpdate {
+            snapshot: Some(snapshot.to_json()),
+            idle_since: Some(None),
+            consumed,
+            ..RunUpdate::default()
+        })
+        .await
+    }
+
+    /// Takes an idle run out of memory: its snapshot is stored and its lease given up; an
+    /// event sent to it brings it back, on this server or another. False (and nothing done)
+    /// if the snapshot shows the run is not waiting after all.
+    async fn park(&mut self) -> Result<bool, Stop> {
+        let snapshot = self.snapshot().await?;
+        if idleness(&snapshot) != (Idle::Waiting { timers: false }) {
+            return Ok(false);
+        }
+        self.write(RunUpdate {
+            snapshot: Some(snapshot.to_json()),
+            release: true,
+            ..RunUpdate::default()
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Stores the run's snapshot and gives up its lease, whatever it is doing (the server
+    /// shuts down; the next one resumes it).
+    async fn store_and_release(&mut self) -> Result<(), Stop> {
+        let snapshot = self.snapshot().await?;
+        self.write(RunUpdate {
+            snapshot: Some(snapshot.to_json()),
+            release: true,
+            ..RunUpdate::default()
+        })
+        .await
+    }
+}
