@@ -53,12 +53,13 @@ pub(crate) trait Served: Send + Sync + 'static {
     /// Its graph.
     fn graph(&self) -> Graph;
     /// Starts a run on `start` (which must be the start event type) with id `run_id`, its
-    /// events numbered from `first_seq`.
+    /// events numbered from `first_seq`, its state and store those of `carried` if given.
     fn start(
         &self,
         start: Box<dyn AnyEvent>,
         run_id: &str,
         first_seq: u64,
+        carried: Option<&Snapshot>,
     ) -> Result<Box<dyn Run>, String>;
     /// Resumes a run from `snapshot`.
     fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError>;
@@ -82,6 +83,7 @@ impl<W: Workflow> Served for Runner<W> {
         start: Box<dyn AnyEvent>,
         run_id: &str,
         first_seq: u64,
+        carried: Option<&Snapshot>,
     ) -> Result<Box<dyn Run>, String> {
         let start = start
             .downcast::<W::Start>()
@@ -91,7 +93,22 @@ impl<W: Workflow> Served for Runner<W> {
             .internal_events(true)
             .run_id(run_id)
             .first_sequence(first_seq);
-        Ok(Box::new(self.run_with(start, options)))
+        let Some(earlier) = carried else {
+            return Ok(Box::new(self.run_with(start, options)));
+        };
+        let state: W::State = earlier
+            .state
+            .parse()
+            .map_err(|e| format!("the previous run's state does not fit: {e}"))?;
+        let store = earlier
+            .store
+            .parse()
+            .map_err(|e| format!("the previous run's store is not an object: {e}"))?;
+        Ok(Box::new(self.run_with_state(
+            start,
+            state,
+            options.store(store),
+        )))
     }
 
     fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError> {

@@ -20,7 +20,7 @@ async fn health_and_the_workflow_list() {
     );
     assert_eq!(
         client.get("/workflows").await.json(),
-        json!({"workflows": ["number", "greet", "broken", "slow", "ballot", "tally"]})
+        json!({"workflows": ["number", "greet", "broken", "slow", "ballot", "tally", "visits"]})
     );
     let missing = client.get("/nothing/here").await;
     assert_eq!(
@@ -475,4 +475,22 @@ async fn cancel_ends_a_run_and_purge_deletes_it() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn a_handler_id_of_an_ended_run_continues_from_its_state() {
+    let (_server, client) = test_server().await;
+    let body = json!({"handler_id": "regular", "start_event": {}});
+    for expected in 1..=3 {
+        let reply = client.post("/workflows/visits/run", &body).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            reply.json()["result"]["value"]["result"],
+            json!([expected, expected]),
+            "typed state and store both carried over"
+        );
+    }
+    // Another handler id starts from nothing.
+    let fresh = client.post("/workflows/visits/run", &json!({})).await;
+    assert_eq!(fresh.json()["result"]["value"]["result"], json!([1, 1]));
 }

@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn readers_that_come_and_go_leave_no_waker_behind() {
         let routes = Arc::new(Routes::new("W", &[], std::any::TypeId::of::<()>()));
-        let run: Arc<dyn HasCore> = Arc::new(Run(RunCore::new("r".into(), routes, 0)));
+        let run: Arc<dyn HasCore> = Arc::new(Run(RunCore::new("r".into(), routes)));
         let mut cx = TaskContext::from_waker(Waker::noop());
         for _ in 0..1000 {
             let mut stream = EventStream::new(run.clone(), 0);

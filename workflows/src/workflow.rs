@@ -129,6 +129,7 @@ pub struct RunOptions {
     internal_events: bool,
     run_id: Option<String>,
     first_sequence: u64,
+    store: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl RunOptions {
@@ -184,6 +185,38 @@ impl RunOptions {
 
     pub(crate) fn get_first_sequence(&self) -> u64 {
         self.first_sequence
+    }
+
+    /// Start the run's dynamic [`Store`](crate::Store) with `store` instead of empty, for
+    /// instance to continue from a previous run's (see [`Snapshot::store`](crate::Snapshot)).
+    ///
+    /// ```
+    /// # use workflows::prelude::*;
+    /// # struct Counter;
+    /// # #[workflow]
+    /// # impl Counter {
+    /// #     #[step]
+    /// #     async fn bump(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<u64> {
+    /// #         let n: u64 = ctx.store().get_or("count", 0).unwrap() + 1;
+    /// #         ctx.store().set("count", n).unwrap();
+    /// #         StopEvent::new(n)
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut earlier = serde_json::Map::new();
+    /// earlier.insert("count".into(), 41.into());
+    /// let options = RunOptions::new().store(earlier);
+    /// assert_eq!(Counter.runner().run_with(StartEvent::new(), options).await.unwrap(), 42);
+    /// # }
+    /// ```
+    pub fn store(mut self, store: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    pub(crate) fn take_store(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        self.store.take().unwrap_or_default()
     }
 
     /// The configured timeout.

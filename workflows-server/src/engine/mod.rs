@@ -161,6 +161,9 @@ impl Engine {
         let Some(_adopting) = self.begin_adopting(&handler_id) else {
             return Err(StartError::AlreadyRunning(handler_id));
         };
+        // A handler id of an ended run continues from that run's final state, as the
+        // reference does.
+        let carried = self.carried_state(&handler_id).await?;
         let stored_start = json!({ "name": start_name, "data": start_data }).to_string();
         if self
             .storage
@@ -170,7 +173,7 @@ impl Engine {
         {
             return Err(StartError::AlreadyRunning(handler_id));
         }
-        match served.start(start, &run_id, 0) {
+        match served.start(start, &run_id, 0, carried.as_ref()) {
             Ok(run) => self.attach(handler_id, run_id, run, 0),
             Err(error) => {
                 let update = RunUpdate {
@@ -186,6 +189,18 @@ impl Engine {
             }
         }
         Ok(record)
+    }
+
+    /// The final snapshot of the ended run `handler_id`, if there is one.
+    async fn carried_state(&self, handler_id: &str) -> Result<Option<Snapshot>, StorageError> {
+        match self.storage.handler(handler_id).await? {
+            Some(record) if record.status.is_terminal() => {}
+            _ => return Ok(None),
+        }
+        let state = self.storage.run_state(handler_id).await?;
+        Ok(state
+            .and_then(|s| s.snapshot)
+            .and_then(|text| Snapshot::from_json(&text).ok()))
     }
 
     /// Puts `run` in memory and starts its pump, reading its stream from `from`.
@@ -422,5 +437,5 @@ fn restart(
     let stored: Value = serde_json::from_str(start).map_err(|e| e.to_string())?;
     let name = stored["name"].as_str().unwrap_or_default();
     let ev = decode_event(name, stored["data"].clone())?;
-    served.start(ev, run_id, first_seq)
+    served.start(ev, run_id, first_seq, None)
 }

@@ -158,9 +158,12 @@ impl Pump {
         let Some(outcome) = outcome else {
             return Ok(idle);
         };
+        // The ended run's final state, for a new run started under the same handler id.
+        let last = self.live.run.snapshot().await.ok().map(|s| s.to_json());
         let mut update = RunUpdate {
             release: true,
             idle_since: Some(None),
+            snapshot: last,
             ..RunUpdate::default()
         };
         match outcome {

@@ -147,6 +147,24 @@ impl Tally {
     }
 }
 
+/// Counts its runs in its typed state and in its store: a run started under the handler id
+/// of an ended one continues from that one's state.
+pub struct Visits;
+
+#[workflow(state = u64)]
+impl Visits {
+    #[step]
+    async fn visit(&self, ctx: &Context<u64>, _ev: StartEvent) -> StopEvent<(u64, u64)> {
+        let typed = ctx.edit_state(|n| {
+            *n += 1;
+            *n
+        });
+        let stored: u64 = ctx.store().get_or("visits", 0).unwrap() + 1;
+        ctx.store().set("visits", stored).unwrap();
+        StopEvent::new((typed, stored))
+    }
+}
+
 /// Settings for tests: any free port, quick polling, no parking, no heartbeats.
 pub fn config() -> Config {
     Config {
@@ -168,6 +186,7 @@ pub fn server(storage: impl Storage, config: Config) -> Server {
         .workflow("slow", Slow.runner())
         .workflow("ballot", Ballot.runner())
         .workflow("tally", Tally.runner())
+        .workflow("visits", Visits.runner())
         .storage(storage)
         .config(config)
 }

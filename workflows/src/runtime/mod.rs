@@ -11,11 +11,13 @@ pub(crate) mod run_loop;
 pub(crate) mod shared;
 mod waiters;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use crate::runtime::restore::resume;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::{Msg, RunCore, RunShared};
+use crate::store::Store;
 use crate::workflow::Output;
 use crate::{AnyEvent, Handler, RunOptions, Runner, Workflow, WorkflowError};
 
@@ -29,7 +31,13 @@ pub(crate) fn spawn_run<W: Workflow>(
     let inner = &runner.inner;
     let run_id = options.take_run_id();
     let shared = Arc::new(RunShared {
-        core: RunCore::new(run_id, inner.routes.clone(), options.get_first_sequence()),
+        core: RunCore::restored(
+            run_id,
+            inner.routes.clone(),
+            options.get_first_sequence(),
+            Store::from_map(options.take_store()),
+            HashMap::new(),
+        ),
         state: Mutex::new(state),
     });
     shared

@@ -134,8 +134,9 @@ pub(crate) struct RunCore {
 }
 
 impl RunCore {
-    pub(crate) fn new(run_id: String, routes: Arc<Routes>, first_seq: u64) -> Self {
-        Self::restored(run_id, routes, first_seq, Store::default(), HashMap::new())
+    #[cfg(test)]
+    pub(crate) fn new(run_id: String, routes: Arc<Routes>) -> Self {
+        Self::restored(run_id, routes, 0, Store::default(), HashMap::new())
     }
 
     /// A run's shared part as a snapshot left it.
