@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use workflows::prelude::Workflow;
 use workflows_server::storage::SqliteStorage;
 
 async fn test_server() -> (workflows_server::RunningServer, Client) {
@@ -493,4 +494,23 @@ async fn a_handler_id_of_an_ended_run_continues_from_its_state() {
     // Another handler id starts from nothing.
     let fresh = client.post("/workflows/visits/run", &json!({})).await;
     assert_eq!(fresh.json()["result"]["value"]["result"], json!([1, 1]));
+}
+
+#[tokio::test]
+async fn the_server_listens_on_loopback_unless_told_otherwise_and_refuses_duplicate_names() {
+    let defaults = workflows_server::Config::default();
+    assert!(defaults.bind.ip().is_loopback(), "{}", defaults.bind);
+    assert_eq!(defaults.bind.port(), 8080);
+
+    let twice = workflows_server::Server::new()
+        .workflow("number", Number.runner())
+        .workflow("number", Tally.runner())
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(config())
+        .start()
+        .await;
+    let Err(error) = twice else {
+        panic!("two workflows under one name started");
+    };
+    assert!(error.to_string().contains("`number`"), "{error}");
 }
