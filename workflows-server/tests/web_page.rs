@@ -114,6 +114,16 @@ impl Session {
             .to_owned()
     }
 
+    async fn displayed(&self, css: &str) -> bool {
+        let element = self.element(css).await;
+        let reply = self
+            .driver
+            .client
+            .get(&format!("/session/{}/element/{element}/displayed", self.id))
+            .await;
+        reply.json()["value"] == json!(true)
+    }
+
     async fn click(&self, css: &str) {
         let element = self.element(css).await;
         self.command(&format!("/element/{element}/click"), json!({}))
@@ -171,7 +181,28 @@ async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
         .command("/url", json!({"url": format!("http://{}/", server.addr)}))
         .await;
     assert_eq!(session.text("h1").await, "Number workflow");
+    assert!(
+        !session.displayed("#answer-form").await,
+        "no prompt before a run"
+    );
+    assert!(!session.displayed("#result").await);
     session.click("#start").await;
+    let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
+    assert_eq!(prompt, "Enter a number:");
+    assert!(session.displayed("#answer").await);
+
+    // Reloading the page (its address holds the run's id) finds the waiting run again.
+    let here = session
+        .driver
+        .client
+        .get(&format!("/session/{}/url", session.id))
+        .await
+        .json()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(here.contains('#'), "{here}");
+    session.command("/refresh", json!({})).await;
     let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
     assert_eq!(prompt, "Enter a number:");
     session.type_into("#answer", "42").await;
