@@ -228,3 +228,32 @@ fn a_dead_servers_runs_are_taken_over_when_its_lease_runs_out() {
         assert_eq!(b.runs_in_memory(), 0);
     });
 }
+
+#[tokio::test]
+async fn the_server_reconnects_after_the_database_drops_its_connections() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (_server, client) = serve(storage(&url).await, config()).await;
+    let waiting = start(&client, "number", json!({})).await;
+    until_event(&client, &waiting, "InputRequiredEvent").await;
+
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "the server's connections were cut");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(answer(&client, &waiting, "still here").await.status, 200);
+    let done = until_status(&client, &waiting, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], "still here");
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::{
@@ -53,27 +53,22 @@ const HANDLER_COLUMNS: &str = "handler_id, workflow_name, run_id, status, error,
 /// Runs stored in Postgres, shared by every server that connects to the same database.
 #[derive(Clone)]
 pub struct PostgresStorage {
+    url: Arc<str>,
     clients: Arc<Vec<Mutex<Client>>>,
     next: Arc<AtomicUsize>,
 }
 
 impl PostgresStorage {
     /// Connects `connections` clients to the database at `url`
-    /// (`postgres://user:password@host:port/db`, or key-value form).
+    /// (`postgres://user:password@host:port/db`, or key-value form). A client whose
+    /// connection breaks (the database restarted) is connected again on its next use.
     pub async fn connect(url: &str, connections: usize) -> Result<Self, StorageError> {
         let mut clients = Vec::new();
         for _ in 0..connections.max(1) {
-            let (client, connection) = tokio_postgres::connect(url, NoTls)
-                .await
-                .map_err(StorageError::new)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("postgres connection ended: {e}");
-                }
-            });
-            clients.push(Mutex::new(client));
+            clients.push(Mutex::new(open(url).await?));
         }
         Ok(PostgresStorage {
+            url: Arc::from(url),
             clients: Arc::new(clients),
             next: Arc::new(AtomicUsize::new(0)),
         })
@@ -81,17 +76,34 @@ impl PostgresStorage {
 
     /// Deletes every table of the server (for tests that start from nothing).
     pub async fn reset(&self) -> Result<(), StorageError> {
-        let client = self.client().lock().await;
+        let client = self.client().await?;
         client
             .batch_execute("DROP TABLE IF EXISTS wf_handlers, wf_events, wf_inbox")
             .await
             .map_err(StorageError::new)
     }
 
-    fn client(&self) -> &Mutex<Client> {
+    /// One of the clients, taken in turn; connected again if its connection broke.
+    async fn client(&self) -> Result<MutexGuard<'_, Client>, StorageError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        &self.clients[i]
+        let mut client = self.clients[i].lock().await;
+        if client.is_closed() {
+            *client = open(&self.url).await?;
+        }
+        Ok(client)
     }
+}
+
+async fn open(url: &str) -> Result<Client, StorageError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(StorageError::new)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
 }
 
 fn handler_from_row(row: &Row) -> HandlerRecord {
@@ -144,7 +156,7 @@ async fn lock_held(
 impl Storage for PostgresStorage {
     fn migrate(&self) -> StorageFuture<'_, ()> {
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             // Two servers starting at once must not race on CREATE TABLE.
             client
                 .batch_execute(&format!(
@@ -161,7 +173,7 @@ impl Storage for PostgresStorage {
         start_event: String,
     ) -> StorageFuture<'_, Created> {
         Box::pin(async move {
-            let mut client = self.client().lock().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
             let existing = tx
                 .query_opt(
@@ -224,7 +236,7 @@ impl Storage for PostgresStorage {
     fn handler(&self, handler_id: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
         let handler_id = handler_id.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let row = client
                 .query_opt(
                     &format!("SELECT {HANDLER_COLUMNS} FROM wf_handlers WHERE handler_id = $1"),
@@ -242,7 +254,7 @@ impl Storage for PostgresStorage {
                 .status_in
                 .map(|s| s.iter().map(|s| s.as_str().to_owned()).collect());
             let names = filter.workflow_name_in;
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     &format!(
@@ -262,7 +274,7 @@ impl Storage for PostgresStorage {
     fn delete_handler(&self, handler_id: &str) -> StorageFuture<'_, bool> {
         let handler_id = handler_id.to_owned();
         Box::pin(async move {
-            let mut client = self.client().lock().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
             let row = tx
                 .query_opt(
@@ -289,7 +301,7 @@ impl Storage for PostgresStorage {
     fn run_state(&self, handler_id: &str) -> StorageFuture<'_, Option<RunState>> {
         let handler_id = handler_id.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let row = client
                 .query_opt(
                     "SELECT start_event, snapshot FROM wf_handlers WHERE handler_id = $1",
@@ -314,7 +326,7 @@ impl Storage for PostgresStorage {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            let mut client = self.client().lock().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
             if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
@@ -353,7 +365,7 @@ impl Storage for PostgresStorage {
     ) -> StorageFuture<'_, Vec<StoredEvent>> {
         let run_id = run_id.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT sequence, envelope, internal, terminal FROM wf_events \
@@ -369,7 +381,7 @@ impl Storage for PostgresStorage {
     fn last_sequence(&self, run_id: &str) -> StorageFuture<'_, Option<u64>> {
         let run_id = run_id.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let row = client
                 .query_one(
                     "SELECT MAX(sequence) FROM wf_events WHERE run_id = $1",
@@ -390,7 +402,7 @@ impl Storage for PostgresStorage {
     ) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            let mut client = self.client().lock().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
             if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
@@ -445,7 +457,7 @@ impl Storage for PostgresStorage {
     ) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             // One statement: Postgres re-checks the condition on the locked row, so of two
             // servers claiming at once exactly one gets it.
             let changed = client
@@ -464,7 +476,7 @@ impl Storage for PostgresStorage {
     fn renew(&self, owner: &str, until_ms: i64) -> StorageFuture<'_, ()> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "UPDATE wf_handlers SET lease_until = $2 WHERE owner = $1",
@@ -479,7 +491,7 @@ impl Storage for PostgresStorage {
     fn release(&self, handler_id: &str, owner: &str) -> StorageFuture<'_, ()> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "UPDATE wf_handlers SET owner = NULL, lease_until = NULL \
@@ -496,7 +508,7 @@ impl Storage for PostgresStorage {
         let handler_id = handler_id.to_owned();
         Box::pin(async move {
             let text = serde_json::to_string(&item).map_err(StorageError::new)?;
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "INSERT INTO wf_inbox (handler_id, item) VALUES ($1, $2)",
@@ -511,7 +523,7 @@ impl Storage for PostgresStorage {
     fn inbox(&self, handler_id: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
         let handler_id = handler_id.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT id, item FROM wf_inbox WHERE handler_id = $1 ORDER BY id",
@@ -534,7 +546,7 @@ impl Storage for PostgresStorage {
     fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT DISTINCT h.handler_id FROM wf_handlers h \
@@ -549,7 +561,7 @@ impl Storage for PostgresStorage {
 
     fn orphans(&self, now_ms: i64) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let client = self.client().lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT handler_id FROM wf_handlers h WHERE status = 'running' \
