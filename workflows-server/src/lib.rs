@@ -198,6 +198,7 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr, source })?;
         let engine = Arc::new(Engine::new(storage, self.workflows, self.config));
         let maintain = tokio::spawn(engine.clone().maintain());
+        let renew = tokio::spawn(engine.clone().renew_leases());
         let app = api::router(engine.clone(), self.page);
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
@@ -214,6 +215,7 @@ impl Server {
             stop: Some(stop),
             serve,
             maintain,
+            renew,
         })
     }
 
@@ -273,6 +275,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
     maintain: JoinHandle<()>,
+    renew: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -293,15 +296,21 @@ impl RunningServer {
 
     /// Stops accepting requests, stores every run in memory and gives up its leases.
     /// Open event streams end.
+    /// Requests still open after 10 s are cut.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         self.maintain.abort();
         self.engine.shutdown().await;
+        self.renew.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.serve).await {
-            Ok(result) => result.map_err(ServerError::Serve),
-            Err(_) => Ok(()),
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.serve).await {
+            Ok(Ok(result)) => result.map_err(ServerError::Serve),
+            Ok(Err(_)) => Ok(()),
+            Err(_) => {
+                self.serve.abort();
+                Ok(())
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) trait Run: Send + Sync {
     fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError>;
     /// Cancels it.
     fn cancel(&self);
+    /// Frees its published events numbered below `seq` (they are stored).
+    fn discard_before(&self, seq: u64);
     /// Its snapshot.
     fn snapshot(
         &self,
@@ -35,6 +37,10 @@ impl<T: Send + 'static> Run for Handler<T> {
 
     fn cancel(&self) {
         self.cancel_run();
+    }
+
+    fn discard_before(&self, seq: u64) {
+        self.discard_events_before(seq);
     }
 
     fn snapshot(

@@ -88,6 +88,38 @@ impl<T> Handler<T> {
         EventStream::new(self.run.clone(), seq)
     }
 
+    /// Frees the published events numbered below `seq`, for a program that keeps them
+    /// elsewhere (the HTTP server stores every event it reads): a long run then holds only
+    /// what its readers have not read yet. A reader still behind `seq` skips to it.
+    ///
+    /// ```
+    /// # use futures_util::StreamExt;
+    /// # use workflows::prelude::*;
+    /// # struct Chatty;
+    /// # #[workflow]
+    /// # impl Chatty {
+    /// #     #[step]
+    /// #     async fn talk(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<()> {
+    /// #         for i in 0..3 {
+    /// #             ctx.write_event_to_stream(InputRequiredEvent::new(format!("line {i}")));
+    /// #         }
+    /// #         StopEvent::new(())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Chatty.run(StartEvent::new());
+    /// let all: Vec<u64> = handler.stream_events().map(|ev| ev.seq).collect().await;
+    /// assert_eq!(all, [0, 1, 2, 3]);
+    /// handler.discard_events_before(2);
+    /// let kept: Vec<u64> = handler.stream_events().map(|ev| ev.seq).collect().await;
+    /// assert_eq!(kept, [2, 3]);
+    /// # }
+    /// ```
+    pub fn discard_events_before(&self, seq: u64) {
+        self.core().stream.discard_before(seq);
+    }
+
     /// Sends `ev` into the run, to every step that accepts its type.
     pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
         self.core().send(Box::new(ev), None)

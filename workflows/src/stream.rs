@@ -141,6 +141,19 @@ impl StreamLog {
         wakers.wake();
     }
 
+    /// Drops the events numbered below `seq`; readers still behind skip to the first kept.
+    pub(crate) fn discard_before(&self, seq: u64) {
+        let mut inner = lock(&self.inner);
+        let n = (seq.saturating_sub(inner.base) as usize).min(inner.events.len());
+        if n > 0 {
+            inner.events.drain(..n);
+            inner.base += n as u64;
+            if inner.events.is_empty() {
+                inner.events = Vec::new();
+            }
+        }
+    }
+
     fn add_reader(&self) -> usize {
         let mut inner = lock(&self.inner);
         match inner.free.pop() {

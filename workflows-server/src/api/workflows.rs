@@ -61,11 +61,11 @@ async fn start(
         }
     };
     let start_name = served.start_name();
-    let raw = body
-        .get("start_event")
-        .or_else(|| body.get("kwargs"))
-        .cloned()
-        .unwrap_or(Value::Object(Map::new()));
+    // As the reference reads it: `start_event`, else `kwargs`; null means the default.
+    let raw = match body.get("start_event").or_else(|| body.get("kwargs")) {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(raw) => raw.clone(),
+    };
     let (event, data) = incoming(&raw, Some(start_name)).map_err(|e| {
         ApiError::bad_request(format!("Validation error for 'start_event': {}", e.0))
     })?;
@@ -119,10 +119,18 @@ pub(crate) async fn run(
         .wait_ended(&record.handler_id, None)
         .await?
         .ok_or_else(|| ApiError::not_found("Handler not found"))?;
-    let status = if ended.status == Status::Completed {
-        StatusCode::OK
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+    let status = match ended.status {
+        Status::Completed => StatusCode::OK,
+        Status::Running => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The server is shutting down; the run goes on: follow it with GET /handlers/{}",
+                    ended.handler_id
+                ),
+            ));
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Ok((status, Json(handler_json(&ended))).into_response())
 }

@@ -223,8 +223,11 @@ impl Engine {
         tokio::spawn(pump.run());
     }
 
-    /// Removes `live` from memory (dropping the run) and wakes its readers.
+    /// Removes `live` from memory and wakes its readers. The run is cancelled first: a run
+    /// this server lets go of (parked, handed over, lost to another server, or left at
+    /// shutdown) must not go on executing here; its stored snapshot is where it resumes.
     fn forget(&self, live: &Live) {
+        live.run.cancel();
         let mut map = lock(&self.live);
         if map
             .get(&live.handler_id)
@@ -239,6 +242,10 @@ impl Engine {
     /// Makes sure someone will take the run's inbox: wakes it if it is here, otherwise
     /// brings it here if no other server holds it.
     pub(crate) async fn wake(self: &Arc<Self>, handler_id: &str) {
+        if self.is_closing() {
+            // The next server takes the inbox.
+            return;
+        }
         if let Some(live) = self.live(handler_id) {
             live.kick.notify_one();
             return;
@@ -260,10 +267,11 @@ impl Engine {
         let Some(_adopting) = self.begin_adopting(handler_id) else {
             return Ok(());
         };
-        if !self
-            .storage
-            .claim(handler_id, &self.id, now_ms(), self.lease_until())
-            .await?
+        if self.is_closing()
+            || !self
+                .storage
+                .claim(handler_id, &self.id, now_ms(), self.lease_until())
+                .await?
         {
             return Ok(());
         }
@@ -324,18 +332,25 @@ impl Engine {
         })
     }
 
-    /// Keeps leases alive, hands inbox items to runs held here, and adopts runs no live
-    /// server holds. Runs until the server stops.
+    /// Renews every lease this server holds, every third of the lease's length, on a task of
+    /// its own so that nothing else delays it. Runs until the server stops.
+    pub(crate) async fn renew_leases(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.lease_ttl / 3).await;
+            if let Err(e) = self.storage.renew(&self.id, self.lease_until()).await {
+                // Writes check the lease: if it runs out, this server's runs stop at their
+                // next write and another server resumes them.
+                tracing::error!("renewing leases failed: {e}");
+            }
+        }
+    }
+
+    /// Hands inbox items to runs held here, lets go of runs held here that are not in memory
+    /// (a run whose pump stopped on a storage error), and adopts runs no live server holds.
+    /// Runs until the server stops.
     pub(crate) async fn maintain(self: Arc<Self>) {
-        let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.config.poll_interval).await;
-            if renewed.elapsed() >= self.config.lease_ttl / 3 {
-                renewed = Instant::now();
-                if let Err(e) = self.storage.renew(&self.id, self.lease_until()).await {
-                    tracing::error!("renewing leases failed: {e}");
-                }
-            }
             match self.storage.with_inbox(&self.id).await {
                 Ok(ids) => {
                     for id in ids {
@@ -347,6 +362,18 @@ impl Engine {
                     }
                 }
                 Err(e) => tracing::error!("reading inboxes failed: {e}"),
+            }
+            match self.storage.held(&self.id).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if self.begin_adopting(&id).is_some()
+                            && let Err(e) = self.storage.release(&id, &self.id).await
+                        {
+                            tracing::error!(handler = %id, "letting go of the run failed: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("listing held runs failed: {e}"),
             }
             match self.storage.orphans(now_ms()).await {
                 Ok(ids) => {
@@ -363,8 +390,8 @@ impl Engine {
         }
     }
 
-    /// Waits until the handler has ended, up to `limit`; its record then (`None` if it is
-    /// gone).
+    /// Waits until the handler has ended, up to `limit` (or until the server shuts down);
+    /// its record then (`None` if it is gone).
     pub(crate) async fn wait_ended(
         &self,
         handler_id: &str,
@@ -379,7 +406,7 @@ impl Engine {
                 Some(r) if !r.status.is_terminal() => {}
                 _ => return Ok(record),
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.is_closing() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(record);
             }
             let pause = tokio::time::sleep(self.config.poll_interval);

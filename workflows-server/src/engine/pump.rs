@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use workflows::{EventStream, Snapshot, StreamEvent};
 
 use super::{Engine, Live, decode_event};
-use crate::clock::now_us;
+use crate::clock::{now_ms, now_us};
 use crate::envelope::{Outcome, outgoing};
 use crate::storage::{InboxItem, RunUpdate, Status, StoredEvent};
 
@@ -107,7 +107,6 @@ impl Pump {
                 }
                 () = self.live.kick.notified() => {
                     self.deliver_inbox().await?;
-                    self.idle_deadline = None;
                 }
                 () = idle_timer => {
                     self.idle_deadline = None;
@@ -142,7 +141,13 @@ impl Pump {
         match self
             .engine
             .storage
-            .append_events(&live.handler_id, &live.run_id, &self.engine.id, stored)
+            .append_events(
+                &live.handler_id,
+                &live.run_id,
+                &self.engine.id,
+                stored,
+                now_ms(),
+            )
             .await
         {
             Ok(true) => {}
@@ -155,6 +160,10 @@ impl Pump {
             }
         }
         live.stored.notify_waiters();
+        // Stored, so the run need not keep them in memory.
+        if let Some(last) = batch.last() {
+            live.run.discard_before(last.seq + 1);
+        }
         let Some(outcome) = outcome else {
             return Ok(idle);
         };
@@ -226,32 +235,39 @@ impl Pump {
         }
     }
 
-    /// The run published that it went idle: store its snapshot, marked idle if the snapshot
-    /// shows it still waits (the signal may be older than events delivered since), and arm
-    /// the parking timer if nothing but an event can wake it.
+    /// Arms or clears the parking timer from what `snapshot` shows, and says what to store as
+    /// the run's `idle_since`: only a run that nothing but an event can wake is idle (it may
+    /// leave memory, and after a crash it is resumed when an event comes); a run with work or
+    /// with a timer of its own is busy (after a crash it is resumed at once).
+    fn settle(&mut self, snapshot: &Snapshot) -> Option<i64> {
+        if idleness(snapshot) == (Idle::Waiting { timers: false }) {
+            if self.idle_deadline.is_none() {
+                let after = self.engine.config.idle_release;
+                self.idle_deadline = after.map(|after| Instant::now() + after);
+            }
+            Some(now_us())
+        } else {
+            self.idle_deadline = None;
+            None
+        }
+    }
+
+    /// The run published that it went idle (the signal may be older than events delivered
+    /// since): store its snapshot and settle from it.
     async fn went_idle(&mut self) -> Result<(), Stop> {
         let snapshot = self.snapshot().await?;
-        let state = idleness(&snapshot);
-        let waiting = matches!(state, Idle::Waiting { .. });
+        let idle_since = self.settle(&snapshot);
         self.write(RunUpdate {
             snapshot: Some(snapshot.to_json()),
-            idle_since: Some(waiting.then(now_us)),
+            idle_since: Some(idle_since),
             ..RunUpdate::default()
         })
-        .await?;
-        self.idle_deadline = match state {
-            Idle::Waiting { timers: false } => self
-                .engine
-                .config
-                .idle_release
-                .map(|after| Instant::now() + after),
-            _ => None,
-        };
-        Ok(())
+        .await
     }
 
     /// Delivers what the run's inbox holds, then stores a snapshot that includes it and drops
-    /// the delivered items in the same write.
+    /// the delivered items in the same write. An empty inbox (a wake-up that came late)
+    /// changes nothing.
     async fn deliver_inbox(&mut self) -> Result<(), Stop> {
         let live = self.live.clone();
         let items = match self.engine.storage.inbox(&live.handler_id).await {
@@ -280,9 +296,10 @@ impl Pump {
             consumed.push(id);
         }
         let snapshot = self.snapshot().await?;
+        let idle_since = self.settle(&snapshot);
         self.write(RunUpdate {
             snapshot: Some(snapshot.to_json()),
-            idle_since: Some(None),
+            idle_since: Some(idle_since),
             consumed,
             ..RunUpdate::default()
         })
@@ -295,6 +312,7 @@ impl Pump {
     async fn park(&mut self) -> Result<bool, Stop> {
         let snapshot = self.snapshot().await?;
         if idleness(&snapshot) != (Idle::Waiting { timers: false }) {
+            self.settle(&snapshot);
             return Ok(false);
         }
         self.write(RunUpdate {

@@ -208,13 +208,14 @@ pub trait Storage: Send + Sync + 'static {
     fn run_state(&self, handler_id: &str) -> StorageFuture<'_, Option<RunState>>;
 
     /// Appends published events of `run_id` (a sequence number already stored is kept, not
-    /// replaced), if `owner` still holds the handler's lease; whether it does.
+    /// replaced), if `owner` still holds the handler's lease at `now_ms`; whether it does.
     fn append_events(
         &self,
         handler_id: &str,
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
+        now_ms: i64,
     ) -> StorageFuture<'_, bool>;
 
     /// Up to `limit` events of `run_id` after sequence number `after` (-1: from the start).
@@ -228,7 +229,8 @@ pub trait Storage: Send + Sync + 'static {
     /// The highest sequence number stored for `run_id`.
     fn last_sequence(&self, run_id: &str) -> StorageFuture<'_, Option<u64>>;
 
-    /// Applies `update` if `owner` holds the handler's lease; whether it did.
+    /// Applies `update` if `owner` holds the handler's lease (and it has not run out at
+    /// `now_us`); whether it did.
     fn update_run(
         &self,
         handler_id: &str,
@@ -258,6 +260,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The items queued for the run, oldest first, with their ids.
     fn inbox(&self, handler_id: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>>;
+
+    /// Running handlers that `owner` holds.
+    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>>;
 
     /// Handlers that `owner` holds and that have inbox items.
     fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>>;

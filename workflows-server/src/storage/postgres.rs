@@ -137,20 +137,23 @@ fn err(e: tokio_postgres::Error) -> StorageError {
     StorageError::new(e)
 }
 
-/// Locks the handler's row for the transaction and tells whether `owner` holds it.
+/// Locks the handler's row for the transaction and tells whether `owner` holds its lease and
+/// the lease has not run out at `now_ms`.
 async fn lock_held(
     tx: &tokio_postgres::Transaction<'_>,
     handler_id: &str,
     owner: &str,
+    now_ms: i64,
 ) -> Result<bool, StorageError> {
     let row = tx
         .query_opt(
-            "SELECT owner FROM wf_handlers WHERE handler_id = $1 FOR UPDATE",
+            "SELECT owner, lease_until FROM wf_handlers WHERE handler_id = $1 FOR UPDATE",
             &[&handler_id],
         )
         .await
         .map_err(err)?;
-    Ok(matches!(row.map(|r| r.get::<_, Option<String>>(0)), Some(Some(o)) if o == owner))
+    let held = row.map(|r| (r.get::<_, Option<String>>(0), r.get::<_, Option<i64>>(1)));
+    Ok(matches!(held, Some((Some(o), Some(until))) if o == owner && until >= now_ms))
 }
 
 impl Storage for PostgresStorage {
@@ -204,6 +207,14 @@ impl Storage for PostgresStorage {
                 .await
                 .map_err(err)?;
             }
+            // Whatever was sent to an earlier handler of this id (even one purged while an
+            // event was on its way) is not for the new run.
+            tx.execute(
+                "DELETE FROM wf_inbox WHERE handler_id = $1",
+                &[&record.handler_id],
+            )
+            .await
+            .map_err(err)?;
             let inserted = tx
                 .execute(
                     "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
@@ -322,13 +333,14 @@ impl Storage for PostgresStorage {
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
+        now_ms: i64,
     ) -> StorageFuture<'_, bool> {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
-            if !lock_held(&tx, &handler_id, &owner).await? {
+            if !lock_held(&tx, &handler_id, &owner, now_ms).await? {
                 return Ok(false);
             }
             let insert = tx
@@ -404,10 +416,16 @@ impl Storage for PostgresStorage {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
-            if !lock_held(&tx, &handler_id, &owner).await? {
+            if !lock_held(&tx, &handler_id, &owner, now_us / 1000).await? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
+            if ended {
+                // Nothing can be delivered to an ended run.
+                tx.execute("DELETE FROM wf_inbox WHERE handler_id = $1", &[&handler_id])
+                    .await
+                    .map_err(err)?;
+            }
             tx.execute(
                 "UPDATE wf_handlers SET \
                    status = COALESCE($2, status), \
@@ -540,6 +558,21 @@ impl Storage for PostgresStorage {
                         .map(|item| (r.get(0), item))
                 })
                 .collect())
+        })
+    }
+
+    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT handler_id FROM wf_handlers WHERE owner = $1 AND status = 'running'",
+                    &[&owner],
+                )
+                .await
+                .map_err(err)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 

@@ -134,15 +134,16 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-fn holds(tx: &Connection, handler_id: &str, owner: &str) -> rusqlite::Result<bool> {
-    let current: Option<Option<String>> = tx
+/// Whether `owner` holds the handler's lease and it has not run out at `now_ms`.
+fn holds(tx: &Connection, handler_id: &str, owner: &str, now_ms: i64) -> rusqlite::Result<bool> {
+    let current: Option<(Option<String>, Option<i64>)> = tx
         .query_row(
-            "SELECT owner FROM wf_handlers WHERE handler_id = ?1",
+            "SELECT owner, lease_until FROM wf_handlers WHERE handler_id = ?1",
             [handler_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    Ok(matches!(current, Some(Some(o)) if o == owner))
+    Ok(matches!(current, Some((Some(o), Some(until))) if o == owner && until >= now_ms))
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -190,6 +191,12 @@ impl Storage for SqliteStorage {
                     [&record.handler_id],
                 )?;
             }
+            // Whatever was sent to an earlier handler of this id (even one purged while an
+            // event was on its way) is not for the new run.
+            tx.execute(
+                "DELETE FROM wf_inbox WHERE handler_id = ?1",
+                [&record.handler_id],
+            )?;
             tx.execute(
                 "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, started_at, \
                  updated_at, owner, lease_until, start_event) \
@@ -298,12 +305,13 @@ impl Storage for SqliteStorage {
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
+        now_ms: i64,
     ) -> StorageFuture<'_, bool> {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            if !holds(&tx, &handler_id, &owner)? {
+            if !holds(&tx, &handler_id, &owner, now_ms)? {
                 return Ok(false);
             }
             {
@@ -365,10 +373,14 @@ impl Storage for SqliteStorage {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            if !holds(&tx, &handler_id, &owner)? {
+            if !holds(&tx, &handler_id, &owner, now_us / 1000)? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
+            if ended {
+                // Nothing can be delivered to an ended run.
+                tx.execute("DELETE FROM wf_inbox WHERE handler_id = ?1", [&handler_id])?;
+            }
             tx.execute(
                 "UPDATE wf_handlers SET \
                    status = COALESCE(?2, status), \
@@ -476,6 +488,17 @@ impl Storage for SqliteStorage {
                 }
             }
             Ok(items)
+        })
+    }
+
+    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
+        let owner = owner.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT handler_id FROM wf_handlers WHERE owner = ?1 AND status = 'running'",
+            )?;
+            let rows = stmt.query_map([owner], |r| r.get(0))?;
+            rows.collect()
         })
     }
 
