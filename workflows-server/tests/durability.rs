@@ -314,7 +314,7 @@ async fn a_run_whose_event_write_failed_is_resumed_from_what_was_stored() {
         0,
         "the write did fail"
     );
-    assert_eq!(server.runs_in_memory(), 0);
+    assert_eq!(settled(&server).await, 0);
     assert_gapless(&client, &id).await;
 }
 

@@ -77,7 +77,7 @@ async fn a_thousand_concurrent_runs_with_their_answers_lose_nothing() {
         .await
         .json();
     assert_eq!(others["handlers"].as_array().unwrap().len(), 0);
-    assert_eq!(server.runs_in_memory(), 0);
+    assert_eq!(settled(&server).await, 0);
     println!(
         "load: {runs} concurrent runs, {events} events streamed, {:.2} s, {:.0} runs/s, {:.2} ms per run \
          (each run: start, SSE stream, answer, stream to the end, over a new connection per request)",

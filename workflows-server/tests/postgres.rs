@@ -102,7 +102,8 @@ async fn a_run_started_on_one_server_is_answered_through_another() {
     assert_eq!(answer(&client_b, &held, "from B").await.status, 200);
     let (_, stop) = parse_frame(&stream_b.next_frame().await.unwrap());
     assert_eq!(stop["value"]["result"], "from B");
-    assert_eq!(a.runs_in_memory(), 0);
+    until_status(&client_b, &held, "completed").await;
+    assert_eq!(settled(&a).await, 0, "A let the ended run go");
 
     // A parks its idle run: B brings it back from the snapshot and finishes it.
     let mut parking = config();
@@ -225,7 +226,7 @@ fn a_dead_servers_runs_are_taken_over_when_its_lease_runs_out() {
         // A's lease (2 s in the tests) has to run out first.
         let done = until_status(&client_b, &id, "completed").await;
         assert_eq!(done["result"]["value"]["result"], "after A died");
-        assert_eq!(b.runs_in_memory(), 0);
+        assert_eq!(settled(&b).await, 0);
     });
 }
 

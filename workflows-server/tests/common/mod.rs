@@ -286,3 +286,14 @@ pub async fn assert_gapless(client: &Client, handler_id: &str) -> Vec<u64> {
     );
     seqs
 }
+
+/// Waits (up to 5 s) until `server` holds no run in memory; how many it holds then.
+pub async fn settled(server: &RunningServer) -> usize {
+    for _ in 0..500 {
+        if server.runs_in_memory() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.runs_in_memory()
+}
