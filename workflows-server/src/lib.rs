@@ -114,6 +114,7 @@ pub enum ServerError {
 #[must_use = "a server does nothing until started"]
 pub struct Server {
     workflows: Vec<(String, Arc<dyn Served>)>,
+    extra_events: std::collections::HashMap<String, Vec<workflows::EventInfo>>,
     storage: Option<Arc<dyn Storage>>,
     config: Config,
     page: Option<&'static str>,
@@ -131,6 +132,7 @@ impl Server {
     pub fn new() -> Self {
         Server {
             workflows: Vec::new(),
+            extra_events: Default::default(),
             storage: None,
             config: Config::default(),
             page: None,
@@ -140,6 +142,37 @@ impl Server {
     /// Serves `runner`'s workflow as `name`.
     pub fn workflow<W: Workflow>(mut self, name: impl Into<String>, runner: Runner<W>) -> Self {
         self.workflows.push((name.into(), Arc::new(runner)));
+        self
+    }
+
+    /// Lists `events` among the workflow `name`'s events in `GET /workflows/{name}/events`,
+    /// beside those its steps take and return: the reference's `additional_events`, for types
+    /// a step only waits for (`ctx.wait_for_event`), which the step signatures do not show.
+    /// Sending them works without this: every registered event type is found by name.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use workflows::EventInfo;
+    /// use workflows::prelude::*;
+    ///
+    /// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+    /// #[event(response)]
+    /// struct Vote {
+    ///     approve: bool,
+    /// }
+    ///
+    /// let server = workflows_server::Server::new().events("ballot", [EventInfo::of::<Vote>()]);
+    /// # let _ = server;
+    /// ```
+    pub fn events(
+        mut self,
+        name: impl Into<String>,
+        events: impl IntoIterator<Item = workflows::EventInfo>,
+    ) -> Self {
+        self.extra_events
+            .entry(name.into())
+            .or_default()
+            .extend(events);
         self
     }
 
@@ -196,7 +229,12 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let engine = Arc::new(Engine::new(storage, self.workflows, self.config));
+        let engine = Arc::new(Engine::new(
+            storage,
+            self.workflows,
+            self.extra_events,
+            self.config,
+        ));
         let maintain = tokio::spawn(engine.clone().maintain());
         let renew = tokio::spawn(engine.clone().renew_leases());
         let app = api::router(engine.clone(), self.page);

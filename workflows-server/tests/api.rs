@@ -403,6 +403,14 @@ async fn sending_events_checks_the_handler_the_type_and_the_data() {
 #[tokio::test]
 async fn an_answer_type_used_only_inside_wait_for_event_is_found_by_name() {
     let (_server, client) = test_server().await;
+    let listed = client.get("/workflows/ballot/events").await.json();
+    let vote = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "Vote")
+        .expect("listed as an additional event");
+    assert_eq!(vote["properties"]["approve"]["type"], "boolean");
     let id = start(&client, "ballot", json!({})).await;
     until_event(&client, &id, "InputRequiredEvent").await;
     let sent = client

@@ -154,7 +154,19 @@ pub(crate) async fn events(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let graph = served(&engine, &name)?.graph();
-    let events: Vec<Value> = graph.events().iter().map(event_schema).collect();
+    let extra = engine.extra_events.get(&name).into_iter().flatten();
+    let mut seen = Vec::new();
+    let events: Vec<Value> = graph
+        .events()
+        .iter()
+        .chain(extra)
+        .filter(|e| {
+            let new = !seen.contains(&e.name);
+            seen.push(e.name);
+            new
+        })
+        .map(event_schema)
+        .collect();
     Ok(Json(json!({ "events": events })))
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use workflows::Snapshot;
+use workflows::{EventInfo, Snapshot};
 
 use crate::clock::{new_id, now_ms, now_us};
 use crate::config::Config;
@@ -59,6 +59,8 @@ pub(crate) struct Engine {
     pub(crate) storage: Arc<dyn Storage>,
     /// Registered workflows, in registration order.
     pub(crate) workflows: Vec<(String, Arc<dyn Served>)>,
+    /// Events listed for a workflow beyond those of its steps.
+    pub(crate) extra_events: HashMap<String, Vec<EventInfo>>,
     pub(crate) config: Config,
     live: Mutex<HashMap<String, Arc<Live>>>,
     /// Runs being brought into memory right now (so that two callers do not both do it).
@@ -86,12 +88,14 @@ impl Engine {
     pub(crate) fn new(
         storage: Arc<dyn Storage>,
         workflows: Vec<(String, Arc<dyn Served>)>,
+        extra_events: HashMap<String, Vec<EventInfo>>,
         config: Config,
     ) -> Self {
         Engine {
             id: format!("server-{}", new_id()),
             storage,
             workflows,
+            extra_events,
             config,
             live: Mutex::new(HashMap::new()),
             adopting: Mutex::new(HashSet::new()),

@@ -185,6 +185,7 @@ pub fn server(storage: impl Storage, config: Config) -> Server {
         .workflow("broken", Broken.runner())
         .workflow("slow", Slow.runner())
         .workflow("ballot", Ballot.runner())
+        .events("ballot", [workflows::EventInfo::of::<Vote>()])
         .workflow("tally", Tally.runner())
         .workflow("visits", Visits.runner())
         .storage(storage)
