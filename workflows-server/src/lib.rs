@@ -219,13 +219,13 @@ impl Server {
                 return Err(ServerError::DuplicateWorkflow(name.clone()));
             }
         }
+        let addr = self.config.bind;
+        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let storage = match self.storage {
             Some(s) => s,
             None => Arc::new(SqliteStorage::open("workflows.db")?),
         };
         storage.migrate().await?;
-        let addr = self.config.bind;
-        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -336,8 +336,15 @@ impl RunningServer {
     /// Open event streams end.
     /// Requests still open after 10 s are cut.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
-        self.maintain.abort();
         self.engine.shutdown().await;
+        // It ends by itself once it sees the server closing (an adoption it is in the middle
+        // of gives its lease back rather than start the run).
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.maintain)
+            .await
+            .is_err()
+        {
+            self.maintain.abort();
+        }
         self.renew.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

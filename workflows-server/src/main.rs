@@ -32,7 +32,22 @@ impl NumberWorkflow {
 }
 
 const USAGE: &str = "usage: workflows-server [--bind ADDR] [--db PATH | --postgres URL] \
-                     [--idle-release SECONDS] [--lease-ttl SECONDS]";
+                     [--idle-release SECONDS|never] [--lease-ttl SECONDS]";
+
+const HELP: &str = "\
+Serves the number workflow (ask for a number, return the answer) and a web page to drive it,
+over the HTTP API of llama-agents-server.
+
+  --bind ADDR              where to listen (default 127.0.0.1:8080; loopback only unless you
+                           give another address)
+  --db PATH                store runs in this SQLite file (default ./workflows.db)
+  --postgres URL           store runs in Postgres, shared with other servers (default:
+                           $DATABASE_URL if set, else SQLite)
+  --idle-release SECONDS   how long a run waiting for an answer stays in memory before it is
+                           parked in the store (default 60; `never` keeps it)
+  --lease-ttl SECONDS      how long a server's hold on a run lasts without renewal, i.e. how
+                           soon another server takes over the runs of one that died (default 30)
+  -h, --help               this text";
 
 struct Args {
     bind: SocketAddr,
@@ -79,7 +94,10 @@ fn parse_args() -> Result<Args, String> {
                 args.idle_release = (v != "never").then(|| seconds(&v)).transpose()?;
             }
             "--lease-ttl" => args.lease_ttl = Some(seconds(&value()?)?),
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}\n\n{HELP}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
@@ -87,31 +105,45 @@ fn parse_args() -> Result<Args, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), ServerError> {
+async fn main() -> std::process::ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
-            std::process::exit(2);
+            return std::process::ExitCode::from(2);
         }
     };
+    match serve(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("workflows-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), ServerError> {
+    let mut config = workflows_server::Config {
+        bind: args.bind,
+        idle_release: args.idle_release,
+        ..Default::default()
+    };
+    if let Some(ttl) = args.lease_ttl {
+        config.lease_ttl = ttl;
+    }
     let mut server = Server::new()
         .workflow("number", NumberWorkflow.runner())
         .page(include_str!("../static/index.html"))
-        .bind(args.bind)
-        .idle_release(args.idle_release);
+        .config(config);
     server = match &args.postgres {
-        Some(url) => server.storage(PostgresStorage::connect(url, 4).await?),
-        None => server.sqlite(&args.db)?,
+        Some(url) => {
+            println!("storing runs in Postgres");
+            server.storage(PostgresStorage::connect(url, 4).await?)
+        }
+        None => {
+            println!("storing runs in the SQLite file {}", args.db);
+            server.sqlite(&args.db)?
+        }
     };
-    if let Some(ttl) = args.lease_ttl {
-        let mut config = workflows_server::Config {
-            bind: args.bind,
-            idle_release: args.idle_release,
-            ..Default::default()
-        };
-        config.lease_ttl = ttl;
-        server = server.config(config);
-    }
     server.serve().await
 }

@@ -10,10 +10,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use workflows::prelude::*;
-use workflows_server::storage::{
-    Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, SqliteStorage,
-    StorageError, StorageFuture, StoredEvent,
-};
+use workflows_server::storage::{SqliteStorage, Storage};
 
 /// A fresh database file path under the system's temporary directory.
 fn db_path(name: &str) -> PathBuf {
@@ -218,92 +215,10 @@ async fn kill_9_of_the_server_binary_loses_neither_the_waiting_run_nor_its_event
     second.kill();
 }
 
-/// The test store, with the next `fail` event writes failing.
-#[derive(Clone)]
-struct Flaky {
-    inner: SqliteStorage,
-    fail: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl workflows_server::storage::Storage for Flaky {
-    fn migrate(&self) -> StorageFuture<'_, ()> {
-        self.inner.migrate()
-    }
-    fn create_handler(&self, r: HandlerRecord, s: String) -> StorageFuture<'_, Created> {
-        self.inner.create_handler(r, s)
-    }
-    fn handler(&self, h: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
-        self.inner.handler(h)
-    }
-    fn handlers(&self, f: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>> {
-        self.inner.handlers(f)
-    }
-    fn delete_handler(&self, h: &str) -> StorageFuture<'_, bool> {
-        self.inner.delete_handler(h)
-    }
-    fn run_state(&self, h: &str) -> StorageFuture<'_, Option<RunState>> {
-        self.inner.run_state(h)
-    }
-    fn append_events(
-        &self,
-        h: &str,
-        r: &str,
-        o: &str,
-        e: Vec<StoredEvent>,
-        now: i64,
-    ) -> StorageFuture<'_, bool> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self
-            .fail
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Box::pin(async { Err(StorageError::new("the disk is full")) });
-        }
-        self.inner.append_events(h, r, o, e, now)
-    }
-    fn events_after(&self, r: &str, a: i64, l: usize) -> StorageFuture<'_, Vec<StoredEvent>> {
-        self.inner.events_after(r, a, l)
-    }
-    fn last_sequence(&self, r: &str) -> StorageFuture<'_, Option<u64>> {
-        self.inner.last_sequence(r)
-    }
-    fn update_run(&self, h: &str, o: &str, u: RunUpdate, n: i64) -> StorageFuture<'_, bool> {
-        self.inner.update_run(h, o, u, n)
-    }
-    fn claim(&self, h: &str, o: &str, n: i64, u: i64) -> StorageFuture<'_, bool> {
-        self.inner.claim(h, o, n, u)
-    }
-    fn renew(&self, o: &str, u: i64) -> StorageFuture<'_, ()> {
-        self.inner.renew(o, u)
-    }
-    fn release(&self, h: &str, o: &str) -> StorageFuture<'_, ()> {
-        self.inner.release(h, o)
-    }
-    fn push_inbox(&self, h: &str, i: InboxItem) -> StorageFuture<'_, ()> {
-        self.inner.push_inbox(h, i)
-    }
-    fn inbox(&self, h: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
-        self.inner.inbox(h)
-    }
-    fn held(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
-        self.inner.held(o)
-    }
-    fn with_inbox(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
-        self.inner.with_inbox(o)
-    }
-    fn orphans(&self, n: i64) -> StorageFuture<'_, Vec<String>> {
-        self.inner.orphans(n)
-    }
-}
-
 #[tokio::test]
 async fn a_run_whose_event_write_failed_is_resumed_from_what_was_stored() {
-    let fail = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let storage = Flaky {
-        inner: SqliteStorage::in_memory().unwrap(),
-        fail: fail.clone(),
-    };
+    let storage = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let fail = storage.fail_appends.clone();
     let (server, client) = serve(storage, config()).await;
     fail.store(1, std::sync::atomic::Ordering::SeqCst);
     let id = start(&client, "greet", json!({"name": "Ada"})).await;
@@ -520,4 +435,142 @@ async fn a_waiting_run_is_parked_after_quick_answers_and_after_a_refused_event()
             "running"
         );
     }
+}
+
+/// How many times `Echo`'s `again` step ran on each answer, in this process.
+static ECHOED: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn echoed(response: &str) -> usize {
+    ECHOED.lock().unwrap().get(response).copied().unwrap_or(0)
+}
+
+/// Asks again after every answer, counting how often each answer is executed.
+pub struct Echo;
+
+#[workflow]
+impl Echo {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("say: ")
+    }
+
+    #[step]
+    async fn again(&self, ev: HumanResponseEvent) -> ChatOut {
+        *ECHOED
+            .lock()
+            .unwrap()
+            .entry(ev.response.clone())
+            .or_default() += 1;
+        if ev.response.starts_with("stop") {
+            StopEvent::new(()).into()
+        } else {
+            InputRequiredEvent::new("again: ").into()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_run_let_go_of_after_a_storage_error_is_not_released_under_a_new_adoption() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let server = workflows_server::Server::new()
+        .workflow("echo", Echo.runner())
+        .storage(knobs.clone())
+        .config(config())
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(server.local_addr());
+    let id = start(&client, "echo", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The run's next event write fails: its pump stops, the lease stays this server's, and
+    // the server's sweep gives it up, slowly (a release takes 400 ms).
+    knobs
+        .fail_appends
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    knobs
+        .release_delay_ms
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(answer(&client, &id, "sweep-one").await.status, 200);
+    assert_eq!(settled(&server).await, 0, "the run's pump stopped");
+    // An answer arrives while the release is under way: it brings the run back.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(answer(&client, &id, "sweep-two").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    knobs
+        .release_delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let record = knobs.inner.handler(&id).await.unwrap().unwrap();
+    assert!(
+        !(server.runs_in_memory() == 1 && record.owner.is_none()),
+        "a run in memory whose lease was released under it"
+    );
+    assert_eq!(answer(&client, &id, "sweep-three").await.status, 200);
+    assert_eq!(answer(&client, &id, "stop").await.status, 200);
+    until_status(&client, &id, "completed").await;
+    assert_eq!(
+        echoed("sweep-three"),
+        1,
+        "one accepted event, one execution"
+    );
+}
+
+#[tokio::test]
+async fn a_run_started_during_shutdown_is_refused_or_left_for_the_next_server() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (server, client) = serve(knobs.clone(), config()).await;
+    let first = start(&client, "number", json!({})).await;
+    until_event(&client, &first, "InputRequiredEvent").await;
+    // Storing the first run at shutdown takes a second: a request comes in meanwhile.
+    knobs
+        .update_delay_ms
+        .store(1000, std::sync::atomic::Ordering::SeqCst);
+    let began = std::time::Instant::now();
+    let shutting = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = client
+        .post(
+            "/workflows/number/run-nowait",
+            &json!({"handler_id": "late"}),
+        )
+        .await;
+    knobs
+        .update_delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    shutting.await.unwrap().unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    match late.status {
+        503 => assert!(knobs.inner.handler("late").await.unwrap().is_none()),
+        200 => {
+            let record = knobs.inner.handler("late").await.unwrap().unwrap();
+            assert_eq!(
+                record.owner, None,
+                "its lease is given up for the next server"
+            );
+        }
+        other => panic!("{other}: {}", late.body),
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_by_shutdown_does_not_look_finished() {
+    let (server, client) = serve(SqliteStorage::in_memory().unwrap(), config()).await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let mut stream = client
+        .stream(&format!("/events/{id}?after_sequence=-1"), &[])
+        .await;
+    let (seq, _) = parse_frame(&stream.next_frame().await.unwrap());
+    server.shutdown().await.unwrap();
+    assert_eq!(stream.next_frame().await, None);
+    assert!(
+        !stream.ended_cleanly(),
+        "a client must see a cut connection and reconnect after {seq:?}, not a finished stream"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
+use workflows::prelude::*;
 use workflows_server::storage::{PostgresStorage, Storage};
 
 /// A new, empty database on the server `DATABASE_URL` names; its URL.
@@ -257,4 +258,79 @@ async fn the_server_reconnects_after_the_database_drops_its_connections() {
     assert_eq!(answer(&client, &waiting, "still here").await.status, 200);
     let done = until_status(&client, &waiting, "completed").await;
     assert_eq!(done["result"]["value"]["result"], "still here");
+}
+
+/// How many `Exclusive` steps run right now, and the most that ever ran at once.
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Running;
+
+impl Running {
+    fn enter() -> Running {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = ACTIVE.fetch_add(1, SeqCst) + 1;
+        MOST.fetch_max(now, SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    // Also when the step is dropped half-way (its run cancelled).
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A long step that must never run in two places at once.
+pub struct Exclusive;
+
+#[workflow]
+impl Exclusive {
+    #[step]
+    async fn work(&self, _ev: StartEvent) -> StopEvent<&'static str> {
+        let _running = Running::enter();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        StopEvent::new("done")
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_renew_its_leases_stops_its_runs_before_another_takes_them() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let mut settings = config();
+    settings.lease_ttl = Duration::from_millis(600);
+    let knobs = Knobs::new(storage(&url).await);
+    let a = workflows_server::Server::new()
+        .workflow("exclusive", Exclusive.runner())
+        .storage(knobs.clone())
+        .config(settings.clone())
+        .start()
+        .await
+        .unwrap();
+    let b = workflows_server::Server::new()
+        .workflow("exclusive", Exclusive.runner())
+        .storage(storage(&url).await)
+        .config(settings)
+        .start()
+        .await
+        .unwrap();
+    let client_a = Client::new(a.local_addr());
+    let id = start(&client_a, "exclusive", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A loses the database for a while: its renewals fail, and B takes the run over.
+    knobs
+        .fail_renew
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let client_b = Client::new(b.local_addr());
+    let done = until_status(&client_b, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], "done");
+    assert_eq!(
+        MOST.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the step ran on two servers at once"
+    );
+    assert_eq!(settled(&a).await, 0, "A let its run go");
 }

@@ -2,7 +2,6 @@
 //! into a run (POST).
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,7 +10,6 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use workflows::EventKind;
@@ -122,14 +120,22 @@ impl Follow {
             .map(|d| Instant::now() + d)
     }
 
-    /// The next chunk of the response; `None` when the run's stream has ended.
-    async fn next(mut self) -> Option<(Bytes, Follow)> {
+    /// The next chunk of the response; `None` when the run's stream has ended. When the
+    /// server shuts down, an error: the connection is cut rather than closed cleanly, so
+    /// that a client reconnects (from its last sequence number, to another server) instead
+    /// of taking the stream for finished.
+    async fn next(mut self) -> Option<(std::io::Result<Bytes>, Follow)> {
         loop {
             if let Some(chunk) = self.pending.pop_front() {
-                return Some((chunk, self));
+                return Some((Ok(chunk), self));
             }
-            if self.done || self.engine.is_closing() {
+            if self.done {
                 return None;
+            }
+            if self.engine.is_closing() {
+                self.done = true;
+                let cut = std::io::Error::other("the server is shutting down; reconnect");
+                return Some((Err(cut), self));
             }
             let live = self.engine.live(&self.handler_id);
             let notified = live.as_ref().map(|l| l.stored.notified());
@@ -275,7 +281,7 @@ pub(crate) async fn stream(
         next_beat: follow.beat_after(),
         ..follow
     };
-    let chunks = futures_util::stream::unfold(follow, Follow::next).map(Ok::<_, Infallible>);
+    let chunks = futures_util::stream::unfold(follow, Follow::next);
     let content_type = if sse {
         "text/event-stream; charset=utf-8"
     } else {

@@ -86,6 +86,10 @@ async fn start(
                 format!("Handler '{id}' is already running"),
             ),
             StartError::Storage(e) => e.into(),
+            StartError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is shutting down; start the run on another server or retry shortly",
+            ),
         })
 }
 

@@ -31,6 +31,8 @@ pub(crate) enum StartError {
     AlreadyRunning(String),
     /// The store failed.
     Storage(StorageError),
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 impl From<StorageError> for StartError {
@@ -50,6 +52,8 @@ pub(crate) struct Live {
     kick: Notify,
     /// Woken when the server shuts down: store the run and let it go.
     stop: Notify,
+    /// Woken when this server may have lost its leases: let the run go at once.
+    abandon: Notify,
 }
 
 /// The server's workflows and the runs it holds.
@@ -160,9 +164,26 @@ impl Engine {
             owner: Some(self.id.clone()),
             lease_until: Some(self.lease_until()),
         };
+        if self.is_closing() {
+            return Err(StartError::ShuttingDown);
+        }
         // Held until the run is in memory, so that an event sent meanwhile does not make
-        // this server adopt (and start) the same run a second time.
-        let Some(_adopting) = self.begin_adopting(&handler_id) else {
+        // this server adopt (and start) the same run a second time. A run that has just
+        // ended may still be leaving memory: give it a moment.
+        let mut adopting = self.begin_adopting(&handler_id);
+        for _ in 0..50 {
+            if adopting.is_some() {
+                break;
+            }
+            match self.storage.handler(&handler_id).await? {
+                Some(r) if r.status.is_terminal() => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    adopting = self.begin_adopting(&handler_id);
+                }
+                _ => break,
+            }
+        }
+        let Some(_adopting) = adopting else {
             return Err(StartError::AlreadyRunning(handler_id));
         };
         // A handler id of an ended run continues from that run's final state, as the
@@ -207,8 +228,22 @@ impl Engine {
             .and_then(|text| Snapshot::from_json(&text).ok()))
     }
 
-    /// Puts `run` in memory and starts its pump, reading its stream from `from`.
+    /// Puts `run` in memory and starts its pump, reading its stream from `from`. While the
+    /// server shuts down, the run is cancelled instead and its lease given up, for the next
+    /// server to resume it.
     fn attach(self: &Arc<Self>, handler_id: String, run_id: String, run: Box<dyn Run>, from: u64) {
+        let mut map = lock(&self.live);
+        if self.is_closing() {
+            drop(map);
+            run.cancel();
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.storage.release(&handler_id, &engine.id).await {
+                    tracing::error!(handler = %handler_id, "letting go of the run failed: {e}");
+                }
+            });
+            return;
+        }
         let live = Arc::new(Live {
             handler_id: handler_id.clone(),
             run_id,
@@ -216,8 +251,10 @@ impl Engine {
             stored: Notify::new(),
             kick: Notify::new(),
             stop: Notify::new(),
+            abandon: Notify::new(),
         });
-        lock(&self.live).insert(handler_id, live.clone());
+        map.insert(handler_id, live.clone());
+        drop(map);
         let pump = pump::Pump {
             engine: self.clone(),
             stream: live.run.stream_from(from),
@@ -279,6 +316,10 @@ impl Engine {
         {
             return Ok(());
         }
+        // Read again under the lease: the handler may have started a new run meanwhile.
+        let Some(record) = self.storage.handler(handler_id).await? else {
+            return Ok(());
+        };
         let Some(state) = self.storage.run_state(handler_id).await? else {
             return Ok(());
         };
@@ -338,13 +379,27 @@ impl Engine {
 
     /// Renews every lease this server holds, every third of the lease's length, on a task of
     /// its own so that nothing else delays it. Runs until the server stops.
+    ///
+    /// If renewals fail until the leases may have run out, every run in memory is let go of
+    /// at once (cancelled, nothing written): another server may be resuming it, and a run
+    /// must not execute in two places while this one waits for its next write to find out.
     pub(crate) async fn renew_leases(self: Arc<Self>) {
+        let ttl = self.config.lease_ttl;
+        let mut valid_until = Instant::now() + ttl;
         loop {
-            tokio::time::sleep(self.config.lease_ttl / 3).await;
-            if let Err(e) = self.storage.renew(&self.id, self.lease_until()).await {
-                // Writes check the lease: if it runs out, this server's runs stop at their
-                // next write and another server resumes them.
-                tracing::error!("renewing leases failed: {e}");
+            tokio::time::sleep(ttl / 3).await;
+            let sent = Instant::now();
+            match self.storage.renew(&self.id, self.lease_until()).await {
+                Ok(()) => valid_until = sent + ttl,
+                Err(e) => {
+                    tracing::error!("renewing leases failed: {e}");
+                    if Instant::now() + ttl / 3 >= valid_until {
+                        tracing::error!("the leases may have run out: letting go of every run");
+                        for live in lock(&self.live).values() {
+                            live.abandon.notify_one();
+                        }
+                    }
+                }
             }
         }
     }
@@ -355,6 +410,9 @@ impl Engine {
     pub(crate) async fn maintain(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.config.poll_interval).await;
+            if self.is_closing() {
+                return;
+            }
             match self.storage.with_inbox(&self.id).await {
                 Ok(ids) => {
                     for id in ids {
@@ -370,9 +428,11 @@ impl Engine {
             match self.storage.held(&self.id).await {
                 Ok(ids) => {
                     for id in ids {
-                        if self.begin_adopting(&id).is_some()
-                            && let Err(e) = self.storage.release(&id, &self.id).await
-                        {
+                        // Held across the release, so that no adoption starts meanwhile.
+                        let Some(_adopting) = self.begin_adopting(&id) else {
+                            continue;
+                        };
+                        if let Err(e) = self.storage.release(&id, &self.id).await {
                             tracing::error!(handler = %id, "letting go of the run failed: {e}");
                         }
                     }
@@ -429,8 +489,12 @@ impl Engine {
     /// Stores the snapshot of every run in memory and gives up their leases, so that a
     /// restarted server (or another one) resumes them. Waits for the runs' pumps, up to 10 s.
     pub(crate) async fn shutdown(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        let all: Vec<Arc<Live>> = lock(&self.live).values().cloned().collect();
+        // Under the lock `attach` takes: no run comes into memory after the list is taken.
+        let all: Vec<Arc<Live>> = {
+            let map = lock(&self.live);
+            self.closing.store(true, Ordering::SeqCst);
+            map.values().cloned().collect()
+        };
         for live in &all {
             live.stop.notify_one();
         }

@@ -85,6 +85,9 @@ impl Pump {
             };
             tokio::select! {
                 biased;
+                () = self.live.abandon.notified() => {
+                    return Err(Stop::Lost);
+                }
                 () = self.live.stop.notified() => {
                     return self.store_and_release().await;
                 }

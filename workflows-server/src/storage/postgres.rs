@@ -195,26 +195,12 @@ impl Storage for PostgresStorage {
                     .await
                     .map_err(err)?;
                 tx.execute(
-                    "DELETE FROM wf_inbox WHERE handler_id = $1",
-                    &[&record.handler_id],
-                )
-                .await
-                .map_err(err)?;
-                tx.execute(
                     "DELETE FROM wf_handlers WHERE handler_id = $1",
                     &[&record.handler_id],
                 )
                 .await
                 .map_err(err)?;
             }
-            // Whatever was sent to an earlier handler of this id (even one purged while an
-            // event was on its way) is not for the new run.
-            tx.execute(
-                "DELETE FROM wf_inbox WHERE handler_id = $1",
-                &[&record.handler_id],
-            )
-            .await
-            .map_err(err)?;
             let inserted = tx
                 .execute(
                     "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
@@ -234,13 +220,21 @@ impl Storage for PostgresStorage {
                 )
                 .await
                 .map_err(err)?;
+            if inserted == 0 {
+                // Another server recorded the same id between our check and our insert:
+                // roll back, so that nothing of its run (its inbox) is touched.
+                return Ok(Created::AlreadyRunning);
+            }
+            // Whatever was sent to an earlier handler of this id (even one purged while an
+            // event was on its way) is not for the new run, which nobody could reach yet.
+            tx.execute(
+                "DELETE FROM wf_inbox WHERE handler_id = $1",
+                &[&record.handler_id],
+            )
+            .await
+            .map_err(err)?;
             tx.commit().await.map_err(err)?;
-            // Another server inserted the same id between our check and our insert.
-            Ok(if inserted == 1 {
-                Created::Created
-            } else {
-                Created::AlreadyRunning
-            })
+            Ok(Created::Created)
         })
     }
 

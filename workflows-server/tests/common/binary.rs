@@ -19,10 +19,15 @@ impl Binary {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the server binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        while !line.contains("http://") {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the server exited"
+            );
+        }
         let addr = line
             .trim()
             .rsplit("http://")

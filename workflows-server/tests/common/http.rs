@@ -112,6 +112,9 @@ pub struct Stream {
     /// Decoded body bytes not yet handed out.
     body: Vec<u8>,
     ended: bool,
+    /// Whether the body ended as HTTP says it should (the last chunk, or the length), not
+    /// with the connection cut.
+    clean: bool,
 }
 
 impl Stream {
@@ -160,6 +163,7 @@ impl Stream {
             raw: Vec::new(),
             body: Vec::new(),
             ended: status == 204 || status == 304 || length == Some(0),
+            clean: status == 204 || status == 304 || length == Some(0),
         };
         stream.take_raw(rest);
         Ok(stream)
@@ -172,6 +176,11 @@ impl Stream {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the body, read to its end, ended as HTTP says (not with the connection cut).
+    pub fn ended_cleanly(&self) -> bool {
+        self.ended && self.clean
+    }
+
     /// Decodes what can be decoded of `bytes` (plus what was left before).
     fn take_raw(&mut self, bytes: Vec<u8>) {
         self.raw.extend(bytes);
@@ -179,6 +188,7 @@ impl Stream {
             self.body.append(&mut self.raw);
             if self.length.is_some_and(|l| self.body.len() >= l) {
                 self.ended = true;
+                self.clean = true;
             }
             return;
         }
@@ -191,6 +201,7 @@ impl Stream {
                 .expect("a chunk size");
             if size == 0 {
                 self.ended = true;
+                self.clean = true;
                 self.raw.clear();
                 return;
             }
@@ -209,7 +220,8 @@ impl Stream {
             return false;
         }
         let mut buf = [0u8; 8192];
-        let n = self.conn.read(&mut buf).await.expect("read body");
+        // A reset connection is a cut one, as an end without the last chunk is.
+        let n = self.conn.read(&mut buf).await.unwrap_or(0);
         if n == 0 {
             self.ended = true;
             return false;

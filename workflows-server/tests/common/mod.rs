@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod knobs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use workflows_server::{Config, RunningServer, Server};
 
 pub use binary::Binary;
 pub use http::{Client, Reply, Stream, parse_frame};
+pub use knobs::Knobs;
 
 /// The guide's number workflow.
 pub struct Number;

@@ -1,0 +1,119 @@
+//! A store wrapper with knobs, to make the real stores fail or stall on purpose.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use workflows_server::storage::{
+    Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Storage, StorageError,
+    StorageFuture, StoredEvent,
+};
+
+/// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
+/// `release_delay_ms` / `update_delay_ms` longer, and renewals failing while `fail_renew`.
+#[derive(Clone)]
+pub struct Knobs<S: Storage + Clone> {
+    pub inner: S,
+    pub fail_appends: Arc<AtomicUsize>,
+    pub release_delay_ms: Arc<AtomicU64>,
+    pub update_delay_ms: Arc<AtomicU64>,
+    pub fail_renew: Arc<AtomicBool>,
+}
+
+impl<S: Storage + Clone> Knobs<S> {
+    pub fn new(inner: S) -> Self {
+        Knobs {
+            inner,
+            fail_appends: Arc::default(),
+            release_delay_ms: Arc::default(),
+            update_delay_ms: Arc::default(),
+            fail_renew: Arc::default(),
+        }
+    }
+}
+
+fn delayed<'a, T: Send + 'a>(ms: u64, f: StorageFuture<'a, T>) -> StorageFuture<'a, T> {
+    Box::pin(async move {
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        f.await
+    })
+}
+
+impl<S: Storage + Clone> Storage for Knobs<S> {
+    fn migrate(&self) -> StorageFuture<'_, ()> {
+        self.inner.migrate()
+    }
+    fn create_handler(&self, r: HandlerRecord, s: String) -> StorageFuture<'_, Created> {
+        self.inner.create_handler(r, s)
+    }
+    fn handler(&self, h: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
+        self.inner.handler(h)
+    }
+    fn handlers(&self, f: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>> {
+        self.inner.handlers(f)
+    }
+    fn delete_handler(&self, h: &str) -> StorageFuture<'_, bool> {
+        self.inner.delete_handler(h)
+    }
+    fn run_state(&self, h: &str) -> StorageFuture<'_, Option<RunState>> {
+        self.inner.run_state(h)
+    }
+    fn append_events(
+        &self,
+        h: &str,
+        r: &str,
+        o: &str,
+        e: Vec<StoredEvent>,
+        now: i64,
+    ) -> StorageFuture<'_, bool> {
+        if self
+            .fail_appends
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Box::pin(async { Err(StorageError::new("the disk is full")) });
+        }
+        self.inner.append_events(h, r, o, e, now)
+    }
+    fn events_after(&self, r: &str, a: i64, l: usize) -> StorageFuture<'_, Vec<StoredEvent>> {
+        self.inner.events_after(r, a, l)
+    }
+    fn last_sequence(&self, r: &str) -> StorageFuture<'_, Option<u64>> {
+        self.inner.last_sequence(r)
+    }
+    fn update_run(&self, h: &str, o: &str, u: RunUpdate, n: i64) -> StorageFuture<'_, bool> {
+        delayed(
+            self.update_delay_ms.load(SeqCst),
+            self.inner.update_run(h, o, u, n),
+        )
+    }
+    fn claim(&self, h: &str, o: &str, n: i64, u: i64) -> StorageFuture<'_, bool> {
+        self.inner.claim(h, o, n, u)
+    }
+    fn renew(&self, o: &str, u: i64) -> StorageFuture<'_, ()> {
+        if self.fail_renew.load(SeqCst) {
+            return Box::pin(async { Err(StorageError::new("the database does not answer")) });
+        }
+        self.inner.renew(o, u)
+    }
+    fn release(&self, h: &str, o: &str) -> StorageFuture<'_, ()> {
+        delayed(self.release_delay_ms.load(SeqCst), self.inner.release(h, o))
+    }
+    fn push_inbox(&self, h: &str, i: InboxItem) -> StorageFuture<'_, ()> {
+        self.inner.push_inbox(h, i)
+    }
+    fn inbox(&self, h: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
+        self.inner.inbox(h)
+    }
+    fn held(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
+        self.inner.held(o)
+    }
+    fn with_inbox(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
+        self.inner.with_inbox(o)
+    }
+    fn orphans(&self, n: i64) -> StorageFuture<'_, Vec<String>> {
+        self.inner.orphans(n)
+    }
+}
