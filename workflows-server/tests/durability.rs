@@ -39,13 +39,7 @@ async fn an_idle_run_leaves_memory_and_comes_back_when_answered() {
     let (server, client) = serve(SqliteStorage::in_memory().unwrap(), settings).await;
     let id = start(&client, "number", json!({})).await;
     until_event(&client, &id, "InputRequiredEvent").await;
-    for _ in 0..200 {
-        if server.runs_in_memory() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(server.runs_in_memory(), 0, "the waiting run was parked");
+    assert_eq!(settled(&server).await, 0, "the waiting run was parked");
     assert_eq!(
         client.get(&format!("/handlers/{id}")).await.json()["status"],
         "running"
@@ -360,30 +354,10 @@ async fn a_run_its_server_lets_go_of_stops_executing_there() {
     );
 }
 
-/// Asks again after every answer until it hears "stop".
-pub struct Chat;
-
 #[derive(Debug, OneOf)]
 pub enum ChatOut {
     Ask(InputRequiredEvent),
     Done(StopEvent<()>),
-}
-
-#[workflow]
-impl Chat {
-    #[step]
-    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
-        InputRequiredEvent::new("say: ")
-    }
-
-    #[step]
-    async fn again(&self, ev: HumanResponseEvent) -> ChatOut {
-        if ev.response == "stop" {
-            StopEvent::new(()).into()
-        } else {
-            InputRequiredEvent::new("again: ").into()
-        }
-    }
 }
 
 #[tokio::test]
@@ -391,7 +365,7 @@ async fn a_waiting_run_is_parked_after_quick_answers_and_after_a_refused_event()
     let mut settings = config();
     settings.idle_release = Some(Duration::from_millis(200));
     let server = workflows_server::Server::new()
-        .workflow("chat", Chat.runner())
+        .workflow("chat", Echo.runner())
         .storage(SqliteStorage::in_memory().unwrap())
         .config(settings)
         .start()

@@ -112,13 +112,7 @@ async fn a_run_started_on_one_server_is_answered_through_another() {
     let (c, client_c) = serve(storage(&url).await, parking).await;
     let parked = start(&client_c, "number", json!({})).await;
     until_event(&client_b, &parked, "InputRequiredEvent").await;
-    for _ in 0..200 {
-        if c.runs_in_memory() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(c.runs_in_memory(), 0, "parked");
+    assert_eq!(settled(&c).await, 0, "parked");
     assert_eq!(answer(&client_b, &parked, "resumed on B").await.status, 200);
     let done = until_status(&client_a, &parked, "completed").await;
     assert_eq!(done["result"]["value"]["result"], "resumed on B");

@@ -201,19 +201,26 @@ impl Engine {
         match served.start(start, &run_id, 0, carried.as_ref()) {
             Ok(run) => self.attach(handler_id, run_id, run, 0),
             Err(error) => {
-                let update = RunUpdate {
-                    status: Some(Status::Failed),
-                    error: Some(format!("the run could not start: {error}")),
-                    release: true,
-                    ..RunUpdate::default()
-                };
-                self.storage
-                    .update_run(&handler_id, &self.id, update, now_us())
+                self.fail(&handler_id, format!("the run could not start: {error}"))
                     .await?;
                 return Err(StartError::BadStart(error));
             }
         }
         Ok(record)
+    }
+
+    /// Records that the run `handler_id`, held here, failed with `error`, and lets it go.
+    async fn fail(&self, handler_id: &str, error: String) -> Result<(), StorageError> {
+        let update = RunUpdate {
+            status: Some(Status::Failed),
+            error: Some(error),
+            release: true,
+            ..RunUpdate::default()
+        };
+        self.storage
+            .update_run(handler_id, &self.id, update, now_us())
+            .await
+            .map(drop)
     }
 
     /// The final snapshot of the ended run `handler_id`, if there is one.
@@ -350,14 +357,7 @@ impl Engine {
                 self.attach(handler_id.to_owned(), record.run_id, run, from);
             }
             Err(error) => {
-                let update = RunUpdate {
-                    status: Some(Status::Failed),
-                    error: Some(format!("the run could not be resumed: {error}")),
-                    release: true,
-                    ..RunUpdate::default()
-                };
-                self.storage
-                    .update_run(handler_id, &self.id, update, now_us())
+                self.fail(handler_id, format!("the run could not be resumed: {error}"))
                     .await?;
             }
         }
