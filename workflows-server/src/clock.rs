@@ -9,11 +9,6 @@ pub(crate) fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    now_us() / 1000
-}
-
 /// `micros` (since the Unix epoch) as ISO 8601 in UTC, the way Python's `isoformat()` writes
 /// an aware datetime: `2026-11-25T22:11:00.881936+00:00`.
 pub(crate) fn iso(micros: i64) -> String {

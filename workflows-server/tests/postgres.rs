@@ -185,11 +185,8 @@ async fn of_two_claims_at_once_exactly_one_wins() {
         let admin = storage(&url).await;
         let owner = admin.handler(&id).await.unwrap().unwrap().owner.unwrap();
         admin.release(&id, &owner).await.unwrap();
-        let now = 0;
-        let (won_x, won_y) = tokio::join!(
-            x.claim(&id, "x", now, i64::MAX),
-            y.claim(&id, "y", now, i64::MAX)
-        );
+        let hour = 3_600_000;
+        let (won_x, won_y) = tokio::join!(x.claim(&id, "x", hour), y.claim(&id, "y", hour));
         let (won_x, won_y) = (won_x.unwrap(), won_y.unwrap());
         assert!(won_x ^ won_y, "round {round}: x {won_x}, y {won_y}");
     }

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use workflows::{EventInfo, Snapshot};
 
-use crate::clock::{new_id, now_ms, now_us};
+use crate::clock::{new_id, now_us};
 use crate::config::Config;
 use crate::served::{Run, Served};
 use crate::storage::{Created, HandlerRecord, RunUpdate, Status, Storage, StorageError};
@@ -130,8 +130,9 @@ impl Engine {
         lock(&self.live).len()
     }
 
-    fn lease_until(&self) -> i64 {
-        now_ms() + self.config.lease_ttl.as_millis() as i64
+    /// The length of a lease, in milliseconds.
+    fn lease_ms(&self) -> i64 {
+        self.config.lease_ttl.as_millis() as i64
     }
 
     /// Starts `workflow` on `start` (a decoded start event) as handler `handler_id`.
@@ -162,7 +163,7 @@ impl Engine {
             completed_at: None,
             idle_since: None,
             owner: Some(self.id.clone()),
-            lease_until: Some(self.lease_until()),
+            lease_until: None,
         };
         if self.is_closing() {
             return Err(StartError::ShuttingDown);
@@ -192,7 +193,7 @@ impl Engine {
         let stored_start = json!({ "name": start_name, "data": start_data }).to_string();
         if self
             .storage
-            .create_handler(record.clone(), stored_start)
+            .create_handler(record.clone(), stored_start, self.lease_ms())
             .await?
             == Created::AlreadyRunning
         {
@@ -318,7 +319,7 @@ impl Engine {
         if self.is_closing()
             || !self
                 .storage
-                .claim(handler_id, &self.id, now_ms(), self.lease_until())
+                .claim(handler_id, &self.id, self.lease_ms())
                 .await?
         {
             return Ok(());
@@ -389,7 +390,7 @@ impl Engine {
         loop {
             tokio::time::sleep(ttl / 3).await;
             let sent = Instant::now();
-            match self.storage.renew(&self.id, self.lease_until()).await {
+            match self.storage.renew(&self.id, self.lease_ms()).await {
                 Ok(()) => valid_until = sent + ttl,
                 Err(e) => {
                     tracing::error!("renewing leases failed: {e}");
@@ -439,7 +440,7 @@ impl Engine {
                 }
                 Err(e) => tracing::error!("listing held runs failed: {e}"),
             }
-            match self.storage.orphans(now_ms()).await {
+            match self.storage.orphans().await {
                 Ok(ids) => {
                     for id in ids {
                         if self.live(&id).is_none()

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use workflows::{EventStream, Snapshot, StreamEvent};
 
 use super::{Engine, Live, decode_event};
-use crate::clock::{now_ms, now_us};
+use crate::clock::now_us;
 use crate::envelope::{Outcome, outgoing};
 use crate::storage::{InboxItem, RunUpdate, Status, StoredEvent};
 
@@ -144,13 +144,7 @@ impl Pump {
         match self
             .engine
             .storage
-            .append_events(
-                &live.handler_id,
-                &live.run_id,
-                &self.engine.id,
-                stored,
-                now_ms(),
-            )
+            .append_events(&live.handler_id, &live.run_id, &self.engine.id, stored)
             .await
         {
             Ok(true) => {}

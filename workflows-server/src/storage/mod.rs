@@ -102,7 +102,8 @@ pub struct HandlerRecord {
     pub idle_since: Option<i64>,
     /// The server executing the run, if one is.
     pub owner: Option<String>,
-    /// Until when the owner's lease holds, milliseconds since the Unix epoch.
+    /// Until when the owner's lease holds, milliseconds since the Unix epoch on the store's
+    /// clock.
     pub lease_until: Option<i64>,
 }
 
@@ -182,17 +183,23 @@ pub enum Created {
     AlreadyRunning,
 }
 
-/// The persistence a server runs on. Times are passed in (milliseconds or microseconds since
-/// the Unix epoch, from the server's clock), so every backend behaves alike.
+/// The persistence a server runs on.
+///
+/// Leases are kept on the store's own clock: a backend reads "now" itself when it sets,
+/// checks or compares a lease (Postgres asks the database), so that servers whose clocks
+/// disagree still agree on who holds a run. Servers pass lease lengths, not instants. The
+/// timestamps shown to clients (`started_at`, ...) come from the server.
 pub trait Storage: Send + Sync + 'static {
     /// Creates the tables if needed.
     fn migrate(&self) -> StorageFuture<'_, ()>;
 
-    /// Records a new running handler owned by `record.owner`, with its start event.
+    /// Records a new running handler with its start event, its lease held by
+    /// `record.owner` for `lease_ms` (`record.lease_until` is not read).
     fn create_handler(
         &self,
         record: HandlerRecord,
         start_event: String,
+        lease_ms: i64,
     ) -> StorageFuture<'_, Created>;
 
     /// The handler `handler_id`.
@@ -208,14 +215,14 @@ pub trait Storage: Send + Sync + 'static {
     fn run_state(&self, handler_id: &str) -> StorageFuture<'_, Option<RunState>>;
 
     /// Appends published events of `run_id` (a sequence number already stored is kept, not
-    /// replaced), if `owner` still holds the handler's lease at `now_ms`; whether it does.
+    /// replaced), if `owner` still holds the handler's lease and it has not run out;
+    /// whether it does.
     fn append_events(
         &self,
         handler_id: &str,
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
-        now_ms: i64,
     ) -> StorageFuture<'_, bool>;
 
     /// Up to `limit` events of `run_id` after sequence number `after` (-1: from the start).
@@ -229,8 +236,8 @@ pub trait Storage: Send + Sync + 'static {
     /// The highest sequence number stored for `run_id`.
     fn last_sequence(&self, run_id: &str) -> StorageFuture<'_, Option<u64>>;
 
-    /// Applies `update` if `owner` holds the handler's lease (and it has not run out at
-    /// `now_us`); whether it did.
+    /// Applies `update` if `owner` holds the handler's lease and it has not run out; whether
+    /// it did. `now_us` is the server's time, for `updated_at` and `completed_at`.
     fn update_run(
         &self,
         handler_id: &str,
@@ -240,17 +247,11 @@ pub trait Storage: Send + Sync + 'static {
     ) -> StorageFuture<'_, bool>;
 
     /// Takes the lease of a running handler that no one holds (or whose lease ran out)
-    /// for `owner` until `until_ms`; whether `owner` holds it now.
-    fn claim(
-        &self,
-        handler_id: &str,
-        owner: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StorageFuture<'_, bool>;
+    /// for `owner`, for `lease_ms`; whether `owner` holds it now.
+    fn claim(&self, handler_id: &str, owner: &str, lease_ms: i64) -> StorageFuture<'_, bool>;
 
-    /// Extends every lease `owner` holds to `until_ms`.
-    fn renew(&self, owner: &str, until_ms: i64) -> StorageFuture<'_, ()>;
+    /// Extends every lease `owner` holds to `lease_ms` from now.
+    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()>;
 
     /// Gives up the lease of `handler_id`, if `owner` holds it.
     fn release(&self, handler_id: &str, owner: &str) -> StorageFuture<'_, ()>;
@@ -269,5 +270,5 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Running handlers that no live server holds and that have work: not waiting for an
     /// event, or waiting with an inbox item.
-    fn orphans(&self, now_ms: i64) -> StorageFuture<'_, Vec<String>>;
+    fn orphans(&self) -> StorageFuture<'_, Vec<String>>;
 }

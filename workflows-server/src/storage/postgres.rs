@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS wf_inbox (
 CREATE INDEX IF NOT EXISTS wf_inbox_handler ON wf_inbox(handler_id);
 ";
 
+/// The database's clock in milliseconds since the Unix epoch: leases are set, checked and
+/// compared on it, so that servers whose clocks disagree still agree on who holds a run.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 const HANDLER_COLUMNS: &str = "handler_id, workflow_name, run_id, status, error, result, \
      started_at, updated_at, completed_at, idle_since, owner, lease_until";
 
@@ -138,22 +142,25 @@ fn err(e: tokio_postgres::Error) -> StorageError {
 }
 
 /// Locks the handler's row for the transaction and tells whether `owner` holds its lease and
-/// the lease has not run out at `now_ms`.
+/// the lease has not run out (on the database's clock).
 async fn lock_held(
     tx: &tokio_postgres::Transaction<'_>,
     handler_id: &str,
     owner: &str,
-    now_ms: i64,
 ) -> Result<bool, StorageError> {
     let row = tx
         .query_opt(
-            "SELECT owner, lease_until FROM wf_handlers WHERE handler_id = $1 FOR UPDATE",
-            &[&handler_id],
+            &format!(
+                "SELECT owner = $2 AND lease_until >= {DB_NOW_MS} FROM wf_handlers \
+                 WHERE handler_id = $1 FOR UPDATE"
+            ),
+            &[&handler_id, &owner],
         )
         .await
         .map_err(err)?;
-    let held = row.map(|r| (r.get::<_, Option<String>>(0), r.get::<_, Option<i64>>(1)));
-    Ok(matches!(held, Some((Some(o), Some(until))) if o == owner && until >= now_ms))
+    Ok(row
+        .and_then(|r| r.get::<_, Option<bool>>(0))
+        .unwrap_or(false))
 }
 
 impl Storage for PostgresStorage {
@@ -174,6 +181,7 @@ impl Storage for PostgresStorage {
         &self,
         record: HandlerRecord,
         start_event: String,
+        lease_ms: i64,
     ) -> StorageFuture<'_, Created> {
         Box::pin(async move {
             let mut client = self.client().await?;
@@ -203,9 +211,13 @@ impl Storage for PostgresStorage {
             }
             let inserted = tx
                 .execute(
-                    "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
-                     started_at, updated_at, owner, lease_until, start_event) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    &format!(
+                        "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
+                         started_at, updated_at, owner, lease_until, start_event) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                                 CASE WHEN $7::text IS NULL THEN NULL ELSE {DB_NOW_MS} + $8 END, $9) \
+                         ON CONFLICT DO NOTHING"
+                    ),
                     &[
                         &record.handler_id,
                         &record.workflow_name,
@@ -214,7 +226,7 @@ impl Storage for PostgresStorage {
                         &record.started_at,
                         &record.updated_at,
                         &record.owner,
-                        &record.lease_until,
+                        &lease_ms,
                         &start_event,
                     ],
                 )
@@ -327,14 +339,13 @@ impl Storage for PostgresStorage {
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
-        now_ms: i64,
     ) -> StorageFuture<'_, bool> {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
-            if !lock_held(&tx, &handler_id, &owner, now_ms).await? {
+            if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
             }
             let insert = tx
@@ -410,7 +421,7 @@ impl Storage for PostgresStorage {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(err)?;
-            if !lock_held(&tx, &handler_id, &owner, now_us / 1000).await? {
+            if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
@@ -460,13 +471,7 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn claim(
-        &self,
-        handler_id: &str,
-        owner: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StorageFuture<'_, bool> {
+    fn claim(&self, handler_id: &str, owner: &str, lease_ms: i64) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         Box::pin(async move {
             let client = self.client().await?;
@@ -474,10 +479,12 @@ impl Storage for PostgresStorage {
             // servers claiming at once exactly one gets it.
             let changed = client
                 .execute(
-                    "UPDATE wf_handlers SET owner = $2, lease_until = $4 \
-                     WHERE handler_id = $1 AND status = 'running' \
-                       AND (owner IS NULL OR owner = $2 OR lease_until < $3)",
-                    &[&handler_id, &owner, &now_ms, &until_ms],
+                    &format!(
+                        "UPDATE wf_handlers SET owner = $2, lease_until = {DB_NOW_MS} + $3 \
+                         WHERE handler_id = $1 AND status = 'running' \
+                           AND (owner IS NULL OR owner = $2 OR lease_until < {DB_NOW_MS})"
+                    ),
+                    &[&handler_id, &owner, &lease_ms],
                 )
                 .await
                 .map_err(err)?;
@@ -485,14 +492,16 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn renew(&self, owner: &str, until_ms: i64) -> StorageFuture<'_, ()> {
+    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
         let owner = owner.to_owned();
         Box::pin(async move {
             let client = self.client().await?;
             client
                 .execute(
-                    "UPDATE wf_handlers SET lease_until = $2 WHERE owner = $1",
-                    &[&owner, &until_ms],
+                    &format!(
+                        "UPDATE wf_handlers SET lease_until = {DB_NOW_MS} + $2 WHERE owner = $1"
+                    ),
+                    &[&owner, &lease_ms],
                 )
                 .await
                 .map_err(err)?;
@@ -586,17 +595,20 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn orphans(&self, now_ms: i64) -> StorageFuture<'_, Vec<String>> {
+    fn orphans(&self) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT handler_id FROM wf_handlers h WHERE status = 'running' \
-                       AND (owner IS NULL OR lease_until < $1) \
-                       AND (idle_since IS NULL \
-                            OR EXISTS (SELECT 1 FROM wf_inbox i WHERE i.handler_id = h.handler_id)) \
-                     ORDER BY started_at",
-                    &[&now_ms],
+                    &format!(
+                        "SELECT handler_id FROM wf_handlers h WHERE status = 'running' \
+                           AND (owner IS NULL OR lease_until < {DB_NOW_MS}) \
+                           AND (idle_since IS NULL \
+                                OR EXISTS (SELECT 1 FROM wf_inbox i \
+                                           WHERE i.handler_id = h.handler_id)) \
+                         ORDER BY started_at"
+                    ),
+                    &[],
                 )
                 .await
                 .map_err(err)?;

@@ -134,8 +134,16 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-/// Whether `owner` holds the handler's lease and it has not run out at `now_ms`.
-fn holds(tx: &Connection, handler_id: &str, owner: &str, now_ms: i64) -> rusqlite::Result<bool> {
+/// Milliseconds since the Unix epoch: the clock leases are kept on (one machine's).
+fn clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Whether `owner` holds the handler's lease and it has not run out.
+fn holds(tx: &Connection, handler_id: &str, owner: &str) -> rusqlite::Result<bool> {
+    let now_ms = clock_ms();
     let current: Option<(Option<String>, Option<i64>)> = tx
         .query_row(
             "SELECT owner, lease_until FROM wf_handlers WHERE handler_id = ?1",
@@ -167,6 +175,7 @@ impl Storage for SqliteStorage {
         &self,
         record: HandlerRecord,
         start_event: String,
+        lease_ms: i64,
     ) -> StorageFuture<'_, Created> {
         self.with(move |conn| {
             let tx = conn.transaction()?;
@@ -209,7 +218,7 @@ impl Storage for SqliteStorage {
                     record.started_at,
                     record.updated_at,
                     record.owner,
-                    record.lease_until,
+                    record.owner.as_ref().map(|_| clock_ms() + lease_ms),
                     start_event,
                 ],
             )?;
@@ -305,13 +314,12 @@ impl Storage for SqliteStorage {
         run_id: &str,
         owner: &str,
         events: Vec<StoredEvent>,
-        now_ms: i64,
     ) -> StorageFuture<'_, bool> {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            if !holds(&tx, &handler_id, &owner, now_ms)? {
+            if !holds(&tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             {
@@ -373,7 +381,7 @@ impl Storage for SqliteStorage {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            if !holds(&tx, &handler_id, &owner, now_us / 1000)? {
+            if !holds(&tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
@@ -417,31 +425,26 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn claim(
-        &self,
-        handler_id: &str,
-        owner: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StorageFuture<'_, bool> {
+    fn claim(&self, handler_id: &str, owner: &str, lease_ms: i64) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         self.with(move |conn| {
+            let now = clock_ms();
             let changed = conn.execute(
                 "UPDATE wf_handlers SET owner = ?2, lease_until = ?4 \
                  WHERE handler_id = ?1 AND status = 'running' \
                    AND (owner IS NULL OR owner = ?2 OR lease_until < ?3)",
-                params![handler_id, owner, now_ms, until_ms],
+                params![handler_id, owner, now, now + lease_ms],
             )?;
             Ok(changed == 1)
         })
     }
 
-    fn renew(&self, owner: &str, until_ms: i64) -> StorageFuture<'_, ()> {
+    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
         let owner = owner.to_owned();
         self.with(move |conn| {
             conn.execute(
                 "UPDATE wf_handlers SET lease_until = ?2 WHERE owner = ?1",
-                params![owner, until_ms],
+                params![owner, clock_ms() + lease_ms],
             )?;
             Ok(())
         })
@@ -514,7 +517,7 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn orphans(&self, now_ms: i64) -> StorageFuture<'_, Vec<String>> {
+    fn orphans(&self) -> StorageFuture<'_, Vec<String>> {
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT handler_id FROM wf_handlers h WHERE status = 'running' \
@@ -523,7 +526,7 @@ impl Storage for SqliteStorage {
                         OR EXISTS (SELECT 1 FROM wf_inbox i WHERE i.handler_id = h.handler_id)) \
                  ORDER BY started_at",
             )?;
-            let rows = stmt.query_map([now_ms], |r| r.get(0))?;
+            let rows = stmt.query_map([clock_ms()], |r| r.get(0))?;
             rows.collect()
         })
     }

@@ -45,8 +45,8 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     fn migrate(&self) -> StorageFuture<'_, ()> {
         self.inner.migrate()
     }
-    fn create_handler(&self, r: HandlerRecord, s: String) -> StorageFuture<'_, Created> {
-        self.inner.create_handler(r, s)
+    fn create_handler(&self, r: HandlerRecord, s: String, l: i64) -> StorageFuture<'_, Created> {
+        self.inner.create_handler(r, s, l)
     }
     fn handler(&self, h: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
         self.inner.handler(h)
@@ -66,7 +66,6 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         r: &str,
         o: &str,
         e: Vec<StoredEvent>,
-        now: i64,
     ) -> StorageFuture<'_, bool> {
         if self
             .fail_appends
@@ -75,7 +74,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         {
             return Box::pin(async { Err(StorageError::new("the disk is full")) });
         }
-        self.inner.append_events(h, r, o, e, now)
+        self.inner.append_events(h, r, o, e)
     }
     fn events_after(&self, r: &str, a: i64, l: usize) -> StorageFuture<'_, Vec<StoredEvent>> {
         self.inner.events_after(r, a, l)
@@ -89,14 +88,14 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
             self.inner.update_run(h, o, u, n),
         )
     }
-    fn claim(&self, h: &str, o: &str, n: i64, u: i64) -> StorageFuture<'_, bool> {
-        self.inner.claim(h, o, n, u)
+    fn claim(&self, h: &str, o: &str, l: i64) -> StorageFuture<'_, bool> {
+        self.inner.claim(h, o, l)
     }
-    fn renew(&self, o: &str, u: i64) -> StorageFuture<'_, ()> {
+    fn renew(&self, o: &str, l: i64) -> StorageFuture<'_, ()> {
         if self.fail_renew.load(SeqCst) {
             return Box::pin(async { Err(StorageError::new("the database does not answer")) });
         }
-        self.inner.renew(o, u)
+        self.inner.renew(o, l)
     }
     fn release(&self, h: &str, o: &str) -> StorageFuture<'_, ()> {
         delayed(self.release_delay_ms.load(SeqCst), self.inner.release(h, o))
@@ -113,7 +112,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     fn with_inbox(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
         self.inner.with_inbox(o)
     }
-    fn orphans(&self, n: i64) -> StorageFuture<'_, Vec<String>> {
-        self.inner.orphans(n)
+    fn orphans(&self) -> StorageFuture<'_, Vec<String>> {
+        self.inner.orphans()
     }
 }
