@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Row};
@@ -98,10 +99,17 @@ impl PostgresStorage {
     }
 }
 
+/// Connects one client. A connection that stops answering (the database's host gone, a
+/// half-open socket) fails within seconds instead of stalling calls: its client is then
+/// connected again on its next use.
 async fn open(url: &str) -> Result<Client, StorageError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(StorageError::new)?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(StorageError::new)?;
+    config
+        .connect_timeout(Duration::from_secs(10))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .tcp_user_timeout(Duration::from_secs(20));
+    let (client, connection) = config.connect(NoTls).await.map_err(StorageError::new)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!("postgres connection ended: {e}");
