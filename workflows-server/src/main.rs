@@ -47,7 +47,10 @@ over the HTTP API of llama-agents-server.
                            parked in the store (default 60; `never` keeps it)
   --lease-ttl SECONDS      how long a server's hold on a run lasts without renewal, i.e. how
                            soon another server takes over the runs of one that died (default 30)
-  -h, --help               this text";
+  -h, --help               this text
+
+Log lines go to stderr: warnings and errors, or what WORKFLOWS_LOG selects (for instance
+WORKFLOWS_LOG=info or WORKFLOWS_LOG=workflows_server=debug).";
 
 struct Args {
     bind: SocketAddr,
@@ -106,6 +109,14 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Warnings and errors by default (a run that could not be resumed, a storage error);
+    // `WORKFLOWS_LOG=info` adds where the server listens and more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WORKFLOWS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {

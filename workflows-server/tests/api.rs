@@ -31,6 +31,21 @@ async fn health_and_the_workflow_list() {
 }
 
 #[tokio::test]
+async fn health_says_unhealthy_while_the_store_does_not_answer() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (_server, client) = serve(knobs.clone(), config()).await;
+    assert_eq!(client.get("/health").await.status, 200);
+    knobs.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let down = client.get("/health").await;
+    assert_eq!(
+        (down.status, down.json()),
+        (503, json!({"status": "unhealthy"}))
+    );
+    knobs.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(client.get("/health").await.status, 200);
+}
+
+#[tokio::test]
 async fn schema_events_and_representation_describe_the_workflow() {
     let (_server, client) = test_server().await;
     let schema = client.get("/workflows/greet/schema").await.json();

@@ -17,8 +17,17 @@ use crate::envelope::incoming;
 use crate::served::Served;
 use crate::storage::{HandlerRecord, Status};
 
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({ "status": "healthy" }))
+/// Healthy when the store answers; 503 otherwise, so that a load balancer stops sending
+/// requests to a server that cannot reach its runs.
+pub(crate) async fn health(State(engine): State<Arc<Engine>>) -> Response {
+    match engine.storage.handler("").await {
+        Ok(_) if !engine.is_closing() => Json(json!({ "status": "healthy" })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy" })),
+        )
+            .into_response(),
+    }
 }
 
 pub(crate) async fn list(State(engine): State<Arc<Engine>>) -> Json<Value> {

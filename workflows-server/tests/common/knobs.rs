@@ -10,7 +10,8 @@ use workflows_server::storage::{
 };
 
 /// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
-/// `release_delay_ms` / `update_delay_ms` longer, and renewals failing while `fail_renew`.
+/// `release_delay_ms` / `update_delay_ms` longer, renewals failing while `fail_renew`, and
+/// handler reads failing while `down`.
 #[derive(Clone)]
 pub struct Knobs<S: Storage + Clone> {
     pub inner: S,
@@ -18,6 +19,7 @@ pub struct Knobs<S: Storage + Clone> {
     pub release_delay_ms: Arc<AtomicU64>,
     pub update_delay_ms: Arc<AtomicU64>,
     pub fail_renew: Arc<AtomicBool>,
+    pub down: Arc<AtomicBool>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -28,6 +30,7 @@ impl<S: Storage + Clone> Knobs<S> {
             release_delay_ms: Arc::default(),
             update_delay_ms: Arc::default(),
             fail_renew: Arc::default(),
+            down: Arc::default(),
         }
     }
 }
@@ -49,6 +52,9 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.create_handler(r, s, l)
     }
     fn handler(&self, h: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
+        if self.down.load(SeqCst) {
+            return Box::pin(async { Err(StorageError::new("the database does not answer")) });
+        }
         self.inner.handler(h)
     }
     fn handlers(&self, f: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>> {
