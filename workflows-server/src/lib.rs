@@ -37,7 +37,7 @@
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /health` | `{"status": "healthy"}` |
+//! | `GET /health` | `{"status": "healthy"}`, or 503 `{"status": "unhealthy"}` while the store does not answer or the server shuts down |
 //! | `GET /workflows` | the registered names |
 //! | `POST /workflows/{name}/run` | starts a run and answers when it ends (200, or 500 if it failed) |
 //! | `POST /workflows/{name}/run-nowait` | starts a run and answers at once with its handler |
@@ -332,9 +332,11 @@ impl RunningServer {
         self.engine.live_count()
     }
 
-    /// Stops accepting requests, stores every run in memory and gives up its leases.
-    /// Open event streams end.
-    /// Requests still open after 10 s are cut.
+    /// Stores every run in memory and gives up its leases (waiting up to 10 s for them; a
+    /// run that could not be stored in that time is cancelled here and left to its lease),
+    /// stops the background tasks, and stops accepting requests. Open event streams are cut
+    /// so that their clients reconnect elsewhere; requests still open after another 10 s are
+    /// cut too.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         self.engine.shutdown().await;
         // It ends by itself once it sees the server closing (an adoption it is in the middle

@@ -96,7 +96,13 @@ fn parse_args() -> Result<Args, String> {
                 let v = value()?;
                 args.idle_release = (v != "never").then(|| seconds(&v)).transpose()?;
             }
-            "--lease-ttl" => args.lease_ttl = Some(seconds(&value()?)?),
+            "--lease-ttl" => {
+                let ttl = seconds(&value()?)?;
+                if ttl < Duration::from_secs(1) {
+                    return Err("--lease-ttl must be at least 1 second".into());
+                }
+                args.lease_ttl = Some(ttl);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}\n\n{HELP}");
                 std::process::exit(0);

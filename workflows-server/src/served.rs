@@ -5,10 +5,18 @@ use std::future::Future;
 use std::pin::Pin;
 
 use workflows::graph::Graph;
+use workflows::snapshot::RawJson;
 use workflows::{
     AnyEvent, Event, EventStream, Handler, ResumeError, RunOptions, Runner, SendError, Snapshot,
     SnapshotError, Workflow,
 };
+
+/// The state and store a new run takes over from an ended run of the same handler id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Carried {
+    pub(crate) state: RawJson,
+    pub(crate) store: RawJson,
+}
 
 /// A run the server drives.
 pub(crate) trait Run: Send + Sync {
@@ -59,13 +67,13 @@ pub(crate) trait Served: Send + Sync + 'static {
     /// Its graph.
     fn graph(&self) -> Graph;
     /// Starts a run on `start` (which must be the start event type) with id `run_id`, its
-    /// events numbered from `first_seq`, its state and store those of `carried` if given.
+    /// events numbered from `first_seq`, its state and store `carried` if given.
     fn start(
         &self,
         start: Box<dyn AnyEvent>,
         run_id: &str,
         first_seq: u64,
-        carried: Option<&Snapshot>,
+        carried: Option<&Carried>,
     ) -> Result<Box<dyn Run>, String>;
     /// Resumes a run from `snapshot`.
     fn resume(&self, snapshot: Snapshot) -> Result<Box<dyn Run>, ResumeError>;
@@ -89,7 +97,7 @@ impl<W: Workflow> Served for Runner<W> {
         start: Box<dyn AnyEvent>,
         run_id: &str,
         first_seq: u64,
-        carried: Option<&Snapshot>,
+        carried: Option<&Carried>,
     ) -> Result<Box<dyn Run>, String> {
         let start = start
             .downcast::<W::Start>()

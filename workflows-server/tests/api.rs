@@ -514,6 +514,24 @@ async fn a_handler_id_of_an_ended_run_continues_from_its_state() {
             "typed state and store both carried over"
         );
     }
+    // Carried over even when the new run has to start again before its first snapshot
+    // (its first event write fails, so it is resumed from its start event).
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (_other, flaky) = serve(knobs.clone(), config()).await;
+    let first = flaky
+        .post("/workflows/visits/run", &json!({"handler_id": "v"}))
+        .await;
+    assert_eq!(first.json()["result"]["value"]["result"], json!([1, 1]));
+    knobs
+        .fail_appends
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let again = flaky
+        .post("/workflows/visits/run-nowait", &json!({"handler_id": "v"}))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let done = until_status(&flaky, "v", "completed").await;
+    assert_eq!(done["result"]["value"]["result"], json!([2, 2]));
+
     // Another handler id starts from nothing.
     let fresh = client.post("/workflows/visits/run", &json!({})).await;
     assert_eq!(fresh.json()["result"]["value"]["result"], json!([1, 1]));

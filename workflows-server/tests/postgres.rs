@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use workflows::prelude::*;
+use workflows_server::RunningServer;
 use workflows_server::storage::{PostgresStorage, Storage};
 
 /// A new, empty database on the server `DATABASE_URL` names; its URL.
@@ -251,26 +252,41 @@ async fn the_server_reconnects_after_the_database_drops_its_connections() {
     assert_eq!(done["result"]["value"]["result"], "still here");
 }
 
-/// How many `Exclusive` steps run right now, and the most that ever ran at once.
-static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Per tag: how many `Exclusive` steps run right now, and the most that ever ran at once.
+static RUNNING: std::sync::Mutex<std::collections::BTreeMap<String, (usize, usize)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-struct Running;
+fn most_at_once(tag: &str) -> usize {
+    RUNNING
+        .lock()
+        .unwrap()
+        .get(tag)
+        .map_or(0, |(_, most)| *most)
+}
+
+struct Running(String);
 
 impl Running {
-    fn enter() -> Running {
-        use std::sync::atomic::Ordering::SeqCst;
-        let now = ACTIVE.fetch_add(1, SeqCst) + 1;
-        MOST.fetch_max(now, SeqCst);
-        Running
+    fn enter(tag: String) -> Running {
+        let mut all = RUNNING.lock().unwrap();
+        let (now, most) = all.entry(tag.clone()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Running(tag)
     }
 }
 
 impl Drop for Running {
     // Also when the step is dropped half-way (its run cancelled).
     fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        RUNNING.lock().unwrap().get_mut(&self.0).unwrap().0 -= 1;
     }
+}
+
+/// How far `Exclusive` has got.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+pub struct Progress {
+    pub step: u32,
 }
 
 /// A long step that must never run in two places at once.
@@ -279,21 +295,26 @@ pub struct Exclusive;
 #[workflow]
 impl Exclusive {
     #[step]
-    async fn work(&self, _ev: StartEvent) -> StopEvent<&'static str> {
-        let _running = Running::enter();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+    async fn work(&self, ctx: &Context, ev: StartEvent) -> StopEvent<&'static str> {
+        let _running = Running::enter(ev.get("tag").unwrap_or_default());
+        // Publishes as it goes, so that its server's pump is busy storing while it runs.
+        for step in 0..15 {
+            ctx.write_event_to_stream(Progress { step });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         StopEvent::new("done")
     }
 }
 
-#[tokio::test]
-async fn a_server_that_cannot_renew_its_leases_stops_its_runs_before_another_takes_them() {
-    let Some(url) = fresh_database().await else {
-        return;
-    };
+/// Server A (whose store `knobs` wraps) and server B, both serving `Exclusive` with a
+/// 600 ms lease, on the database `url`; a run of it started on A.
+async fn exclusive_pair(
+    url: &str,
+    knobs: &Knobs<PostgresStorage>,
+    tag: &str,
+) -> (RunningServer, RunningServer, String) {
     let mut settings = config();
     settings.lease_ttl = Duration::from_millis(600);
-    let knobs = Knobs::new(storage(&url).await);
     let a = workflows_server::Server::new()
         .workflow("exclusive", Exclusive.runner())
         .storage(knobs.clone())
@@ -303,23 +324,62 @@ async fn a_server_that_cannot_renew_its_leases_stops_its_runs_before_another_tak
         .unwrap();
     let b = workflows_server::Server::new()
         .workflow("exclusive", Exclusive.runner())
-        .storage(storage(&url).await)
+        .storage(storage(url).await)
         .config(settings)
         .start()
         .await
         .unwrap();
-    let client_a = Client::new(a.local_addr());
-    let id = start(&client_a, "exclusive", json!({})).await;
+    let id = start(
+        &Client::new(a.local_addr()),
+        "exclusive",
+        json!({"tag": tag}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    (a, b, id)
+}
+
+#[tokio::test]
+async fn a_server_whose_renewals_hang_or_whose_pump_is_stuck_lets_its_run_go_in_time() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    for (hang_renew, hang_appends) in [(true, false), (false, true)] {
+        let tag = format!("hang-{hang_renew}");
+        let knobs = Knobs::new(storage(&url).await);
+        let (a, b, id) = exclusive_pair(&url, &knobs, &tag).await;
+        // A loses the database: its renewals hang, or they fail while its run's next
+        // event write hangs.
+        use std::sync::atomic::Ordering::SeqCst;
+        knobs.hang_renew.store(hang_renew, SeqCst);
+        knobs.fail_renew.store(!hang_renew, SeqCst);
+        knobs.hang_appends.store(hang_appends, SeqCst);
+        let done = until_status(&Client::new(b.local_addr()), &id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], "done");
+        assert_eq!(
+            most_at_once(&tag),
+            1,
+            "{tag}: the step ran on two servers at once"
+        );
+        assert_eq!(settled(&a).await, 0, "A let its run go");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_renew_its_leases_stops_its_runs_before_another_takes_them() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let knobs = Knobs::new(storage(&url).await);
+    let (a, b, id) = exclusive_pair(&url, &knobs, "fail").await;
     // A loses the database for a while: its renewals fail, and B takes the run over.
     knobs
         .fail_renew
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let client_b = Client::new(b.local_addr());
-    let done = until_status(&client_b, &id, "completed").await;
+    let done = until_status(&Client::new(b.local_addr()), &id, "completed").await;
     assert_eq!(done["result"]["value"]["result"], "done");
     assert_eq!(
-        MOST.load(std::sync::atomic::Ordering::SeqCst),
+        most_at_once("fail"),
         1,
         "the step ran on two servers at once"
     );

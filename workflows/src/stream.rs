@@ -22,7 +22,11 @@ use crate::{AnyEvent, Event};
 /// ```
 #[derive(Debug, Clone)]
 pub struct StreamEvent {
-    /// The event's position in the run's stream, from 0, without gaps.
+    /// The event's position in the run's stream: from 0 (or from
+    /// [`RunOptions::first_sequence`](crate::RunOptions::first_sequence), or from where a
+    /// resumed run's snapshot left off), one more for each event. A reader that falls behind
+    /// [`Handler::discard_events_before`](crate::Handler::discard_events_before) skips to the
+    /// first event kept.
     pub seq: u64,
     /// The event.
     pub event: Arc<dyn AnyEvent>,

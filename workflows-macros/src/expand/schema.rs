@@ -98,6 +98,7 @@ struct Serde {
     default: bool,
     skip: bool,
     flatten: bool,
+    transparent: bool,
 }
 
 fn serde_options(attrs: &[Attribute]) -> Serde {
@@ -146,6 +147,7 @@ fn serde_options(attrs: &[Attribute]) -> Serde {
                 }
                 "skip" | "skip_deserializing" => out.skip = true,
                 "flatten" => out.flatten = true,
+                "transparent" => out.transparent = true,
                 _ => {
                     // Consume a value so that parsing goes on to the next option.
                     if let Ok(v) = meta.value() {
@@ -189,6 +191,7 @@ fn docs(attrs: &[Attribute]) -> Option<String> {
 /// `name` as serde's `rename_all = rule` writes it (Rust field names are snake_case, variant
 /// names PascalCase).
 fn rename(name: &str, rule: Option<&str>, is_variant: bool) -> String {
+    let name = name.trim_start_matches("r#");
     let words: Vec<String> = if is_variant {
         let mut words = Vec::new();
         let mut current = String::new();
@@ -210,6 +213,10 @@ fn rename(name: &str, rule: Option<&str>, is_variant: bool) -> String {
             .unwrap_or_default()
     };
     match rule {
+        // As serde applies them: to a field, "lowercase" leaves the name as it is and
+        // "UPPERCASE" only uppercases it.
+        Some("lowercase") if !is_variant => name.to_owned(),
+        Some("UPPERCASE") if !is_variant => name.to_uppercase(),
         Some("lowercase") => words.concat(),
         Some("UPPERCASE") => words.concat().to_uppercase(),
         Some("PascalCase") => words.iter().map(capitalized).collect(),
@@ -330,6 +337,17 @@ pub(crate) fn schema_text(input: &DeriveInput, name: &str) -> String {
     if let Some(doc) = docs(&input.attrs) {
         schema.push(("description".into(), Json::Str(doc)));
     }
+    if let (true, Data::Struct(s)) = (container.transparent, &input.data) {
+        // The JSON is the one field's own.
+        let field = s.fields.iter().find(|f| !serde_options(&f.attrs).skip);
+        if let Some(Json::Obj(inner)) = field.map(|f| type_schema(&f.ty)) {
+            schema.extend(inner);
+        }
+        schema.insert(0, ("title".into(), Json::Str(name.to_owned())));
+        let mut out = String::new();
+        Json::Obj(schema).write(&mut out);
+        return out;
+    }
     match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Named(fields) => {
@@ -448,6 +466,24 @@ mod tests {
         assert_eq!(
             schema_of("struct Empty {}"),
             r#"{"title":"Empty","properties":{},"type":"object"}"#
+        );
+        assert_eq!(
+            schema_of(
+                r#"#[serde(rename_all = "UPPERCASE")] struct B { user_id: u8, r#type: String }"#
+            ),
+            r#"{"title":"B","properties":{"USER_ID":{"title":"USER ID","type":"integer"},"TYPE":{"title":"TYPE","type":"string"}},"required":["USER_ID","TYPE"],"type":"object"}"#
+        );
+        assert_eq!(
+            schema_of(r#"#[serde(rename_all = "lowercase")] struct C { user_id: u8 }"#),
+            r#"{"title":"C","properties":{"user_id":{"title":"User Id","type":"integer"}},"required":["user_id"],"type":"object"}"#
+        );
+        assert_eq!(
+            schema_of("enum Kw { r#Loop, Other }"),
+            r#"{"title":"Kw","enum":["Loop","Other"],"type":"string"}"#
+        );
+        assert_eq!(
+            schema_of("#[serde(transparent)] struct Id { inner: u64 }"),
+            r#"{"title":"Id","type":"integer"}"#
         );
     }
 

@@ -19,7 +19,7 @@ use workflows::{EventInfo, Snapshot};
 
 use crate::clock::{new_id, now_us};
 use crate::config::Config;
-use crate::served::{Run, Served};
+use crate::served::{Carried, Run, Served};
 use crate::storage::{Created, HandlerRecord, RunUpdate, Status, Storage, StorageError};
 
 /// Why starting a run failed.
@@ -54,6 +54,8 @@ pub(crate) struct Live {
     stop: Notify,
     /// Woken when this server may have lost its leases: let the run go at once.
     abandon: Notify,
+    /// Set with `abandon`: the run is cancelled here and nothing more of it is stored.
+    abandoned: AtomicBool,
 }
 
 /// The server's workflows and the runs it holds.
@@ -70,6 +72,8 @@ pub(crate) struct Engine {
     /// Runs being brought into memory right now (so that two callers do not both do it).
     adopting: Mutex<HashSet<String>>,
     closing: AtomicBool,
+    /// False while this server cannot renew its leases: it takes no run then.
+    leases_ok: AtomicBool,
 }
 
 /// Marks a run as being adopted until dropped.
@@ -103,6 +107,7 @@ impl Engine {
             config,
             live: Mutex::new(HashMap::new()),
             adopting: Mutex::new(HashSet::new()),
+            leases_ok: AtomicBool::new(true),
             closing: AtomicBool::new(false),
         }
     }
@@ -110,6 +115,11 @@ impl Engine {
     /// Whether the server is shutting down (open streams end).
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Whether the server may take runs: it is not shutting down, and it can renew leases.
+    fn takes_runs(&self) -> bool {
+        !self.is_closing() && self.leases_ok.load(Ordering::SeqCst)
     }
 
     /// The workflow registered as `name`.
@@ -165,7 +175,7 @@ impl Engine {
             owner: Some(self.id.clone()),
             lease_until: None,
         };
-        if self.is_closing() {
+        if !self.takes_runs() {
             return Err(StartError::ShuttingDown);
         }
         // Held until the run is in memory, so that an event sent meanwhile does not make
@@ -190,7 +200,13 @@ impl Engine {
         // A handler id of an ended run continues from that run's final state, as the
         // reference does.
         let carried = self.carried_state(&handler_id).await?;
-        let stored_start = json!({ "name": start_name, "data": start_data }).to_string();
+        // Stored with the start event, so that a restart before the run's first snapshot
+        // starts from them too.
+        let stored_start = match &carried {
+            Some(c) => json!({ "name": start_name, "data": start_data, "carried": c }),
+            None => json!({ "name": start_name, "data": start_data }),
+        }
+        .to_string();
         if self
             .storage
             .create_handler(record.clone(), stored_start, self.lease_ms())
@@ -224,8 +240,8 @@ impl Engine {
             .map(drop)
     }
 
-    /// The final snapshot of the ended run `handler_id`, if there is one.
-    async fn carried_state(&self, handler_id: &str) -> Result<Option<Snapshot>, StorageError> {
+    /// The final state and store of the ended run `handler_id`, if there are some.
+    async fn carried_state(&self, handler_id: &str) -> Result<Option<Carried>, StorageError> {
         match self.storage.handler(handler_id).await? {
             Some(record) if record.status.is_terminal() => {}
             _ => return Ok(None),
@@ -233,15 +249,19 @@ impl Engine {
         let state = self.storage.run_state(handler_id).await?;
         Ok(state
             .and_then(|s| s.snapshot)
-            .and_then(|text| Snapshot::from_json(&text).ok()))
+            .and_then(|text| Snapshot::from_json(&text).ok())
+            .map(|last| Carried {
+                state: last.state,
+                store: last.store,
+            }))
     }
 
     /// Puts `run` in memory and starts its pump, reading its stream from `from`. While the
-    /// server shuts down, the run is cancelled instead and its lease given up, for the next
-    /// server to resume it.
+    /// server shuts down or cannot renew its leases, the run is cancelled instead and its
+    /// lease given up, for another server to resume it.
     fn attach(self: &Arc<Self>, handler_id: String, run_id: String, run: Box<dyn Run>, from: u64) {
         let mut map = lock(&self.live);
-        if self.is_closing() {
+        if !self.takes_runs() {
             drop(map);
             run.cancel();
             let engine = self.clone();
@@ -260,6 +280,7 @@ impl Engine {
             kick: Notify::new(),
             stop: Notify::new(),
             abandon: Notify::new(),
+            abandoned: AtomicBool::new(false),
         });
         map.insert(handler_id, live.clone());
         drop(map);
@@ -316,7 +337,7 @@ impl Engine {
         let Some(_adopting) = self.begin_adopting(handler_id) else {
             return Ok(());
         };
-        if self.is_closing()
+        if !self.takes_runs()
             || !self
                 .storage
                 .claim(handler_id, &self.id, self.lease_ms())
@@ -381,27 +402,57 @@ impl Engine {
     /// Renews every lease this server holds, every third of the lease's length, on a task of
     /// its own so that nothing else delays it. Runs until the server stops.
     ///
-    /// If renewals fail until the leases may have run out, every run in memory is let go of
-    /// at once (cancelled, nothing written): another server may be resuming it, and a run
-    /// must not execute in two places while this one waits for its next write to find out.
+    /// If renewals fail or hang until the leases could run out, every run in memory is let go
+    /// of at once (cancelled, nothing more written): another server may be resuming it, and
+    /// a run must not execute in two places while this one waits for its next write.
     pub(crate) async fn renew_leases(self: Arc<Self>) {
         let ttl = self.config.lease_ttl;
         let mut valid_until = Instant::now() + ttl;
         loop {
             tokio::time::sleep(ttl / 3).await;
             let sent = Instant::now();
-            match self.storage.renew(&self.id, self.lease_ms()).await {
-                Ok(()) => valid_until = sent + ttl,
-                Err(e) => {
+            // While runs are held, wait for the answer only as long as their leases surely
+            // hold (a sixth of a lease is kept as margin); while none is (after giving up),
+            // a renewal may take a third of a lease.
+            let limit = if self.leases_ok.load(Ordering::SeqCst) {
+                valid_until - ttl / 6
+            } else {
+                sent + ttl / 3
+            };
+            let renewal = self.storage.renew(&self.id, self.lease_ms());
+            match tokio::time::timeout_at(limit, renewal).await {
+                Ok(Ok(())) => {
+                    valid_until = sent + ttl;
+                    self.leases_ok.store(true, Ordering::SeqCst);
+                }
+                Ok(Err(e)) => {
                     tracing::error!("renewing leases failed: {e}");
-                    if Instant::now() + ttl / 3 >= valid_until {
-                        tracing::error!("the leases may have run out: letting go of every run");
-                        for live in lock(&self.live).values() {
-                            live.abandon.notify_one();
-                        }
+                    if Instant::now() + ttl / 3 >= limit {
+                        self.abandon_all("renewals failed until the leases could run out");
                     }
                 }
+                Err(_) => self.abandon_all("renewing leases did not answer in time"),
             }
+        }
+    }
+
+    /// Lets go of every run in memory at once, without writing anything: each is cancelled
+    /// (its steps stop here) and taken out of memory, and its pump stops. The store's leases
+    /// decide who resumes it.
+    /// This server also stops taking runs until a renewal answers again.
+    fn abandon_all(&self, why: &str) {
+        let all: Vec<Arc<Live>> = {
+            // Under the lock `attach` takes: a run attached after this is refused there.
+            let mut map = lock(&self.live);
+            self.leases_ok.store(false, Ordering::SeqCst);
+            // Out of memory at once, even if a pump is stuck in a call to the store.
+            map.drain().map(|(_, live)| live).collect()
+        };
+        if !all.is_empty() {
+            tracing::error!("{why}: letting go of {} run(s)", all.len());
+        }
+        for live in all {
+            abandon(&live);
         }
     }
 
@@ -503,10 +554,19 @@ impl Engine {
         while self.live_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // A pump stuck on the store: its run must not go on here once the leases lapse.
+        self.abandon_all("shutting down with runs not stored");
         for live in all {
             live.stored.notify_waiters();
         }
     }
+}
+
+/// Lets go of `live` at once: see [`Engine::abandon_all`].
+fn abandon(live: &Live) {
+    live.abandoned.store(true, Ordering::SeqCst);
+    live.run.cancel();
+    live.abandon.notify_one();
 }
 
 /// Decodes the registered event `name` from `data`.
@@ -533,5 +593,9 @@ fn restart(
     let stored: Value = serde_json::from_str(start).map_err(|e| e.to_string())?;
     let name = stored["name"].as_str().unwrap_or_default();
     let ev = decode_event(name, stored["data"].clone())?;
-    served.start(ev, run_id, first_seq, None)
+    let carried: Option<Carried> = match stored.get("carried") {
+        Some(c) => Some(serde_json::from_value(c.clone()).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    served.start(ev, run_id, first_seq, carried.as_ref())
 }

@@ -8,6 +8,7 @@
 //! can be lost between the run's memory and the store.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
@@ -125,6 +126,10 @@ impl Pump {
     /// batch ends with the run going idle.
     async fn store_batch(&mut self, batch: Vec<StreamEvent>) -> Result<bool, Stop> {
         let live = &self.live;
+        if live.abandoned.load(Ordering::SeqCst) {
+            // Its cancellation must not be recorded: the run goes on elsewhere.
+            return Err(Stop::Lost);
+        }
         let mut idle = false;
         let mut outcome = None;
         let mut stored = Vec::with_capacity(batch.len());
@@ -218,6 +223,9 @@ impl Pump {
     /// Applies `update` to the run's record, if this server still holds the run.
     async fn write(&self, update: RunUpdate) -> Result<(), Stop> {
         let engine = &self.engine;
+        if self.live.abandoned.load(Ordering::SeqCst) {
+            return Err(Stop::Lost);
+        }
         match engine
             .storage
             .update_run(&self.live.handler_id, &engine.id, update, now_us())

@@ -11,7 +11,8 @@ use workflows_server::storage::{
 
 /// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
 /// `release_delay_ms` / `update_delay_ms` longer, renewals failing while `fail_renew`, and
-/// handler reads failing while `down`.
+/// handler reads failing while `down`, and renewals or event writes hanging (for a minute)
+/// while `hang_renew` / `hang_appends`.
 #[derive(Clone)]
 pub struct Knobs<S: Storage + Clone> {
     pub inner: S,
@@ -20,6 +21,8 @@ pub struct Knobs<S: Storage + Clone> {
     pub update_delay_ms: Arc<AtomicU64>,
     pub fail_renew: Arc<AtomicBool>,
     pub down: Arc<AtomicBool>,
+    pub hang_renew: Arc<AtomicBool>,
+    pub hang_appends: Arc<AtomicBool>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -31,8 +34,18 @@ impl<S: Storage + Clone> Knobs<S> {
             update_delay_ms: Arc::default(),
             fail_renew: Arc::default(),
             down: Arc::default(),
+            hang_renew: Arc::default(),
+            hang_appends: Arc::default(),
         }
     }
+}
+
+/// A call that does not answer for a minute, then fails.
+fn hang<'a, T: Send + 'a>() -> StorageFuture<'a, T> {
+    Box::pin(async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Err(StorageError::new("timed out"))
+    })
 }
 
 fn delayed<'a, T: Send + 'a>(ms: u64, f: StorageFuture<'a, T>) -> StorageFuture<'a, T> {
@@ -73,6 +86,9 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         o: &str,
         e: Vec<StoredEvent>,
     ) -> StorageFuture<'_, bool> {
+        if self.hang_appends.load(SeqCst) {
+            return hang();
+        }
         if self
             .fail_appends
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -98,6 +114,9 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.claim(h, o, l)
     }
     fn renew(&self, o: &str, l: i64) -> StorageFuture<'_, ()> {
+        if self.hang_renew.load(SeqCst) {
+            return hang();
+        }
         if self.fail_renew.load(SeqCst) {
             return Box::pin(async { Err(StorageError::new("the database does not answer")) });
         }
