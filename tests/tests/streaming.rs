@@ -178,3 +178,55 @@ async fn internal_events_only_on_request() {
     );
     assert_eq!(verbose.await.unwrap(), "x");
 }
+
+/// Waits twice in one step.
+struct TwoWaits;
+
+#[workflow]
+impl TwoWaits {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+        let first = ctx
+            .wait_for_event(
+                WaitFor::<HumanResponseEvent>::new()
+                    .id("first")
+                    .prompt(InputRequiredEvent::new("first?")),
+            )
+            .await?;
+        let second = ctx
+            .wait_for_event(
+                WaitFor::<HumanResponseEvent>::new()
+                    .id("second")
+                    .prompt(InputRequiredEvent::new("second?")),
+            )
+            .await?;
+        Ok(StopEvent::new(format!(
+            "{} {}",
+            first.response, second.response
+        )))
+    }
+}
+
+#[tokio::test]
+async fn each_wait_in_a_step_is_its_own_idle_spell() {
+    let handler = TwoWaits
+        .runner()
+        .run_with(StartEvent::new(), RunOptions::new().internal_events(true));
+    let mut events = handler.stream_events();
+    let mut answers = ["a", "b"].into_iter();
+    let mut idles = 0;
+    let follow = async {
+        while let Some(ev) = events.next().await {
+            if ev.is::<WorkflowIdle>() {
+                idles += 1;
+                let answer = answers.next().expect("idle only while a wait is open");
+                handler.send_event(HumanResponseEvent::new(answer)).unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), follow)
+        .await
+        .expect("no WorkflowIdle for the second wait: nobody knew to answer it");
+    assert_eq!(idles, 2, "a WorkflowIdle for each wait");
+    assert_eq!(handler.await.unwrap(), "a b");
+}

@@ -126,6 +126,8 @@ impl<W: Workflow> RunLoop<W> {
         };
         let memo = inv.memo.get_or_insert_with(Default::default).clone();
         let running = inv.running;
+        // The run has work again: when it next waits, that is a new idle spell to publish.
+        self.idle_published = false;
         {
             let mut memo = lock(&memo);
             match &answer {
