@@ -108,6 +108,9 @@ pub enum ServerError {
     /// Two event types share one name in the registry.
     #[error(transparent)]
     Registry(#[from] workflows::registry::RegistryError),
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// A server being configured. See the [crate documentation](crate) for an example.
@@ -214,6 +217,15 @@ impl Server {
     /// Prepares the store, binds, resumes stored runs and serves in the background.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         workflows::registry::check()?;
+        if self.config.lease_ttl < Duration::from_millis(100) {
+            return Err(ServerError::Config(format!(
+                "lease_ttl is {:?}; a lease shorter than 100 ms cannot be renewed in time",
+                self.config.lease_ttl
+            )));
+        }
+        if self.config.poll_interval.is_zero() {
+            return Err(ServerError::Config("poll_interval must not be zero".into()));
+        }
         for (i, (name, _)) in self.workflows.iter().enumerate() {
             if self.workflows[..i].iter().any(|(n, _)| n == name) {
                 return Err(ServerError::DuplicateWorkflow(name.clone()));

@@ -554,4 +554,16 @@ async fn the_server_listens_on_loopback_unless_told_otherwise_and_refuses_duplic
         panic!("two workflows under one name started");
     };
     assert!(error.to_string().contains("`number`"), "{error}");
+
+    let mut hasty = config();
+    hasty.lease_ttl = std::time::Duration::from_millis(10);
+    let Err(error) = workflows_server::Server::new()
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(hasty)
+        .start()
+        .await
+    else {
+        panic!("a 10 ms lease was accepted");
+    };
+    assert!(error.to_string().contains("lease_ttl"), "{error}");
 }

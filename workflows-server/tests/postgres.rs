@@ -15,29 +15,6 @@ use workflows::prelude::*;
 use workflows_server::RunningServer;
 use workflows_server::storage::{PostgresStorage, Storage};
 
-/// A new, empty database on the server `DATABASE_URL` names; its URL.
-async fn fresh_database() -> Option<String> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "DATABASE_URL is not set: .ci/run starts PostgreSQL and sets it"
-        );
-        eprintln!("DATABASE_URL is not set: skipping a Postgres test");
-        return None;
-    };
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("DATABASE_URL answers");
-    tokio::spawn(connection);
-    let name = format!("wf_test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("CREATE DATABASE");
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    Some(format!("{base}/{name}"))
-}
-
 async fn storage(url: &str) -> PostgresStorage {
     PostgresStorage::connect(url, 4).await.expect("connect")
 }
@@ -384,4 +361,136 @@ async fn a_server_that_cannot_renew_its_leases_stops_its_runs_before_another_tak
         "the step ran on two servers at once"
     );
     assert_eq!(settled(&a).await, 0, "A let its run go");
+}
+
+/// Waits in its step for three votes, one after another.
+pub struct Triple;
+
+#[workflow]
+impl Triple {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<u32>, WaitError> {
+        let mut yes = 0;
+        for id in ["first", "second", "third"] {
+            let vote = ctx
+                .wait_for_event(
+                    WaitFor::<Vote>::new()
+                        .id(id)
+                        .prompt(InputRequiredEvent::new(id)),
+                )
+                .await?;
+            yes += u32::from(vote.approve);
+        }
+        Ok(StopEvent::new(yes))
+    }
+}
+
+/// The answers the run's stored snapshot holds (waiter ids).
+async fn stored_answers(store: &PostgresStorage, id: &str) -> Vec<String> {
+    let text = store
+        .run_state(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["invocations"][0]["resolved"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn until_answers(store: &PostgresStorage, id: &str, n: usize) -> Vec<String> {
+    for _ in 0..250 {
+        let answers = stored_answers(store, id).await;
+        if answers.len() >= n {
+            return answers;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stored_answers(store, id).await
+}
+
+fn vote(approve: bool) -> serde_json::Value {
+    json!({"event": {"type": "Vote", "value": {"approve": approve}}})
+}
+
+#[tokio::test]
+async fn a_late_write_of_a_copy_given_up_does_not_overwrite_the_run_taken_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let knobs = Knobs::new(storage(&url).await);
+    let mut settings = config();
+    settings.lease_ttl = Duration::from_millis(600);
+    let a = workflows_server::Server::new()
+        .workflow("triple", Triple.runner())
+        .storage(knobs.clone())
+        .config(settings)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(a.local_addr());
+    let id = start(&client, "triple", json!({})).await;
+    let store = storage(&url).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Storing the snapshot with the first vote is slow, and renewals hang meanwhile: the
+    // server gives the run up while that write is under way.
+    knobs.update_delay_ms.store(3000, SeqCst);
+    knobs.hang_renew.store(true, SeqCst);
+    assert_eq!(
+        client
+            .post(&format!("/events/{id}"), &vote(true))
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(a.runs_in_memory(), 0, "the run was given up");
+
+    // The store answers again: the server takes the run back, with both votes.
+    knobs.update_delay_ms.store(0, SeqCst);
+    knobs.hang_renew.store(false, SeqCst);
+    assert_eq!(until_answers(&store, &id, 1).await, ["first"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        client
+            .post(&format!("/events/{id}"), &vote(false))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(until_answers(&store, &id, 2).await.len(), 2);
+
+    // The given-up copy's write lands now, and must change nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(store.inbox(&id).await.unwrap().is_empty());
+    assert_eq!(
+        stored_answers(&store, &id).await.len(),
+        2,
+        "an accepted vote is no longer in the stored snapshot"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_is_slow_but_steady_keeps_the_runs() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let knobs = Knobs::new(storage(&url).await);
+    // Renewals take over a quarter of the lease, well within it.
+    knobs
+        .renew_delay_ms
+        .store(170, std::sync::atomic::Ordering::SeqCst);
+    let mut settings = config();
+    settings.lease_ttl = Duration::from_millis(600);
+    let (_a, client) = serve(knobs.clone(), settings).await;
+    let id = start(&client, "slow", json!({"tag": "steady", "ms": 1500})).await;
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], 1500);
+    assert_eq!(slow_starts("steady"), 1, "the run was never given up");
 }

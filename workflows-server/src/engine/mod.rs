@@ -45,6 +45,8 @@ impl From<StorageError> for StartError {
 pub(crate) struct Live {
     handler_id: String,
     run_id: String,
+    /// The lease this copy of the run is held under (`{server}/{n}`).
+    lease: String,
     run: Box<dyn Run>,
     /// Woken each time events of the run are stored, and when it leaves memory.
     pub(crate) stored: Notify,
@@ -74,6 +76,8 @@ pub(crate) struct Engine {
     closing: AtomicBool,
     /// False while this server cannot renew its leases: it takes no run then.
     leases_ok: AtomicBool,
+    /// Numbers this server's leases.
+    claims: std::sync::atomic::AtomicU64,
 }
 
 /// Marks a run as being adopted until dropped.
@@ -108,6 +112,7 @@ impl Engine {
             live: Mutex::new(HashMap::new()),
             adopting: Mutex::new(HashSet::new()),
             leases_ok: AtomicBool::new(true),
+            claims: std::sync::atomic::AtomicU64::new(0),
             closing: AtomicBool::new(false),
         }
     }
@@ -140,6 +145,16 @@ impl Engine {
         lock(&self.live).len()
     }
 
+    /// A new lease name for one claim of a run: writes of an earlier copy of the run, held
+    /// under another name, are refused even after this server claims the run again.
+    fn new_lease(&self) -> String {
+        format!(
+            "{}/{}",
+            self.id,
+            self.claims.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
     /// The length of a lease, in milliseconds.
     fn lease_ms(&self) -> i64 {
         self.config.lease_ttl.as_millis() as i64
@@ -160,6 +175,7 @@ impl Engine {
         let start = decode_event(start_name, start_data.clone()).map_err(StartError::BadStart)?;
         let handler_id = handler_id.unwrap_or_else(new_id);
         let run_id = new_id();
+        let lease = self.new_lease();
         let now = now_us();
         let record = HandlerRecord {
             handler_id: handler_id.clone(),
@@ -172,7 +188,7 @@ impl Engine {
             updated_at: now,
             completed_at: None,
             idle_since: None,
-            owner: Some(self.id.clone()),
+            owner: Some(lease.clone()),
             lease_until: None,
         };
         if !self.takes_runs() {
@@ -216,10 +232,14 @@ impl Engine {
             return Err(StartError::AlreadyRunning(handler_id));
         }
         match served.start(start, &run_id, 0, carried.as_ref()) {
-            Ok(run) => self.attach(handler_id, run_id, run, 0),
+            Ok(run) => self.attach(handler_id, run_id, lease, run, 0),
             Err(error) => {
-                self.fail(&handler_id, format!("the run could not start: {error}"))
-                    .await?;
+                self.fail(
+                    &handler_id,
+                    &lease,
+                    format!("the run could not start: {error}"),
+                )
+                .await?;
                 return Err(StartError::BadStart(error));
             }
         }
@@ -227,7 +247,7 @@ impl Engine {
     }
 
     /// Records that the run `handler_id`, held here, failed with `error`, and lets it go.
-    async fn fail(&self, handler_id: &str, error: String) -> Result<(), StorageError> {
+    async fn fail(&self, handler_id: &str, lease: &str, error: String) -> Result<(), StorageError> {
         let update = RunUpdate {
             status: Some(Status::Failed),
             error: Some(error),
@@ -235,7 +255,7 @@ impl Engine {
             ..RunUpdate::default()
         };
         self.storage
-            .update_run(handler_id, &self.id, update, now_us())
+            .update_run(handler_id, lease, update, now_us())
             .await
             .map(drop)
     }
@@ -259,14 +279,21 @@ impl Engine {
     /// Puts `run` in memory and starts its pump, reading its stream from `from`. While the
     /// server shuts down or cannot renew its leases, the run is cancelled instead and its
     /// lease given up, for another server to resume it.
-    fn attach(self: &Arc<Self>, handler_id: String, run_id: String, run: Box<dyn Run>, from: u64) {
+    fn attach(
+        self: &Arc<Self>,
+        handler_id: String,
+        run_id: String,
+        lease: String,
+        run: Box<dyn Run>,
+        from: u64,
+    ) {
         let mut map = lock(&self.live);
         if !self.takes_runs() {
             drop(map);
             run.cancel();
             let engine = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.storage.release(&handler_id, &engine.id).await {
+                if let Err(e) = engine.storage.release(&handler_id, &lease).await {
                     tracing::error!(handler = %handler_id, "letting go of the run failed: {e}");
                 }
             });
@@ -275,6 +302,7 @@ impl Engine {
         let live = Arc::new(Live {
             handler_id: handler_id.clone(),
             run_id,
+            lease,
             run,
             stored: Notify::new(),
             kick: Notify::new(),
@@ -337,10 +365,11 @@ impl Engine {
         let Some(_adopting) = self.begin_adopting(handler_id) else {
             return Ok(());
         };
+        let lease = self.new_lease();
         if !self.takes_runs()
             || !self
                 .storage
-                .claim(handler_id, &self.id, self.lease_ms())
+                .claim(handler_id, &lease, self.lease_ms())
                 .await?
         {
             return Ok(());
@@ -376,11 +405,15 @@ impl Engine {
         };
         match resumed {
             Ok((run, from)) => {
-                self.attach(handler_id.to_owned(), record.run_id, run, from);
+                self.attach(handler_id.to_owned(), record.run_id, lease, run, from);
             }
             Err(error) => {
-                self.fail(handler_id, format!("the run could not be resumed: {error}"))
-                    .await?;
+                self.fail(
+                    handler_id,
+                    &lease,
+                    format!("the run could not be resumed: {error}"),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -408,16 +441,20 @@ impl Engine {
     pub(crate) async fn renew_leases(self: Arc<Self>) {
         let ttl = self.config.lease_ttl;
         let mut valid_until = Instant::now() + ttl;
+        let mut next = Instant::now() + ttl / 3;
         loop {
-            tokio::time::sleep(ttl / 3).await;
+            // Every third of a lease from the previous send (at once if that one took
+            // longer), so that a steadily slow store is not mistaken for a lost one.
+            tokio::time::sleep_until(next).await;
             let sent = Instant::now();
+            next = sent + ttl / 3;
             // While runs are held, wait for the answer only as long as their leases surely
             // hold (a sixth of a lease is kept as margin); while none is (after giving up),
-            // a renewal may take a third of a lease.
+            // as long as that allows in steady state: half a lease.
             let limit = if self.leases_ok.load(Ordering::SeqCst) {
                 valid_until - ttl / 6
             } else {
-                sent + ttl / 3
+                sent + ttl / 2
             };
             let renewal = self.storage.renew(&self.id, self.lease_ms());
             match tokio::time::timeout_at(limit, renewal).await {
@@ -478,13 +515,13 @@ impl Engine {
                 Err(e) => tracing::error!("reading inboxes failed: {e}"),
             }
             match self.storage.held(&self.id).await {
-                Ok(ids) => {
-                    for id in ids {
+                Ok(held) => {
+                    for (id, lease) in held {
                         // Held across the release, so that no adoption starts meanwhile.
                         let Some(_adopting) = self.begin_adopting(&id) else {
                             continue;
                         };
-                        if let Err(e) = self.storage.release(&id, &self.id).await {
+                        if let Err(e) = self.storage.release(&id, &lease).await {
                             tracing::error!(handler = %id, "letting go of the run failed: {e}");
                         }
                     }

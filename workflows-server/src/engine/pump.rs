@@ -149,7 +149,7 @@ impl Pump {
         match self
             .engine
             .storage
-            .append_events(&live.handler_id, &live.run_id, &self.engine.id, stored)
+            .append_events(&live.handler_id, &live.run_id, &live.lease, stored)
             .await
         {
             Ok(true) => {}
@@ -228,7 +228,7 @@ impl Pump {
         }
         match engine
             .storage
-            .update_run(&self.live.handler_id, &engine.id, update, now_us())
+            .update_run(&self.live.handler_id, &self.live.lease, update, now_us())
             .await
         {
             Ok(true) => Ok(()),

@@ -7,7 +7,9 @@
 //! (events and cancels sent to it, kept until the run's owner has taken them into a snapshot).
 //! Ownership is a lease: the server that executes a run holds it and renews it; every write a
 //! run's owner makes checks that it still holds the lease, so two servers never both execute
-//! a run.
+//! a run. A lease is named `{server}/{n}`, a new name for each claim: a write left over from a
+//! copy of the run that a server gave up fails even if the same server has claimed the run
+//! again since.
 
 mod postgres;
 mod sqlite;
@@ -100,7 +102,7 @@ pub struct HandlerRecord {
     pub completed_at: Option<i64>,
     /// Since when the run has been waiting for an event from outside.
     pub idle_since: Option<i64>,
-    /// The server executing the run, if one is.
+    /// The lease of the server executing the run (`{server}/{n}`), if one is.
     pub owner: Option<String>,
     /// Until when the owner's lease holds, milliseconds since the Unix epoch on the store's
     /// clock.
@@ -250,8 +252,8 @@ pub trait Storage: Send + Sync + 'static {
     /// for `owner`, for `lease_ms`; whether `owner` holds it now.
     fn claim(&self, handler_id: &str, owner: &str, lease_ms: i64) -> StorageFuture<'_, bool>;
 
-    /// Extends every lease `owner` holds to `lease_ms` from now.
-    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()>;
+    /// Extends every lease `server` holds (every `{server}/{n}`) to `lease_ms` from now.
+    fn renew(&self, server: &str, lease_ms: i64) -> StorageFuture<'_, ()>;
 
     /// Gives up the lease of `handler_id`, if `owner` holds it.
     fn release(&self, handler_id: &str, owner: &str) -> StorageFuture<'_, ()>;
@@ -262,11 +264,11 @@ pub trait Storage: Send + Sync + 'static {
     /// The items queued for the run, oldest first, with their ids.
     fn inbox(&self, handler_id: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>>;
 
-    /// Running handlers that `owner` holds.
-    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>>;
+    /// Running handlers whose lease `server` holds (a lease `{server}/{n}`), with the lease.
+    fn held(&self, server: &str) -> StorageFuture<'_, Vec<(String, String)>>;
 
-    /// Handlers that `owner` holds and that have inbox items.
-    fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>>;
+    /// Handlers whose lease `server` holds and that have inbox items.
+    fn with_inbox(&self, server: &str) -> StorageFuture<'_, Vec<String>>;
 
     /// Running handlers that no live server holds and that have work: not waiting for an
     /// event, or waiting with an inbox item.

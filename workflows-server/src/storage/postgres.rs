@@ -500,14 +500,15 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
-        let owner = owner.to_owned();
+    fn renew(&self, server: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
+        let owner = server.to_owned();
         Box::pin(async move {
             let client = self.client().await?;
             client
                 .execute(
                     &format!(
-                        "UPDATE wf_handlers SET lease_until = {DB_NOW_MS} + $2 WHERE owner = $1"
+                        "UPDATE wf_handlers SET lease_until = {DB_NOW_MS} + $2 \
+                         WHERE starts_with(owner, $1 || '/')"
                     ),
                     &[&owner, &lease_ms],
                 )
@@ -572,29 +573,31 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
-        let owner = owner.to_owned();
+    fn held(&self, server: &str) -> StorageFuture<'_, Vec<(String, String)>> {
+        let server = server.to_owned();
         Box::pin(async move {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT handler_id FROM wf_handlers WHERE owner = $1 AND status = 'running'",
-                    &[&owner],
+                    "SELECT handler_id, owner FROM wf_handlers \
+                     WHERE status = 'running' AND starts_with(owner, $1 || '/')",
+                    &[&server],
                 )
                 .await
                 .map_err(err)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
-    fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
-        let owner = owner.to_owned();
+    fn with_inbox(&self, server: &str) -> StorageFuture<'_, Vec<String>> {
+        let owner = server.to_owned();
         Box::pin(async move {
             let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT DISTINCT h.handler_id FROM wf_handlers h \
-                     JOIN wf_inbox i ON i.handler_id = h.handler_id WHERE h.owner = $1",
+                     JOIN wf_inbox i ON i.handler_id = h.handler_id \
+                     WHERE starts_with(h.owner, $1 || '/')",
                     &[&owner],
                 )
                 .await

@@ -439,11 +439,12 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn renew(&self, owner: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
-        let owner = owner.to_owned();
+    fn renew(&self, server: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
+        let owner = server.to_owned();
         self.with(move |conn| {
             conn.execute(
-                "UPDATE wf_handlers SET lease_until = ?2 WHERE owner = ?1",
+                "UPDATE wf_handlers SET lease_until = ?2 \
+                 WHERE substr(owner, 1, length(?1) + 1) = ?1 || '/'",
                 params![owner, clock_ms() + lease_ms],
             )?;
             Ok(())
@@ -494,23 +495,25 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn held(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
-        let owner = owner.to_owned();
+    fn held(&self, server: &str) -> StorageFuture<'_, Vec<(String, String)>> {
+        let server = server.to_owned();
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT handler_id FROM wf_handlers WHERE owner = ?1 AND status = 'running'",
+                "SELECT handler_id, owner FROM wf_handlers WHERE status = 'running' \
+                   AND substr(owner, 1, length(?1) + 1) = ?1 || '/'",
             )?;
-            let rows = stmt.query_map([owner], |r| r.get(0))?;
+            let rows = stmt.query_map([server], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
     }
 
-    fn with_inbox(&self, owner: &str) -> StorageFuture<'_, Vec<String>> {
-        let owner = owner.to_owned();
+    fn with_inbox(&self, server: &str) -> StorageFuture<'_, Vec<String>> {
+        let owner = server.to_owned();
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT DISTINCT h.handler_id FROM wf_handlers h \
-                 JOIN wf_inbox i ON i.handler_id = h.handler_id WHERE h.owner = ?1",
+                 JOIN wf_inbox i ON i.handler_id = h.handler_id \
+                 WHERE substr(h.owner, 1, length(?1) + 1) = ?1 || '/'",
             )?;
             let rows = stmt.query_map([owner], |r| r.get(0))?;
             rows.collect()

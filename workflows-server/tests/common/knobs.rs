@@ -12,7 +12,7 @@ use workflows_server::storage::{
 /// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
 /// `release_delay_ms` / `update_delay_ms` longer, renewals failing while `fail_renew`, and
 /// handler reads failing while `down`, and renewals or event writes hanging (for a minute)
-/// while `hang_renew` / `hang_appends`.
+/// while `hang_renew` / `hang_appends`, and renewals taking `renew_delay_ms` longer.
 #[derive(Clone)]
 pub struct Knobs<S: Storage + Clone> {
     pub inner: S,
@@ -23,6 +23,7 @@ pub struct Knobs<S: Storage + Clone> {
     pub down: Arc<AtomicBool>,
     pub hang_renew: Arc<AtomicBool>,
     pub hang_appends: Arc<AtomicBool>,
+    pub renew_delay_ms: Arc<AtomicU64>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -36,6 +37,7 @@ impl<S: Storage + Clone> Knobs<S> {
             down: Arc::default(),
             hang_renew: Arc::default(),
             hang_appends: Arc::default(),
+            renew_delay_ms: Arc::default(),
         }
     }
 }
@@ -120,7 +122,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         if self.fail_renew.load(SeqCst) {
             return Box::pin(async { Err(StorageError::new("the database does not answer")) });
         }
-        self.inner.renew(o, l)
+        delayed(self.renew_delay_ms.load(SeqCst), self.inner.renew(o, l))
     }
     fn release(&self, h: &str, o: &str) -> StorageFuture<'_, ()> {
         delayed(self.release_delay_ms.load(SeqCst), self.inner.release(h, o))
@@ -131,7 +133,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     fn inbox(&self, h: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
         self.inner.inbox(h)
     }
-    fn held(&self, o: &str) -> StorageFuture<'_, Vec<String>> {
+    fn held(&self, o: &str) -> StorageFuture<'_, Vec<(String, String)>> {
         self.inner.held(o)
     }
     fn with_inbox(&self, o: &str) -> StorageFuture<'_, Vec<String>> {

@@ -300,3 +300,26 @@ pub async fn settled(server: &RunningServer) -> usize {
     }
     server.runs_in_memory()
 }
+
+/// A new, empty database on the server `DATABASE_URL` names; its URL.
+pub async fn fresh_database() -> Option<String> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "DATABASE_URL is not set: .ci/run starts PostgreSQL and sets it"
+        );
+        eprintln!("DATABASE_URL is not set: skipping a Postgres test");
+        return None;
+    };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("DATABASE_URL answers");
+    tokio::spawn(connection);
+    let name = format!("wf_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("CREATE DATABASE");
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
