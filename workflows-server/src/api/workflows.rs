@@ -95,9 +95,10 @@ async fn start(
                 format!("Handler '{id}' is already running"),
             ),
             StartError::Storage(e) => e.into(),
-            StartError::ShuttingDown => ApiError::new(
+            StartError::NotTakingRuns => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "The server is shutting down; start the run on another server or retry shortly",
+                "The server takes no new runs right now (it is shutting down, or cannot reach \
+                 its store); start the run on another server or retry shortly",
             ),
         })
 }

@@ -31,8 +31,8 @@ pub(crate) enum StartError {
     AlreadyRunning(String),
     /// The store failed.
     Storage(StorageError),
-    /// The server is shutting down.
-    ShuttingDown,
+    /// The server takes no runs now: it is shutting down, or cannot renew its leases.
+    NotTakingRuns,
 }
 
 impl From<StorageError> for StartError {
@@ -62,7 +62,7 @@ pub(crate) struct Live {
 
 /// The server's workflows and the runs it holds.
 pub(crate) struct Engine {
-    /// This server's id: the owner name of the leases it takes.
+    /// This server's id: its leases are named `{id}/{n}`.
     pub(crate) id: String,
     pub(crate) storage: Arc<dyn Storage>,
     /// Registered workflows, in registration order.
@@ -192,7 +192,7 @@ impl Engine {
             lease_until: None,
         };
         if !self.takes_runs() {
-            return Err(StartError::ShuttingDown);
+            return Err(StartError::NotTakingRuns);
         }
         // Held until the run is in memory, so that an event sent meanwhile does not make
         // this server adopt (and start) the same run a second time. A run that has just
