@@ -6,20 +6,18 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use workflows::EventKind;
 
-use super::{ApiError, ApiResult, json_body};
+use super::{ApiError, ApiResult, Params, json_body, load, params};
 use crate::engine::{Engine, decode_event};
 use crate::envelope::incoming;
 use crate::storage::{InboxItem, StoredEvent};
-
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 fn flag(params: &[(String, String)], name: &str, default: bool) -> bool {
     params
@@ -48,11 +46,7 @@ pub(crate) async fn send(
             )));
         }
     };
-    let record = engine
-        .storage
-        .handler(&handler_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Handler not found"))?;
+    let record = load(&engine, &handler_id).await?;
     if record.status.is_terminal() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -219,9 +213,7 @@ pub(crate) async fn stream(
     query: Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let params = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
+    let params = params(query)?;
     let sse = flag(&params, "sse", true);
     let after_text = params
         .iter()
@@ -243,11 +235,7 @@ pub(crate) async fn stream(
     {
         after = Some(id);
     }
-    let record = engine
-        .storage
-        .handler(&handler_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Handler not found"))?;
+    let record = load(&engine, &handler_id).await?;
     let last = engine.storage.last_sequence(&record.run_id).await?;
     let after = after.unwrap_or_else(|| last.map_or(-1, |s| s as i64));
     let nothing_left = last.is_none_or(|l| l as i64 <= after);

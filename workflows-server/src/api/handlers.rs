@@ -3,22 +3,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, handler_json, handler_status};
+use super::{ApiError, ApiResult, Params, handler_json, handler_status, load, params};
 use crate::engine::Engine;
-use crate::storage::{HandlerFilter, HandlerRecord, InboxItem, Status};
-
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-fn params(query: Params) -> ApiResult<Vec<(String, String)>> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))
-}
+use crate::storage::{HandlerFilter, InboxItem, Status};
 
 /// The non-blank values of a repeatable parameter; `None` when there are none.
 fn list_param(params: &[(String, String)], name: &str) -> Option<Vec<String>> {
@@ -50,14 +41,6 @@ pub(crate) async fn list(
         .map(handler_json)
         .collect();
     Ok(Json(json!({ "handlers": handlers })))
-}
-
-async fn load(engine: &Engine, handler_id: &str) -> ApiResult<HandlerRecord> {
-    engine
-        .storage
-        .handler(handler_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Handler not found"))
 }
 
 pub(crate) async fn get(

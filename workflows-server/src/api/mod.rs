@@ -9,7 +9,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::Query;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -60,6 +61,25 @@ impl IntoResponse for ApiError {
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// A query string as its (repeatable) pairs.
+pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query's pairs; 400 when the query cannot be read.
+pub(crate) fn params(query: Params) -> ApiResult<Vec<(String, String)>> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))
+}
+
+/// The handler `handler_id`; 404 when there is none.
+pub(crate) async fn load(engine: &Engine, handler_id: &str) -> ApiResult<HandlerRecord> {
+    engine
+        .storage
+        .handler(handler_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Handler not found"))
+}
 
 /// The request body as JSON: 413 past the size limit, 400 when it is not JSON.
 pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
