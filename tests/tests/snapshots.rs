@@ -521,15 +521,18 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     assert!(matches!(err, ResumeError::Truncated { .. }), "{err}");
     assert!(err.to_string().contains("store and load the whole text"));
 
-    let newer = text.replacen("\"version\":1", "\"version\":2", 1);
+    let newer = text.replacen("\"version\":2", "\"version\":3", 1);
     let err = Snapshot::from_json(&newer).unwrap_err();
     assert_eq!(
         err,
         ResumeError::NewerVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
+    // Version 1 (no effect logs) is still read.
+    let older = text.replacen("\"version\":2", "\"version\":1", 1);
+    assert_eq!(Snapshot::from_json(&older).unwrap().version, 1);
 
     let err = Other.runner().resume(snapshot.clone()).unwrap_err();
     assert_eq!(

@@ -293,14 +293,14 @@ async fn implicit_waiter_ids_do_not_collide_between_parallel_invocations() {
         if ev.is::<InputRequiredEvent>() {
             prompts += 1;
             if prompts == 2 {
-                // Both wait now; one answer goes to the oldest waiter, the next to the other.
+                // Both wait now, without requirements: one answer resolves both waiters, as
+                // in the Python library.
                 handler.send_event(HumanResponseEvent::new("ok 1")).unwrap();
-                handler.send_event(HumanResponseEvent::new("ok 2")).unwrap();
             }
         }
     }
     assert_eq!(prompts, 2, "each waiter published its own prompt");
-    assert_eq!(handler.await.unwrap(), [(1, true), (2, true)]);
+    assert_eq!(handler.await.unwrap(), [(1, true), (2, false)]);
 }
 
 struct Patient;

@@ -1,15 +1,17 @@
 //! What a step can do besides returning an event: send more, stream, collect, share state.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::runtime::effects::Effect;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::{BufferKey, Buffered, Msg, RunShared, WaitRequest, lock};
+use crate::snapshot::EffectKind;
 use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
 
 /// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
@@ -72,6 +74,9 @@ pub struct Context<S = ()> {
     collects: AtomicU32,
     /// Explicit waiter ids used in this attempt, in order.
     explicit_ids: Mutex<Vec<String>>,
+    /// The position of this attempt's next engine effect in its effect log; changed only under
+    /// the memo's lock.
+    effects: AtomicUsize,
     memo: OnceLock<SharedMemo>,
 }
 
@@ -98,6 +103,7 @@ impl<S: Send + 'static> Context<S> {
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
             explicit_ids: Mutex::new(Vec::new()),
+            effects: AtomicUsize::new(0),
             memo: memo.map(OnceLock::from).unwrap_or_default(),
         }
     }
@@ -114,6 +120,57 @@ impl<S: Send + 'static> Context<S> {
             });
             memo
         })
+    }
+
+    /// Performs the attempt's next engine effect with `perform`, unless the attempt performed
+    /// it before the snapshot it was resumed from: then returns `Ok(None)` without running
+    /// `perform` (see the [snapshot guarantees](crate::snapshot#what-a-snapshot-guarantees)).
+    /// A different effect at that position fails the run.
+    fn effect<T>(
+        &self,
+        effect: Effect,
+        perform: impl FnOnce() -> Result<T, SendError>,
+    ) -> Result<Option<T>, SendError> {
+        // The log, the position and the effect itself change together under the memo's lock;
+        // the loop snapshots only between polls, so it never sees one without the other.
+        let mut memo = lock(self.memo());
+        let position = self.effects.load(Ordering::Relaxed);
+        match memo.effects.performed(self.step_name(), position, &effect) {
+            Ok(true) => {
+                self.effects.store(position + 1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Ok(false) => {
+                let out = perform()?;
+                memo.effects.record(position, effect);
+                self.effects.store(position + 1, Ordering::Relaxed);
+                Ok(Some(out))
+            }
+            Err(err) => {
+                drop(memo);
+                let _ = self.run.core.push(Msg::Fail(err));
+                Err(SendError::NonDeterministic {
+                    step: self.step_name().to_owned(),
+                    position,
+                })
+            }
+        }
+    }
+
+    /// Sends `ev` (to `target`, or to every step accepting it) as an engine effect.
+    fn send(&self, ev: Box<dyn AnyEvent>, target: Option<&str>) -> Result<(), SendError> {
+        let core = &self.run.core;
+        core.check_declared(self.step, &*ev)?;
+        let target_name = target.and_then(|name| {
+            let steps = core.routes.steps();
+            steps.iter().find(|s| s.name == name).map(|s| s.name)
+        });
+        let effect = Effect::new(EffectKind::Send, ev.name(), target_name);
+        self.effect(effect, || {
+            let target = core.resolve_target(&*ev, target)?;
+            core.push(Msg::Event { ev, target })
+        })
+        .map(drop)
     }
 
     /// Suspends the step until an event of type `E` matching `wait` arrives, and returns it.
@@ -180,6 +237,14 @@ impl<S: Send + 'static> Context<S> {
                 (id, key)
             }
         };
+        // Beginning a wait is an effect: it may publish a prompt, and it has a place in the
+        // attempt's order, which a run resumed from a snapshot must keep.
+        if self
+            .effect(Effect::new(EffectKind::Wait, E::NAME, None), || Ok(()))
+            .is_err()
+        {
+            return Err(WaitError::RunEnded { waiter_id: id });
+        }
         {
             let memo = lock(self.memo());
             if let Some(ev) = memo.resolved.get(&memo_key)
@@ -223,6 +288,10 @@ impl<S: Send + 'static> Context<S> {
     /// result instead of running `fut` again. Use it for effects before a wait, such as
     /// sending an e-mail. Keys are per invocation; the result must serialize to JSON.
     ///
+    /// Engine effects inside `fut` (sends, stream writes, waits) are skipped along with it
+    /// when its result is recorded. Count on that only when nothing else in the step performs
+    /// engine effects while `fut` runs (no other branch of a `join!` sending meanwhile).
+    ///
     /// ```
     /// use workflows::prelude::*;
     ///
@@ -248,14 +317,24 @@ impl<S: Send + 'static> Context<S> {
         T: Serialize + DeserializeOwned,
         F: Future<Output = T>,
     {
-        if let Some(recorded) = lock(self.memo()).once.get(key)
-            && let Ok(value) = T::deserialize(recorded)
         {
-            return value;
+            let memo = lock(self.memo());
+            if let Some(recorded) = memo.once.get(key)
+                && let Ok(value) = T::deserialize(recorded)
+            {
+                // The body's engine effects are skipped with it.
+                let skipped = memo.effects.once_effects(key) as usize;
+                self.effects.fetch_add(skipped, Ordering::Relaxed);
+                return value;
+            }
         }
+        let before = self.effects.load(Ordering::Relaxed);
         let value = fut.await;
         if let Ok(json) = serde_json::to_value(&value) {
-            lock(self.memo()).once.insert(key.to_owned(), json);
+            let mut memo = lock(self.memo());
+            let performed = self.effects.load(Ordering::Relaxed) - before;
+            memo.once.insert(key.to_owned(), json);
+            memo.effects.once_done(key, performed as u32);
         }
         value
     }
@@ -277,7 +356,7 @@ impl<S: Send + 'static> Context<S> {
     /// type), so that the workflow's graph is complete. Fails when the type is undeclared,
     /// when no step accepts it, or when the run has ended.
     pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
-        self.run.core.send_from(self.step, Box::new(ev), None)
+        self.send(Box::new(ev), None)
     }
 
     /// Sends `ev` to the step named `step` only.
@@ -285,12 +364,19 @@ impl<S: Send + 'static> Context<S> {
     /// Fails when there is no such step, when it does not accept the type, or when the run has
     /// ended.
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
-        self.run.core.send_from(self.step, Box::new(ev), Some(step))
+        self.send(Box::new(ev), Some(step))
     }
 
     /// Publishes `ev` on the run's event stream for the caller (it is not routed to steps).
+    ///
+    /// After a resume from a snapshot, a write the step made before the snapshot is not made
+    /// again.
     pub fn write_event_to_stream<E: Event>(&self, ev: E) {
-        self.run.core.stream.publish(Arc::new(ev));
+        let effect = Effect::new(EffectKind::Stream, E::NAME, None);
+        let _ = self.effect(effect, || {
+            self.run.core.stream.publish(Arc::new(ev));
+            Ok(())
+        });
     }
 
     /// Fan-in of one event type: buffers `ev` and, once `count` events of its type have arrived
@@ -334,6 +420,7 @@ impl<S: Send + 'static> Context<S> {
     /// Fan-in of several event types: buffers `ev` and, once events matching every entry of
     /// `expected` have arrived at this step, returns them in the order of `expected` (events of
     /// one type in arrival order) and removes them from the buffer. Until then returns `None`.
+    /// An event whose type `expected` does not name returns `None` and is not kept.
     ///
     /// Unlike the Python library, an event beyond what is still missing is kept for the next
     /// collection instead of being dropped.
@@ -383,6 +470,11 @@ impl<S: Send + 'static> Context<S> {
         let tag = self.collect_tag();
         if let Some(batch) = self.collected_before(tag) {
             return Some(batch);
+        }
+        let ty = ev.event_type_id();
+        if !expected.iter().any(|info| info.type_id == ty) {
+            // Not part of any collection: neither buffered nor kept, as in the Python library.
+            return None;
         }
         let mut buffers = lock(&self.run.core.collect);
         let key = (self.step, BufferKey::Named(buffer_id.to_owned()));

@@ -75,6 +75,22 @@ pub enum WorkflowError {
         /// The panic's message.
         message: String,
     },
+    /// A step that ran again after a resume did not repeat the engine effects it had
+    /// performed before the snapshot, in the same order: see the
+    /// [snapshot guarantees](crate::snapshot#what-a-snapshot-guarantees).
+    #[error(
+        "step `{step}` did not repeat its effects after the run was resumed: its effect {position} was recorded as \"{recorded}\" but is now \"{found}\"; a step must send, write and wait in the same order when it runs again (wrap what varies in ctx.once)"
+    )]
+    NonDeterministic {
+        /// The step's name.
+        step: String,
+        /// The effect's position in the attempt (from 0).
+        position: usize,
+        /// The effect the snapshot recorded there.
+        recorded: String,
+        /// The effect the step performed instead.
+        found: String,
+    },
     /// The run's timeout elapsed.
     #[error("the run timed out after {timeout:?}; steps still running: {}", list(.active_steps))]
     Timeout {
@@ -140,6 +156,18 @@ pub enum SendError {
         step: String,
         /// The event's name.
         event: String,
+    },
+    /// After a resume, the step sent something other than what it had sent before the
+    /// snapshot at this position; the run fails with
+    /// [`WorkflowError::NonDeterministic`].
+    #[error(
+        "step `{step}` did not repeat its effects after the run was resumed (effect {position}); the run fails"
+    )]
+    NonDeterministic {
+        /// The sending step.
+        step: String,
+        /// The effect's position in the attempt (from 0).
+        position: usize,
     },
     /// A send targeted a step the workflow does not have.
     #[error("no step named `{step}` in this workflow; its steps are: {}", .known.join(", "))]

@@ -78,8 +78,9 @@ pub use lifecycle::{
 };
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
-    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, RawJson, ResumeError,
-    RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
+    BufferName, BufferedEvent, CollectBuffer, EffectKind, EffectRecord, InvocationRecord,
+    QueuedEvent, RawJson, ResumeError, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError,
+    StoredEvent, WaiterRecord,
 };
 pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};

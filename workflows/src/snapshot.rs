@@ -1,12 +1,12 @@
 //! Snapshots: a run's whole context as versioned JSON, to store and resume elsewhere.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! A [`Snapshot`] serializes to one JSON object:
 //!
 //! | field | holds |
 //! |---|---|
-//! | `version` | the format version, `1` |
+//! | `version` | the format version, `2` (version 1, without effect logs, is still read) |
 //! | `workflow` | the workflow's name ([`Workflow::NAME`](crate::Workflow::NAME)) |
 //! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events) |
 //! | `run_id` | the run's id, kept by the resumed run |
@@ -14,7 +14,7 @@
 //! | `state` | the typed state as JSON ([`RawJson`]: kept as text, parsed on resume) |
 //! | `store` | the dynamic JSON store, an object ([`RawJson`] too) |
 //! | `queues` | events waiting for a free worker, per step |
-//! | `invocations` | step invocations started and not finished, with their input, attempt, retry back-off, answered waits and `once` results |
+//! | `invocations` | step invocations started and not finished, with their input, attempt, retry back-off, answered waits, `once` results and the engine effects the attempt has performed |
 //! | `collect` | the fan-in buffers of each step |
 //! | `waiters` | the waits in progress, with their ids, requirements and remaining timeouts |
 //! | `next_invocation`, `next_stream_seq` | counters that continue in the resumed run |
@@ -40,6 +40,39 @@
 //! assert_eq!(snapshot.waiters[0].requirements[0].value, 7);
 //! ```
 //!
+//! # What a snapshot guarantees
+//!
+//! A snapshot is a consistent cut: it reflects one instant of the run, taken by the run's control
+//! loop between two polls of its steps, after the loop has taken in every message sent before
+//! that instant. So every event that any step has sent, returned or written to the stream
+//! before the cut is in it exactly once (queued, held by a waiter's answer, in a collect
+//! buffer, or already consumed by an invocation that finished), and every `once` result in it
+//! has the effects of its body in it.
+//!
+//! A step invocation in flight at the cut runs again from its start after a resume, with its
+//! original input. What it does again is then split in two:
+//!
+//! - **Engine effects happen exactly once.** Each invocation's attempt records, in order, the
+//!   engine effects it performs: events sent ([`Context::send_event`](crate::Context::send_event),
+//!   [`send_event_to`](crate::Context::send_event_to)), events written to the stream
+//!   ([`write_event_to_stream`](crate::Context::write_event_to_stream)) and waits begun
+//!   ([`wait_for_event`](crate::Context::wait_for_event), whose prompt is published once). The
+//!   log is in the snapshot (`effects` of each invocation). When the invocation runs again, its
+//!   first effects are matched against the log, one by one, and not performed again; only
+//!   those past the log happen. An effect that differs from the recorded one at the same
+//!   position (another kind, event type or target) fails the run with
+//!   [`WorkflowError::NonDeterministic`](crate::WorkflowError::NonDeterministic), naming the
+//!   step, the position and both effects, instead of letting the run diverge silently. The
+//!   event a step returns is routed as it finishes, so it is never in flight at a cut.
+//! - **The user's own effects happen at least once**, unless wrapped in
+//!   [`Context::once`](crate::Context::once): an HTTP call or an e-mail before the cut runs
+//!   again. A `once` body that ran before the cut is skipped, and so are the engine effects it
+//!   performed.
+//!
+//! A retry after an error is a new attempt, as in the Python library: its effects happen
+//! afresh (the failed attempt's effects stand), and the log starts empty. `once` results and
+//! collected batches carry over to the retry.
+//!
 //! # Versioning rule
 //!
 //! A reader accepts every version up to its own and rejects newer ones with
@@ -55,7 +88,11 @@ pub use crate::raw_json::RawJson;
 use crate::{StepInfo, wait::Requirement};
 
 /// The snapshot format version this build writes and the newest it reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+///
+/// Version 2 added the effect log (`effects`, `once_effects`) of invocations: a version 1
+/// reader would ignore it and repeat effects, so the version went up. Version 1 snapshots are
+/// read as invocations without a log (their effects happen again, at least once).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// How the run stood when the snapshot was taken.
 ///
@@ -143,6 +180,68 @@ pub struct InvocationRecord {
     /// For a failure handler: the failure it handles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The engine effects the attempt in progress has performed, in order; when it runs
+    /// again after a resume they are recognised and not performed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<EffectRecord>,
+    /// For each `once` key completed in the attempt in progress: how many of `effects` its
+    /// body performed (skipped along with the body when the step runs again).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub once_effects: BTreeMap<String, u32>,
+}
+
+/// What kind of engine effect an [`EffectRecord`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    /// An event sent with `send_event` or `send_event_to`.
+    Send,
+    /// An event written to the stream with `write_event_to_stream`.
+    Stream,
+    /// A wait begun with `wait_for_event` (its prompt, if any, is published once).
+    Wait,
+}
+
+/// One engine effect an invocation performed: see the [module documentation](self).
+///
+/// ```
+/// use workflows::snapshot::{EffectKind, EffectRecord};
+///
+/// let sent = EffectRecord { kind: EffectKind::Send, event: "Job".into(), target: Some("work".into()) };
+/// assert_eq!(sent.to_string(), "send `Job` to step `work`");
+/// let json = serde_json::to_string(&sent).unwrap();
+/// assert_eq!(json, r#"{"kind":"send","event":"Job","target":"work"}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectRecord {
+    /// What the step did.
+    pub kind: EffectKind,
+    /// The name of the event sent, written or waited for.
+    pub event: String,
+    /// For a send to one step: that step's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl std::fmt::Display for EffectRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe_effect(f, self.kind, &self.event, self.target.as_deref())
+    }
+}
+
+/// How an effect reads in errors: "send `Job` to step `work`".
+pub(crate) fn describe_effect(
+    f: &mut std::fmt::Formatter<'_>,
+    kind: EffectKind,
+    event: &str,
+    target: Option<&str>,
+) -> std::fmt::Result {
+    match (kind, target) {
+        (EffectKind::Send, None) => write!(f, "send `{event}` to every step that accepts it"),
+        (EffectKind::Send, Some(step)) => write!(f, "send `{event}` to step `{step}`"),
+        (EffectKind::Stream, _) => write!(f, "write `{event}` to the stream"),
+        (EffectKind::Wait, _) => write!(f, "wait for `{event}`"),
+    }
 }
 
 /// Which buffer of a step a collect buffer is.
@@ -308,7 +407,7 @@ impl Snapshot {
     /// assert!(matches!(Snapshot::from_json("[1, 2]"), Err(ResumeError::Malformed { .. })));
     /// assert!(matches!(
     ///     Snapshot::from_json("{\"version\": 99}"),
-    ///     Err(ResumeError::NewerVersion { found: 99, supported: 1 })
+    ///     Err(ResumeError::NewerVersion { found: 99, supported: 2 })
     /// ));
     /// ```
     pub fn from_json(text: &str) -> Result<Snapshot, ResumeError> {

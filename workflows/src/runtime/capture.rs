@@ -65,6 +65,8 @@ impl<W: Workflow> RunLoop<W> {
                 once: Default::default(),
                 collected: Default::default(),
                 failure: inv.handles.as_ref().map(failure_text),
+                effects: Vec::new(),
+                once_effects: Default::default(),
             };
             if let Some(memo) = &inv.memo {
                 let memo = lock(memo);
@@ -77,6 +79,17 @@ impl<W: Workflow> RunLoop<W> {
                         .insert(id.clone(), after.as_millis() as u64);
                 }
                 record.once = memo.once.clone().into_iter().collect();
+                record.effects = memo
+                    .effects
+                    .effects()
+                    .iter()
+                    .map(|e| e.to_record())
+                    .collect();
+                record.once_effects = memo
+                    .effects
+                    .once_counts()
+                    .map(|(key, n)| (key.to_owned(), n))
+                    .collect();
                 for (call, batch) in &memo.collected {
                     let events = batch
                         .iter()

@@ -37,9 +37,10 @@ impl<W: Workflow> RunLoop<W> {
             inv.attempt += 1;
             inv.running = false;
             inv.last_error = Some(err.as_error().to_string());
-            // A new attempt waits again: only answers are remembered, not timeouts.
+            // A new attempt waits again and performs its effects afresh: only answers, `once`
+            // results and collected batches are remembered.
             if let Some(memo) = &inv.memo {
-                lock(memo).timed_out.clear();
+                lock(memo).new_attempt();
             }
             if delay.is_zero() {
                 self.retry_now.push_back(slot);
@@ -132,13 +133,21 @@ impl<W: Workflow> RunLoop<W> {
         if self.done {
             return;
         }
-        self.done = true;
         // A cancelled or timed-out run can be resumed: keep it as it was.
         let resumable = match &outcome {
             Err(WorkflowError::Cancelled) => Some(RunStatus::Cancelled),
             Err(WorkflowError::Timeout { .. }) => Some(RunStatus::TimedOut),
             _ => None,
         };
+        if resumable.is_some() {
+            // What steps sent before the end belongs in the snapshot of the end. Taking it in
+            // may end the run another way first (a stop event, a failure): that end stands.
+            self.settle(true);
+            if self.done {
+                return;
+            }
+        }
+        self.done = true;
         if let Some(status) = resumable
             && let Ok(snapshot) = self.capture(status)
         {

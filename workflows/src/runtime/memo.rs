@@ -1,4 +1,5 @@
-//! What one invocation has recorded so far: answered waits and `once` results.
+//! What one invocation has recorded so far: answered waits, `once` results, collected batches
+//! and the engine effects of its attempt in progress.
 //!
 //! Shared between the invocation's context and the control loop, which puts it in snapshots.
 //! After a restore, a step re-runs from its start; its waits and `once` calls find their
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::AnyEvent;
+use crate::runtime::effects::EffectLog;
 
 #[derive(Default, Debug)]
 pub(crate) struct Memo {
@@ -21,6 +23,17 @@ pub(crate) struct Memo {
     pub(crate) once: HashMap<String, Value>,
     /// Collect call (within the attempt) → the batch it returned.
     pub(crate) collected: HashMap<u32, Vec<Box<dyn AnyEvent>>>,
+    /// The engine effects of the attempt in progress.
+    pub(crate) effects: EffectLog,
+}
+
+impl Memo {
+    /// A retry begins: its waits and engine effects start afresh; answers, `once` results
+    /// and collected batches carry over.
+    pub(crate) fn new_attempt(&mut self) {
+        self.timed_out.clear();
+        self.effects.new_attempt();
+    }
 }
 
 pub(crate) type SharedMemo = Arc<Mutex<Memo>>;

@@ -1,6 +1,7 @@
 //! The engine: one control loop per run, owning the run's queues and in-flight steps.
 
 mod capture;
+pub(crate) mod effects;
 mod ending;
 mod invocation;
 pub(crate) mod memo;

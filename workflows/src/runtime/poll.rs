@@ -13,8 +13,6 @@ use tokio::sync::Semaphore;
 use crate::error::PanicError;
 use crate::lifecycle::WorkflowIdle;
 use crate::runtime::run_loop::{BUDGET, RunLoop};
-use crate::runtime::shared::Msg;
-use crate::snapshot::RunStatus;
 use crate::{Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
@@ -98,8 +96,8 @@ impl<W: Workflow> RunLoop<W> {
         self.acquire = Some(Box::pin(limit.acquire_owned()));
     }
 
-    /// Waits for the run's slot, if it needs one; meanwhile only a cancel is acted on.
-    /// Returns whether the run may go on.
+    /// Waits for the run's slot, if it needs one. Meanwhile events are queued (no step starts),
+    /// cancels end the run, and snapshots are answered. Returns whether the run may go on.
     fn poll_slot(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let Some(acquire) = self.acquire.as_mut() else {
             return true;
@@ -110,10 +108,12 @@ impl<W: Workflow> RunLoop<W> {
             self.acquire = None;
             return true;
         }
-        while self.shared.core.take_or_park(&mut self.inbox, cx.waker()) {}
-        if self.inbox.iter().any(|m| matches!(m, Msg::Cancel)) {
-            // Queue what came before the cancel, so that the run's snapshot holds it.
+        while self.shared.core.take_or_park(&mut self.inbox, cx.waker()) {
             self.drain_messages();
+            self.answer_snapshots();
+            if self.done {
+                break;
+            }
         }
         false
     }
@@ -132,9 +132,7 @@ impl<W: Workflow> RunLoop<W> {
         let mut budget = BUDGET;
         loop {
             self.drain_messages();
-            for reply in std::mem::take(&mut self.snapshot_requests) {
-                let _ = reply.send(self.capture(RunStatus::Running));
-            }
+            self.answer_snapshots();
             if !self.done {
                 self.start_ready(cx, &mut budget);
             }

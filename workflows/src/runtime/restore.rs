@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::runtime::effects::{Effect, EffectLog};
 use crate::runtime::invocation::{Failure, InFlight, Invocation, SharedFailure};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::{Queued, RunLoop};
@@ -150,6 +151,14 @@ pub(crate) fn resume<W: Workflow>(
             .map(|(id, ms)| (id, Duration::from_millis(ms)))
             .collect();
         memo.once = record.once.into_iter().collect();
+        memo.effects = EffectLog::restored(
+            record
+                .effects
+                .into_iter()
+                .map(Effect::from_record)
+                .collect(),
+            record.once_effects.into_iter().collect(),
+        );
         for (call, batch) in record.collected {
             let events = batch
                 .into_iter()

@@ -22,6 +22,7 @@ use crate::lifecycle::{StepState, StepStateChanged};
 use crate::runtime::invocation::{Completion, InFlight, Invocation, SharedFailure, poll_step};
 use crate::runtime::shared::{Msg, RunShared, lock};
 use crate::runtime::waiters::Waiter;
+use crate::snapshot::RunStatus;
 use crate::stream::StreamLog;
 use crate::{AnyEvent, Context, EventKind, RetryInfo, RunOptions, Workflow, WorkflowError};
 
@@ -194,6 +195,7 @@ impl<W: Workflow> RunLoop<W> {
         match msg {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
+            Msg::Fail(err) => self.finish(Err(err)),
             Msg::Wait(request) => self.add_waiter(*request),
             // Answered at the top of the loop, where no invocation is half-way through
             // completing (its effects in, its record not yet released).
@@ -212,6 +214,45 @@ impl<W: Workflow> RunLoop<W> {
             .get_mut(slot)
             .and_then(Option::as_mut)
             .filter(|inv| inv.seq == seq)
+    }
+
+    /// Takes in every message sent so far, from steps and from outside, and applies it: after
+    /// this, everything any step has done is reflected in the loop's own state, so that a
+    /// snapshot taken now is a consistent cut. With `ending`, the run is already ending (a
+    /// cancel or a timeout): a further cancel is moot.
+    pub(super) fn settle(&mut self, ending: bool) {
+        loop {
+            self.shared.core.take_messages(&mut self.inbox);
+            if self.inbox.is_empty() {
+                return;
+            }
+            while let Some(msg) = self.inbox.pop_front() {
+                match msg {
+                    Msg::Cancel if ending => {}
+                    msg => self.handle_msg(msg),
+                }
+                if self.done {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers the snapshot requests taken in so far with the run as it stands, after taking
+    /// in everything sent before this instant.
+    pub(super) fn answer_snapshots(&mut self) {
+        if self.snapshot_requests.is_empty() {
+            return;
+        }
+        self.settle(false);
+        if self.done {
+            // The run ended meanwhile: dropped replies get the final snapshot.
+            self.snapshot_requests.clear();
+            return;
+        }
+        for reply in std::mem::take(&mut self.snapshot_requests) {
+            let _ = reply.send(self.capture(RunStatus::Running));
+        }
     }
 
     /// Processes messages queued so far (including those steps sent while being polled).

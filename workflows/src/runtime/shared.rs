@@ -53,6 +53,9 @@ pub(crate) enum Msg {
     Wait(Box<WaitRequest>),
     /// Take a snapshot and send it back.
     Snapshot(oneshot::Sender<Result<Snapshot, SnapshotError>>),
+    /// A step broke a rule the run cannot go on from (it did not repeat its effects after a
+    /// resume): end the run with this error.
+    Fail(WorkflowError),
     /// An invocation created its memo; the loop keeps it for snapshots.
     AttachMemo {
         slot: usize,
@@ -363,23 +366,19 @@ impl RunCore {
         self.push(Msg::Event { ev, target })
     }
 
-    /// [`send`](Self::send) from a step, which must have declared the event's type.
-    pub(crate) fn send_from(
-        &self,
-        step: usize,
-        ev: Box<dyn AnyEvent>,
-        target: Option<&str>,
-    ) -> Result<(), SendError> {
+    /// Checks that `step` declares the type of `ev` among what it sends or returns.
+    pub(crate) fn check_declared(&self, step: usize, ev: &dyn AnyEvent) -> Result<(), SendError> {
         let info = &self.routes.steps()[step];
         let ty = ev.event_type_id();
         let declared = |events: &[crate::EventInfo]| events.iter().any(|e| e.type_id == ty);
-        if !declared(info.sends) && !declared(info.emits) {
-            return Err(SendError::Undeclared {
+        if declared(info.sends) || declared(info.emits) {
+            Ok(())
+        } else {
+            Err(SendError::Undeclared {
                 step: info.name.to_owned(),
                 event: ev.name().to_owned(),
-            });
+            })
         }
-        self.send(ev, target)
     }
 }
 

@@ -81,8 +81,9 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    /// Answers, for each step, its oldest waiter that `ev` matches (only `target`'s, when
-    /// given). Returns the steps answered: they do not also get `ev` as a normal input.
+    /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own
+    /// copy, as the Python library resolves every matching waiter. Returns the steps answered:
+    /// they do not also get `ev` as a normal input.
     pub(super) fn answer_waiters(
         &mut self,
         ev: &dyn AnyEvent,
@@ -96,7 +97,6 @@ impl<W: Workflow> RunLoop<W> {
             let w = &self.waiters[index];
             let eligible = w.event.type_id == ty
                 && target.is_none_or(|t| t == w.step)
-                && !answered.contains(&w.step)
                 && w.reply.as_ref().is_none_or(|r| !r.is_closed());
             let matches = eligible && {
                 w.requirements.is_empty() || {
@@ -106,7 +106,9 @@ impl<W: Workflow> RunLoop<W> {
             };
             if matches {
                 let waiter = self.waiters.remove(index);
-                answered.push(waiter.step);
+                if !answered.contains(&waiter.step) {
+                    answered.push(waiter.step);
+                }
                 self.resolve(waiter, Ok(ev.clone_event()));
             } else {
                 index += 1;
