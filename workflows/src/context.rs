@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::runtime::effects::Effect;
+use crate::runtime::invocations::InvocationId;
 use crate::runtime::memo::SharedMemo;
-use crate::runtime::shared::{BufferKey, Buffered, Msg, RunShared, WaitRequest, lock};
+use crate::runtime::shared::{BufferKey, Buffered, Msg, Run, WaitRequest, lock};
 use crate::snapshot::EffectKind;
 use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
 
@@ -62,11 +63,11 @@ use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, 
 /// # }
 /// ```
 pub struct Context<S = ()> {
-    run: Arc<RunShared<S>>,
+    run: Arc<Run<S>>,
     step: usize,
-    /// The invocation's slot in the control loop and its number in the run.
-    slot: usize,
-    seq: u64,
+    /// The invocation, in the control loop and by its number in the run.
+    invocation: InvocationId,
+    number: u64,
     retry: RetryInfo,
     /// Waits begun in this attempt, for implicit waiter ids.
     waits: AtomicU32,
@@ -80,16 +81,16 @@ pub struct Context<S = ()> {
     memo: OnceLock<SharedMemo>,
 }
 
-/// Where an invocation runs: its step, its slot in the loop, its number in the run.
+/// Where an invocation runs: its step, its id in the loop, its number in the run.
 pub(crate) struct Placement {
     pub(crate) step: usize,
-    pub(crate) slot: usize,
-    pub(crate) seq: u64,
+    pub(crate) invocation: InvocationId,
+    pub(crate) number: u64,
 }
 
 impl<S: Send + 'static> Context<S> {
     pub(crate) fn new(
-        run: Arc<RunShared<S>>,
+        run: Arc<Run<S>>,
         at: Placement,
         retry: RetryInfo,
         memo: Option<SharedMemo>,
@@ -97,8 +98,8 @@ impl<S: Send + 'static> Context<S> {
         Context {
             run,
             step: at.step,
-            slot: at.slot,
-            seq: at.seq,
+            invocation: at.invocation,
+            number: at.number,
             retry,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
@@ -113,9 +114,8 @@ impl<S: Send + 'static> Context<S> {
         self.memo.get_or_init(|| {
             let memo = SharedMemo::default();
             // If the run has ended the memo is moot; the step is about to be dropped.
-            let _ = self.run.core.push(Msg::AttachMemo {
-                slot: self.slot,
-                seq: self.seq,
+            let _ = self.run.shared.push(Msg::AttachMemo {
+                invocation: self.invocation,
                 memo: memo.clone(),
             });
             memo
@@ -148,7 +148,7 @@ impl<S: Send + 'static> Context<S> {
             }
             Err(err) => {
                 drop(memo);
-                let _ = self.run.core.push(Msg::Fail(err));
+                let _ = self.run.shared.push(Msg::Fail(err));
                 Err(SendError::NonDeterministic {
                     step: self.step_name().to_owned(),
                     position,
@@ -159,16 +159,16 @@ impl<S: Send + 'static> Context<S> {
 
     /// Sends `ev` (to `target`, or to every step accepting it) as an engine effect.
     fn send(&self, ev: Box<dyn AnyEvent>, target: Option<&str>) -> Result<(), SendError> {
-        let core = &self.run.core;
-        core.check_declared(self.step, &*ev)?;
+        let shared = &self.run.shared;
+        shared.check_declared(self.step, &*ev)?;
         let target_name = target.and_then(|name| {
-            let steps = core.routes.steps();
+            let steps = shared.routes.steps();
             steps.iter().find(|s| s.name == name).map(|s| s.name)
         });
         let effect = Effect::new(EffectKind::Send, ev.name(), target_name);
         self.effect(effect, || {
-            let target = core.resolve_target(&*ev, target)?;
-            core.push(Msg::Event { ev, target })
+            let target = shared.resolve_target(&*ev, target)?;
+            shared.push(Msg::Event { ev, target })
         })
         .map(drop)
     }
@@ -220,7 +220,7 @@ impl<S: Send + 'static> Context<S> {
         let n = self.waits.fetch_add(1, Ordering::Relaxed);
         let (id, memo_key) = match wait.id {
             None => {
-                let id = format!("{}#{}.{}", self.step_name(), self.seq, n);
+                let id = format!("{}#{}.{}", self.step_name(), self.number, n);
                 (id.clone(), id)
             }
             // An attempt may wait under one id several times (a conversation loop): each
@@ -263,15 +263,14 @@ impl<S: Send + 'static> Context<S> {
         let request = Box::new(WaitRequest {
             id: id.clone(),
             memo_key,
-            slot: self.slot,
-            seq: self.seq,
+            invocation: self.invocation,
             event: EventInfo::of::<E>(),
             requirements: wait.requirements,
             prompt: wait.prompt,
             timeout: wait.timeout,
             reply,
         });
-        if self.run.core.push(Msg::Wait(request)).is_err() {
+        if self.run.shared.push(Msg::Wait(request)).is_err() {
             return Err(WaitError::RunEnded { waiter_id: id });
         }
         match answer.await {
@@ -341,12 +340,12 @@ impl<S: Send + 'static> Context<S> {
 
     /// The run's id.
     pub fn run_id(&self) -> &str {
-        &self.run.core.run_id
+        &self.run.shared.run_id
     }
 
     /// The name of the step this context belongs to.
     pub fn step_name(&self) -> &'static str {
-        self.run.core.routes.steps()[self.step].name
+        self.run.shared.routes.steps()[self.step].name
     }
 
     /// Sends `ev` to every step that accepts its type (each gets its own copy). Sending the
@@ -374,7 +373,7 @@ impl<S: Send + 'static> Context<S> {
     pub fn write_event_to_stream<E: Event>(&self, ev: E) {
         let effect = Effect::new(EffectKind::Stream, E::NAME, None);
         let _ = self.effect(effect, || {
-            self.run.core.stream.publish(Arc::new(ev));
+            self.run.shared.stream.publish(Arc::new(ev));
             Ok(())
         });
     }
@@ -396,7 +395,7 @@ impl<S: Send + 'static> Context<S> {
                     .collect(),
             );
         }
-        let mut buffers = lock(&self.run.core.collect);
+        let mut buffers = lock(&self.run.shared.collect);
         let key = (self.step, BufferKey::Type(std::any::TypeId::of::<E>()));
         let buffer = buffers.entry(key.clone()).or_default();
         add_once(buffer, tag, Box::new(ev));
@@ -476,7 +475,7 @@ impl<S: Send + 'static> Context<S> {
             // Not part of any collection: neither buffered nor kept, as in the Python library.
             return None;
         }
-        let mut buffers = lock(&self.run.core.collect);
+        let mut buffers = lock(&self.run.shared.collect);
         let key = (self.step, BufferKey::Named(buffer_id.to_owned()));
         let buffer = buffers.entry(key.clone()).or_default();
         add_once(buffer, tag, ev);
@@ -512,7 +511,7 @@ impl<S: Send + 'static> Context<S> {
     /// The tag of this invocation's next collect call: the same on every run of the
     /// invocation (a retry, or a re-run after a restore), so that its event is buffered once.
     fn collect_tag(&self) -> (u64, u32) {
-        (self.seq, self.collects.fetch_add(1, Ordering::Relaxed))
+        (self.number, self.collects.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Reads the typed state.
@@ -538,7 +537,7 @@ impl<S: Send + 'static> Context<S> {
 
     /// The run's dynamic JSON store, addressed by dot paths.
     pub fn store(&self) -> &Store {
-        &self.run.core.store
+        &self.run.shared.store
     }
 
     /// This invocation's attempt number and its retry policy's limit.
@@ -596,7 +595,7 @@ fn pick(buffer: &[Buffered], expected: &[EventInfo]) -> Option<Vec<usize>> {
 impl<S> std::fmt::Debug for Context<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("run_id", &self.run.core.run_id)
+            .field("run_id", &self.run.shared.run_id)
             .field("step", &self.step)
             .field("retry", &self.retry)
             .finish()

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::runtime::shared::{HasCore, Msg, RunCore};
+use crate::runtime::shared::{HasShared, Msg, RunShared};
 use crate::{
     AnyEvent, Event, EventStream, InputRequired, SendError, Snapshot, SnapshotError, WorkflowError,
 };
@@ -50,31 +50,31 @@ use crate::{
 /// ever answer it. Keep a [`RunSender`] to answer a run from elsewhere.
 #[must_use = "a run is driven in the background; await its handler for the result"]
 pub struct Handler<T> {
-    run: Arc<dyn HasCore>,
+    run: Arc<dyn HasShared>,
     _result: PhantomData<fn() -> T>,
 }
 
 impl<T> Handler<T> {
-    pub(crate) fn new(run: Arc<dyn HasCore>) -> Self {
-        run.core().acquire_external();
+    pub(crate) fn new(run: Arc<dyn HasShared>) -> Self {
+        run.shared().acquire_external();
         Handler {
             run,
             _result: PhantomData,
         }
     }
 
-    fn core(&self) -> &RunCore {
-        self.run.core()
+    fn shared(&self) -> &RunShared {
+        self.run.shared()
     }
 
     /// The run's id.
     pub fn run_id(&self) -> &str {
-        &self.core().run_id
+        &self.shared().run_id
     }
 
     /// Whether the run has ended (with a result, an error, a timeout or a cancel).
     pub fn is_done(&self) -> bool {
-        self.core().is_finished()
+        self.shared().is_finished()
     }
 
     /// The run's published events from the first one.
@@ -117,17 +117,17 @@ impl<T> Handler<T> {
     /// # }
     /// ```
     pub fn discard_events_before(&self, seq: u64) {
-        self.core().stream.discard_before(seq);
+        self.shared().stream.discard_before(seq);
     }
 
     /// Sends `ev` into the run, to every step that accepts its type.
     pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
-        self.core().send(Box::new(ev), None)
+        self.shared().send(Box::new(ev), None)
     }
 
     /// Sends `ev` into the run, to the step named `step` only.
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
-        self.core().send(Box::new(ev), Some(step))
+        self.shared().send(Box::new(ev), Some(step))
     }
 
     /// Sends an event whose type is known only at run time, for instance one decoded by name
@@ -159,7 +159,7 @@ impl<T> Handler<T> {
         ev: Box<dyn AnyEvent>,
         step: Option<&str>,
     ) -> Result<(), SendError> {
-        self.core().send(ev, step)
+        self.shared().send(ev, step)
     }
 
     /// Answers the input request `request` with `response`, whose type the request names:
@@ -177,7 +177,7 @@ impl<T> Handler<T> {
     /// [`WorkflowCancelled`](crate::WorkflowCancelled) and awaiting gives
     /// [`WorkflowError::Cancelled`]. Cancelling a finished run does nothing.
     pub fn cancel_run(&self) {
-        let _ = self.core().push(Msg::Cancel);
+        let _ = self.shared().push(Msg::Cancel);
     }
 
     /// The run's whole context as a [`Snapshot`], to store and resume later, possibly in
@@ -186,7 +186,7 @@ impl<T> Handler<T> {
     /// resumable), and on a finished one (its final state; not resumable).
     pub async fn snapshot(&self) -> Result<Snapshot, SnapshotError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if self.core().push(Msg::Snapshot(reply)).is_ok()
+        if self.shared().push(Msg::Snapshot(reply)).is_ok()
             && let Ok(result) = answer.await
         {
             return result;
@@ -206,7 +206,7 @@ impl<T: 'static> Future for Handler<T> {
     type Output = Result<T, WorkflowError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match self.core().poll_outcome(cx.waker()) {
+        match self.shared().poll_outcome(cx.waker()) {
             None => Poll::Pending,
             Some(Err(err)) => Poll::Ready(Err(err)),
             Some(Ok(result)) => Poll::Ready(match result.downcast::<T>() {
@@ -219,14 +219,14 @@ impl<T: 'static> Future for Handler<T> {
 
 impl<T> Drop for Handler<T> {
     fn drop(&mut self) {
-        self.core().release_external();
+        self.shared().release_external();
     }
 }
 
 impl<T> std::fmt::Debug for Handler<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handler")
-            .field("run_id", &self.core().run_id)
+            .field("run_id", &self.shared().run_id)
             .field("done", &self.is_done())
             .finish()
     }
@@ -253,28 +253,28 @@ impl<T> std::fmt::Debug for Handler<T> {
 /// # }
 /// ```
 pub struct RunSender {
-    run: Arc<dyn HasCore>,
+    run: Arc<dyn HasShared>,
 }
 
 impl RunSender {
-    fn new(run: Arc<dyn HasCore>) -> Self {
-        run.core().acquire_external();
+    fn new(run: Arc<dyn HasShared>) -> Self {
+        run.shared().acquire_external();
         RunSender { run }
     }
 
     /// The run's id.
     pub fn run_id(&self) -> &str {
-        &self.run.core().run_id
+        &self.run.shared().run_id
     }
 
     /// See [`Handler::send_event`].
     pub fn send_event<E: Event>(&self, ev: E) -> Result<(), SendError> {
-        self.run.core().send(Box::new(ev), None)
+        self.run.shared().send(Box::new(ev), None)
     }
 
     /// See [`Handler::send_event_to`].
     pub fn send_event_to<E: Event>(&self, step: &str, ev: E) -> Result<(), SendError> {
-        self.run.core().send(Box::new(ev), Some(step))
+        self.run.shared().send(Box::new(ev), Some(step))
     }
 
     /// See [`Handler::send_dyn_event`].
@@ -283,12 +283,12 @@ impl RunSender {
         ev: Box<dyn AnyEvent>,
         step: Option<&str>,
     ) -> Result<(), SendError> {
-        self.run.core().send(ev, step)
+        self.run.shared().send(ev, step)
     }
 
     /// See [`Handler::cancel_run`].
     pub fn cancel_run(&self) {
-        let _ = self.run.core().push(Msg::Cancel);
+        let _ = self.run.shared().push(Msg::Cancel);
     }
 }
 
@@ -300,14 +300,14 @@ impl Clone for RunSender {
 
 impl Drop for RunSender {
     fn drop(&mut self) {
-        self.run.core().release_external();
+        self.run.shared().release_external();
     }
 }
 
 impl std::fmt::Debug for RunSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunSender")
-            .field("run_id", &self.run.core().run_id)
+            .field("run_id", &self.run.shared().run_id)
             .finish()
     }
 }

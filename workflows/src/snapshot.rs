@@ -151,8 +151,9 @@ pub struct QueuedEvent {
 /// A step invocation that had started and not finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvocationRecord {
-    /// The invocation's number in the run.
-    pub seq: u64,
+    /// The invocation's number in the run (`seq` in snapshots of version 1).
+    #[serde(alias = "seq")]
+    pub number: u64,
     /// The step.
     pub step: String,
     /// The event it handles.

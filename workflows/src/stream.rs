@@ -6,7 +6,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_core::Stream;
 
-use crate::runtime::shared::{HasCore, lock};
+use crate::runtime::shared::{HasShared, lock};
 use crate::{AnyEvent, Event};
 
 /// One published event with its per-run sequence number.
@@ -226,14 +226,14 @@ impl StreamLog {
 /// # }
 /// ```
 pub struct EventStream {
-    run: Arc<dyn HasCore>,
+    run: Arc<dyn HasShared>,
     next: u64,
     reader: usize,
 }
 
 impl EventStream {
-    pub(crate) fn new(run: Arc<dyn HasCore>, from: u64) -> Self {
-        let reader = run.core().stream.add_reader();
+    pub(crate) fn new(run: Arc<dyn HasShared>, from: u64) -> Self {
+        let reader = run.shared().stream.add_reader();
         EventStream {
             run,
             next: from,
@@ -253,7 +253,7 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<StreamEvent>> {
         let polled = self
             .run
-            .core()
+            .shared()
             .stream
             .poll_at(self.next, self.reader, cx.waker());
         if let Poll::Ready(Some(ev)) = &polled {
@@ -265,14 +265,14 @@ impl Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.run.core().stream.remove_reader(self.reader);
+        self.run.shared().stream.remove_reader(self.reader);
     }
 }
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
-            .field("run_id", &self.run.core().run_id)
+            .field("run_id", &self.run.shared().run_id)
             .field("next", &self.next)
             .finish()
     }
@@ -282,14 +282,14 @@ impl std::fmt::Debug for EventStream {
 mod tests {
     use super::*;
     use crate::runtime::routes::Routes;
-    use crate::runtime::shared::RunCore;
+    use crate::runtime::shared::RunShared;
     use futures_core::Stream;
     use std::task::Context as TaskContext;
 
-    struct Run(RunCore);
+    struct Bare(RunShared);
 
-    impl HasCore for Run {
-        fn core(&self) -> &RunCore {
+    impl HasShared for Bare {
+        fn shared(&self) -> &RunShared {
             &self.0
         }
 
@@ -301,13 +301,13 @@ mod tests {
     #[test]
     fn readers_that_come_and_go_leave_no_waker_behind() {
         let routes = Arc::new(Routes::new("W", &[], std::any::TypeId::of::<()>()));
-        let run: Arc<dyn HasCore> = Arc::new(Run(RunCore::new("r".into(), routes)));
+        let run: Arc<dyn HasShared> = Arc::new(Bare(RunShared::new("r".into(), routes)));
         let mut cx = TaskContext::from_waker(Waker::noop());
         for _ in 0..1000 {
             let mut stream = EventStream::new(run.clone(), 0);
             assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
         }
-        let inner = lock(&run.core().stream.inner);
+        let inner = lock(&run.shared().stream.inner);
         assert_eq!(inner.wakers.len(), 1, "one slot, reused by each new reader");
         assert!(inner.wakers[0].is_none());
     }

@@ -238,6 +238,8 @@ pub(crate) struct RunnerInner<W> {
     pub(crate) routes: Arc<Routes>,
     pub(crate) limit: Option<Arc<Semaphore>>,
     pub(crate) defaults: RunOptions,
+    /// Each step's retry policy, resolved once.
+    pub(crate) retry: Arc<[Option<crate::RetryPolicy>]>,
 }
 
 /// Starts runs of one workflow instance, which all runs share (clients and configuration
@@ -295,6 +297,7 @@ impl<W: Workflow> Runner<W> {
                 )),
                 limit: None,
                 defaults: RunOptions::default(),
+                retry: (0..W::STEPS.len()).map(W::__retry_policy).collect(),
             }),
         }
     }
@@ -305,6 +308,7 @@ impl<W: Workflow> Runner<W> {
             routes: self.inner.routes.clone(),
             limit: self.inner.limit.clone(),
             defaults: self.inner.defaults.clone(),
+            retry: self.inner.retry.clone(),
         };
         f(&mut inner);
         Runner {

@@ -39,7 +39,7 @@ fn idleness(snapshot: &Snapshot) -> Idle {
         let waits: Vec<_> = snapshot
             .waiters
             .iter()
-            .filter(|w| w.invocation == inv.seq)
+            .filter(|w| w.invocation == inv.number)
             .collect();
         if waits.is_empty() {
             return Idle::Busy;

@@ -1,14 +1,15 @@
-//! Taking a snapshot of a live run, from inside its control loop (so it is consistent).
+//! Taking a snapshot of a live run, from inside its control loop (so it is consistent): the
+//! snapshot's header here, each part of the loop recording its own state.
 
 use tokio::time::Instant;
 
 use crate::runtime::run_loop::RunLoop;
-use crate::runtime::shared::{BufferKey, lock};
+use crate::runtime::shared::{BufferKey, CollectBuffers, lock};
 use crate::snapshot::{
-    BufferName, BufferedEvent, CollectBuffer, InvocationRecord, QueuedEvent, RunStatus,
-    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, WaiterRecord,
+    BufferName, BufferedEvent, CollectBuffer, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError,
+    StoredEvent,
 };
-use crate::{AnyEvent, Workflow};
+use crate::{AnyEvent, StepInfo, Workflow};
 
 /// `ev` as a snapshot stores it.
 pub(crate) fn store_event(ev: &dyn AnyEvent) -> Result<StoredEvent, SnapshotError> {
@@ -27,145 +28,68 @@ fn millis_until(deadline: Instant, now: Instant) -> u64 {
 }
 
 impl<W: Workflow> RunLoop<W> {
-    /// The run as it stands, with `status`.
+    /// The run as it stands, with `status`: each part records itself.
     pub(super) fn capture(&self, status: RunStatus) -> Result<Snapshot, SnapshotError> {
         let now = Instant::now();
-        let core = &self.shared.core;
-        let step_name = |step: usize| W::STEPS[step].name.to_owned();
-
-        let mut queues = Vec::new();
-        // Events with a reserved worker are older than those queued for the same step.
-        let ready = self.ready.iter().map(|(step, queued)| (*step, queued));
-        let queued = self
-            .queues
+        let shared = &self.run.shared;
+        let mut invocations = self
+            .invocations
             .iter()
-            .enumerate()
-            .flat_map(|(step, queue)| queue.iter().map(move |queued| (step, queued)));
-        for (step, queued) in ready.chain(queued) {
-            {
-                queues.push(QueuedEvent {
-                    step: step_name(step),
-                    event: store_event(&*queued.ev)?,
-                    failure: queued.handles.as_ref().map(failure_text),
-                });
-            }
-        }
-
-        let mut invocations = Vec::new();
-        for inv in self.invocations.iter().flatten() {
-            let mut record = InvocationRecord {
-                seq: inv.seq,
-                step: step_name(inv.step),
-                input: store_event(&*inv.input)?,
-                attempt: inv.attempt,
-                last_error: inv.last_error.clone(),
-                retry_in_ms: inv.retry_at.map(|at| millis_until(at, now)),
-                resolved: Default::default(),
-                timed_out: Default::default(),
-                once: Default::default(),
-                collected: Default::default(),
-                failure: inv.handles.as_ref().map(failure_text),
-                effects: Vec::new(),
-                once_effects: Default::default(),
-            };
-            if let Some(memo) = &inv.memo {
-                let memo = lock(memo);
-                for (id, ev) in &memo.resolved {
-                    record.resolved.insert(id.clone(), store_event(&**ev)?);
-                }
-                for (id, after) in &memo.timed_out {
-                    record
-                        .timed_out
-                        .insert(id.clone(), after.as_millis() as u64);
-                }
-                record.once = memo.once.clone().into_iter().collect();
-                record.effects = memo
-                    .effects
-                    .effects()
-                    .iter()
-                    .map(|e| e.to_record())
-                    .collect();
-                record.once_effects = memo
-                    .effects
-                    .once_counts()
-                    .map(|(key, n)| (key.to_owned(), n))
-                    .collect();
-                for (call, batch) in &memo.collected {
-                    let events = batch
-                        .iter()
-                        .map(|ev| store_event(&**ev))
-                        .collect::<Result<_, _>>()?;
-                    record.collected.insert(*call, events);
-                }
-            }
-            invocations.push(record);
-        }
-        invocations.sort_by_key(|r| r.seq);
-
-        let mut collect = Vec::new();
-        for ((step, key), events) in lock(&core.collect).iter() {
-            let buffer = match key {
-                BufferKey::Named(name) => BufferName::Named(name.clone()),
-                BufferKey::Type(_) => match events.first() {
-                    Some(b) => BufferName::Type(b.ev.name().to_owned()),
-                    None => continue,
-                },
-            };
-            collect.push(CollectBuffer {
-                step: step_name(*step),
-                buffer,
-                events: events
-                    .iter()
-                    .map(|b| {
-                        Ok(BufferedEvent {
-                            invocation: b.tag.0,
-                            call: b.tag.1,
-                            event: store_event(&*b.ev)?,
-                        })
-                    })
-                    .collect::<Result<_, SnapshotError>>()?,
-            });
-        }
-        collect.sort_by(|a, b| {
-            (&a.step, format!("{:?}", a.buffer)).cmp(&(&b.step, format!("{:?}", b.buffer)))
-        });
-
-        let waiters = self
-            .waiters
-            .iter()
-            .map(|w| WaiterRecord {
-                id: w.id.clone(),
-                memo_key: (w.memo_key != w.id).then(|| w.memo_key.clone()),
-                invocation: w.seq,
-                step: step_name(w.step),
-                event: w.event.name.to_owned(),
-                requirements: w.requirements.clone(),
-                timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
-                remaining_ms: w.deadline.map(|d| millis_until(d, now)),
+            .map(|(_, inv)| {
+                let retry_in_ms = inv.retry_at.map(|at| millis_until(at, now));
+                inv.to_record(W::STEPS[inv.step].name, retry_in_ms)
             })
-            .collect();
-
+            .collect::<Result<Vec<_>, _>>()?;
+        invocations.sort_by_key(|r| r.number);
         Ok(Snapshot {
             version: SNAPSHOT_VERSION,
             workflow: W::NAME.to_owned(),
-            fingerprint: core.routes.fingerprint().to_owned(),
-            run_id: core.run_id.clone(),
+            fingerprint: shared.routes.fingerprint().to_owned(),
+            run_id: shared.run_id.clone(),
             status,
-            state: self.shared.state_json()?,
-            store: core.store.to_raw()?,
-            queues,
+            state: self.run.state_json()?,
+            store: shared.store.to_raw()?,
+            queues: self.scheduler.capture()?,
             invocations,
-            collect,
-            waiters,
-            next_invocation: self.next_seq,
-            next_stream_seq: core.stream.next_seq(),
+            collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
+            waiters: self.waiters.capture(W::STEPS, now),
+            next_invocation: self.invocations.next_number(),
+            next_stream_seq: shared.stream.next_seq(),
         })
     }
 }
 
-fn failure_text(failure: &crate::runtime::invocation::SharedFailure) -> String {
-    lock(failure)
-        .error
-        .as_ref()
-        .map_or_else(|| "recovered".to_owned(), ToString::to_string)
+/// The collect buffers as a snapshot records them, in a stable order.
+fn capture_collect(
+    buffers: &CollectBuffers,
+    steps: &[StepInfo],
+) -> Result<Vec<CollectBuffer>, SnapshotError> {
+    let mut collect = Vec::new();
+    for ((step, key), events) in buffers {
+        let buffer = match key {
+            BufferKey::Named(name) => BufferName::Named(name.clone()),
+            BufferKey::Type(_) => match events.first() {
+                Some(b) => BufferName::Type(b.ev.name().to_owned()),
+                None => continue,
+            },
+        };
+        collect.push(CollectBuffer {
+            step: steps[*step].name.to_owned(),
+            buffer,
+            events: events
+                .iter()
+                .map(|b| {
+                    Ok(BufferedEvent {
+                        invocation: b.tag.0,
+                        call: b.tag.1,
+                        event: store_event(&*b.ev)?,
+                    })
+                })
+                .collect::<Result<_, SnapshotError>>()?,
+        });
+    }
+    collect.sort_by(|a, b| {
+        (&a.step, format!("{:?}", a.buffer)).cmp(&(&b.step, format!("{:?}", b.buffer)))
+    });
+    Ok(collect)
 }

@@ -1,99 +1,25 @@
-//! How a step fails for good and how a run ends: retries, failure handlers, the last event.
+//! How a run ends: with its stop event, a failure, a cancel or a timeout; the last event it
+//! publishes, and the snapshot a resumable end keeps.
+//!
+//! # Invariants
+//!
+//! - `finish_with` is the only place that sets `done` and the run's outcome, and it does so
+//!   once; everything the loop owns is dropped there (cancelling steps still running and ending
+//!   every wait).
+//! - A cancelled or timed-out run keeps a snapshot taken after settling (a consistent cut,
+//!   like a live one); a stop event or failure found while settling wins over the cancel.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Context as TaskContext;
 
-use futures_util::stream::FuturesUnordered;
-
-use crate::runtime::invocation::{AttemptError, Failure, InFlight};
-use crate::runtime::run_loop::{Queued, RunLoop};
+use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::lock;
 use crate::snapshot::RunStatus;
 use crate::{
-    AnyEvent, StepFailed, StopType, Workflow, WorkflowCancelled, WorkflowError, WorkflowFailed,
+    AnyEvent, StopType, Workflow, WorkflowCancelled, WorkflowError, WorkflowFailed,
     WorkflowTimedOut,
 };
 
 impl<W: Workflow> RunLoop<W> {
-    pub(super) fn retry_or_fail(
-        &mut self,
-        slot: usize,
-        err: AttemptError,
-        _cx: &mut TaskContext<'_>,
-    ) {
-        let span = &self.span;
-        let inv = self.invocations[slot].as_mut().expect("live slot");
-        let step = inv.step;
-        let delay = W::__retry_policy(step).and_then(|p| p.next_delay(inv.attempt, err.as_error()));
-        if let Some(delay) = delay {
-            tracing::debug!(
-                parent: span,
-                step = W::STEPS[step].name,
-                attempt = inv.attempt,
-                error = %err.as_error(),
-                "step failed; retrying"
-            );
-            inv.attempt += 1;
-            inv.running = false;
-            inv.last_error = Some(err.as_error().to_string());
-            // A new attempt waits again and performs its effects afresh: only answers, `once`
-            // results and collected batches are remembered.
-            if let Some(memo) = &inv.memo {
-                lock(memo).new_attempt();
-            }
-            if delay.is_zero() {
-                self.retry_now.push_back(slot);
-            } else {
-                inv.retry_at = Some(tokio::time::Instant::now() + delay);
-                self.in_flight
-                    .get_or_insert_with(FuturesUnordered::new)
-                    .push(InFlight::backoff(slot, tokio::time::sleep(delay)));
-            }
-            return;
-        }
-        let inv = self.release(slot);
-        self.publish_finished(&inv, None);
-        let name = W::STEPS[step].name;
-        let handlers = self
-            .shared
-            .core
-            .routes
-            .receivers(std::any::TypeId::of::<StepFailed>())
-            .to_vec();
-        let error = err.into_workflow_error(name, inv.attempt);
-        // A failing failure handler ends the run with its own error.
-        if handlers.is_empty() || handlers.contains(&step) {
-            self.finish(Err(error));
-            return;
-        }
-        let failed = StepFailed {
-            step: name.to_owned(),
-            attempts: inv.attempt,
-            error: match &error {
-                WorkflowError::StepFailed { source, .. } => source.to_string(),
-                WorkflowError::StepPanicked { message, .. } => format!("panic: {message}"),
-                other => other.to_string(),
-            },
-            input_event: inv.input.name().to_owned(),
-            input: inv.input.to_json().unwrap_or(serde_json::Value::Null),
-        };
-        let failure = Arc::new(std::sync::Mutex::new(Failure {
-            error: Some(error),
-            undecided: handlers.len(),
-            recovered: false,
-        }));
-        for handler in handlers {
-            self.enqueue(
-                handler,
-                Queued {
-                    ev: Box::new(failed.clone()),
-                    handles: Some(failure.clone()),
-                },
-            );
-        }
-    }
-
     /// Ends the run with its stop event `ev`.
     pub(super) fn stop_with(&mut self, ev: Box<dyn AnyEvent>) {
         // The stream gets the event; the caller gets a copy of its result.
@@ -151,7 +77,7 @@ impl<W: Workflow> RunLoop<W> {
         if let Some(status) = resumable
             && let Ok(snapshot) = self.capture(status)
         {
-            *lock(&self.shared.core.final_snapshot) = Some(Box::new(snapshot));
+            *lock(&self.run.shared.final_snapshot) = Some(Box::new(snapshot));
         }
         match &outcome {
             Ok(_) => tracing::debug!(parent: &self.span, "run finished"),
@@ -159,26 +85,13 @@ impl<W: Workflow> RunLoop<W> {
         }
         // Dropping the in-flight futures cancels the steps still running.
         self.in_flight = None;
-        self.queues.iter_mut().for_each(VecDeque::clear);
-        self.ready.clear();
+        self.scheduler.clear();
         self.invocations.clear();
-        self.retry_now.clear();
         // Dropping the replies ends any wait still pending.
-        self.waiters.clear();
-        self.shared.core.set_waiting(&[]);
-        lock(&self.shared.core.collect).clear();
-        self.stream().publish_last(last);
-        self.shared.core.finish(outcome);
-    }
-
-    /// The steps running or with events queued.
-    pub(super) fn active_steps(&self) -> Vec<String> {
-        W::STEPS
-            .iter()
-            .zip(self.active.iter().zip(&self.queues))
-            .filter(|(_, (n, q))| **n > 0 || !q.is_empty())
-            .map(|(s, _)| s.name.to_owned())
-            .collect()
+        self.waiters.clear(&self.run.shared);
+        lock(&self.run.shared.collect).clear();
+        self.run.shared.stream.publish_last(last);
+        self.run.shared.finish(outcome);
     }
 }
 

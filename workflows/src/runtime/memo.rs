@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::AnyEvent;
-use crate::runtime::effects::EffectLog;
+use crate::runtime::capture::store_event;
+use crate::runtime::effects::{Effect, EffectLog};
+use crate::runtime::restore::decode;
+use crate::snapshot::{InvocationRecord, ResumeError, SnapshotError};
 
 #[derive(Default, Debug)]
 pub(crate) struct Memo {
@@ -33,6 +36,71 @@ impl Memo {
     pub(crate) fn new_attempt(&mut self) {
         self.timed_out.clear();
         self.effects.new_attempt();
+    }
+}
+
+impl Memo {
+    /// Writes what the memo holds into the snapshot's record of its invocation.
+    pub(crate) fn fill_record(&self, record: &mut InvocationRecord) -> Result<(), SnapshotError> {
+        for (id, ev) in &self.resolved {
+            record.resolved.insert(id.clone(), store_event(&**ev)?);
+        }
+        for (id, after) in &self.timed_out {
+            record
+                .timed_out
+                .insert(id.clone(), after.as_millis() as u64);
+        }
+        record.once = self.once.clone().into_iter().collect();
+        record.effects = self
+            .effects
+            .effects()
+            .iter()
+            .map(Effect::to_record)
+            .collect();
+        record.once_effects = self
+            .effects
+            .once_counts()
+            .map(|(key, n)| (key.to_owned(), n))
+            .collect();
+        for (call, batch) in &self.collected {
+            let events = batch
+                .iter()
+                .map(|ev| store_event(&**ev))
+                .collect::<Result<_, _>>()?;
+            record.collected.insert(*call, events);
+        }
+        Ok(())
+    }
+
+    /// The memo a snapshot's record of an invocation describes; takes the memo's parts out of
+    /// `record`.
+    pub(crate) fn from_record(record: &mut InvocationRecord) -> Result<Self, ResumeError> {
+        let mut memo = Memo::default();
+        for (id, ev) in std::mem::take(&mut record.resolved) {
+            memo.resolved.insert(id, decode(ev)?);
+        }
+        memo.timed_out = std::mem::take(&mut record.timed_out)
+            .into_iter()
+            .map(|(id, ms)| (id, std::time::Duration::from_millis(ms)))
+            .collect();
+        memo.once = std::mem::take(&mut record.once).into_iter().collect();
+        memo.effects = EffectLog::restored(
+            std::mem::take(&mut record.effects)
+                .into_iter()
+                .map(Effect::from_record)
+                .collect(),
+            std::mem::take(&mut record.once_effects)
+                .into_iter()
+                .collect(),
+        );
+        for (call, batch) in std::mem::take(&mut record.collected) {
+            let events = batch
+                .into_iter()
+                .map(decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            memo.collected.insert(call, events);
+        }
+        Ok(memo)
     }
 }
 

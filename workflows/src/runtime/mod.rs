@@ -1,23 +1,33 @@
 //! The engine: one control loop per run, owning the run's queues and in-flight steps.
 
+mod admission;
+mod attempt;
+mod attempts;
 mod capture;
+mod dispatch;
 pub(crate) mod effects;
 mod ending;
-mod invocation;
+pub(crate) mod inbox;
+pub(crate) mod invocations;
 pub(crate) mod memo;
-mod poll;
 mod restore;
 pub(crate) mod routes;
 pub(crate) mod run_loop;
+mod scheduler;
 pub(crate) mod shared;
 mod waiters;
+
+/// The synchronisation primitives of [`inbox`], which its loom test swaps for loom's.
+mod sync {
+    pub(crate) use std::sync::{Mutex, MutexGuard, atomic};
+}
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use crate::runtime::restore::resume;
 use crate::runtime::run_loop::RunLoop;
-use crate::runtime::shared::{Msg, RunCore, RunShared};
+use crate::runtime::shared::{Msg, Run, RunShared};
 use crate::store::Store;
 use crate::workflow::Output;
 use crate::{AnyEvent, Handler, RunOptions, Runner, Workflow, WorkflowError};
@@ -31,8 +41,8 @@ pub(crate) fn spawn_run<W: Workflow>(
 ) -> Handler<Output<W>> {
     let inner = &runner.inner;
     let run_id = options.take_run_id();
-    let shared = Arc::new(RunShared {
-        core: RunCore::restored(
+    let run = Arc::new(Run {
+        shared: RunShared::restored(
             run_id,
             inner.routes.clone(),
             options.get_first_sequence(),
@@ -41,25 +51,24 @@ pub(crate) fn spawn_run<W: Workflow>(
         ),
         state: Mutex::new(state),
     });
-    shared
-        .core
+    run.shared
         .push(Msg::Event {
             ev: start,
             target: None,
         })
         .expect("a new run accepts events");
-    let run_loop = RunLoop::new(inner.workflow.clone(), shared.clone(), options);
-    launch(runner, shared, run_loop)
+    let run_loop = RunLoop::new(inner, run.clone(), options);
+    launch(runner, run, run_loop)
 }
 
 /// Spawns `run_loop` on the current Tokio runtime (after checking the registry) and returns
 /// the run's handler.
 pub(crate) fn launch<W: Workflow>(
     runner: &Runner<W>,
-    shared: Arc<RunShared<W::State>>,
+    run: Arc<Run<W::State>>,
     mut run_loop: RunLoop<W>,
 ) -> Handler<Output<W>> {
-    let handler = Handler::new(shared.clone());
+    let handler = Handler::new(run.clone());
     let tokio = match (
         crate::registry::check(),
         tokio::runtime::Handle::try_current(),
@@ -67,7 +76,7 @@ pub(crate) fn launch<W: Workflow>(
         (Ok(()), Ok(tokio)) => tokio,
         (failed, _) => {
             run_loop.abandon();
-            shared.core.finish(Err(match failed {
+            run.shared.finish(Err(match failed {
                 Err(err) => WorkflowError::Registry(err),
                 Ok(()) => WorkflowError::NoRuntime,
             }));

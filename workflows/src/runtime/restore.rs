@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::runtime::effects::{Effect, EffectLog};
-use crate::runtime::invocation::{Failure, InFlight, Invocation, SharedFailure};
+use crate::runtime::attempt::InFlight;
+use crate::runtime::invocations::{Failure, Invocation, InvocationId, SharedFailure};
 use crate::runtime::memo::Memo;
-use crate::runtime::run_loop::{Queued, RunLoop};
-use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, RunCore, RunShared};
+use crate::runtime::run_loop::RunLoop;
+use crate::runtime::scheduler::Queued;
+use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared};
 use crate::runtime::waiters::Waiter;
 use crate::snapshot::{BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent};
 use crate::workflow::Output;
 use crate::{AnyEvent, Handler, RunOptions, Runner, StepFailed, Store, Workflow, WorkflowError};
 
 /// The event a snapshot stored, decoded through the registry.
-fn decode(stored: StoredEvent) -> Result<Box<dyn AnyEvent>, ResumeError> {
+pub(crate) fn decode(stored: StoredEvent) -> Result<Box<dyn AnyEvent>, ResumeError> {
     match crate::registry::decode(&stored.name, stored.data) {
         None => Err(ResumeError::UnknownEvent { name: stored.name }),
         Some(Err(e)) => Err(ResumeError::BadEvent {
@@ -115,8 +116,8 @@ pub(crate) fn resume<W: Workflow>(
         collect.insert((step_of(&buffer.step)?, key), events);
     }
 
-    let shared = Arc::new(RunShared {
-        core: RunCore::restored(
+    let run = Arc::new(Run {
+        shared: RunShared::restored(
             snapshot.run_id,
             routes.clone(),
             snapshot.next_stream_seq,
@@ -125,69 +126,54 @@ pub(crate) fn resume<W: Workflow>(
         ),
         state: Mutex::new(state),
     });
-    let mut run_loop = RunLoop::new(runner.inner.workflow.clone(), shared.clone(), options);
-    run_loop.next_seq = snapshot.next_invocation;
+    let mut run_loop = RunLoop::new(&runner.inner, run.clone(), options);
+    run_loop
+        .invocations
+        .set_next_number(snapshot.next_invocation);
 
     for queued in snapshot.queues {
         let step = step_of(&queued.step)?;
         let ev = decode(queued.event)?;
-        let handles = queued.failure.map(|text| restored_failure(&*ev, text));
-        run_loop.queues[step].push_back(Queued { ev, handles });
+        let failure = queued.failure.map(|text| restored_failure(&*ev, text));
+        run_loop
+            .scheduler
+            .restore_queued(step, Queued { ev, failure });
     }
 
     let now = Instant::now();
-    let mut slots = HashMap::new();
+    let mut ids = HashMap::new();
     let mut backoffs = Vec::new();
-    for record in snapshot.invocations {
+    for mut record in snapshot.invocations {
         let step = step_of(&record.step)?;
+        let memo = Memo::from_record(&mut record)?;
         let input = decode(record.input)?;
-        let mut memo = Memo::default();
-        for (id, ev) in record.resolved {
-            memo.resolved.insert(id, decode(ev)?);
-        }
-        memo.timed_out = record
-            .timed_out
-            .into_iter()
-            .map(|(id, ms)| (id, Duration::from_millis(ms)))
-            .collect();
-        memo.once = record.once.into_iter().collect();
-        memo.effects = EffectLog::restored(
-            record
-                .effects
-                .into_iter()
-                .map(Effect::from_record)
-                .collect(),
-            record.once_effects.into_iter().collect(),
-        );
-        for (call, batch) in record.collected {
-            let events = batch
-                .into_iter()
-                .map(decode)
-                .collect::<Result<Vec<_>, _>>()?;
-            memo.collected.insert(call, events);
-        }
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
-        let handles = record.failure.map(|text| restored_failure(&*input, text));
-        let slot = run_loop.alloc(Invocation {
+        let failure = record.failure.map(|text| restored_failure(&*input, text));
+        let id = run_loop.invocations.insert(Invocation {
             step,
             input,
             attempt: record.attempt.max(1),
-            seq: record.seq,
+            number: record.number,
             last_error: record.last_error,
-            handles,
+            failure,
             memo: Some(Arc::new(Mutex::new(memo))),
             retry_at,
             running: false,
         });
-        run_loop.active[step] += 1;
-        slots.insert(record.seq, slot);
+        run_loop.scheduler.hold_worker(step);
+        if ids.insert(record.number, id).is_some() {
+            return Err(ResumeError::Malformed {
+                message: format!("two invocations are numbered {}", record.number),
+            });
+        }
         if let Some(at) = retry_at {
-            backoffs.push((slot, at));
+            backoffs.push((id, at));
         }
     }
 
+    let mut waiters = Vec::new();
     for record in snapshot.waiters {
-        let Some(&slot) = slots.get(&record.invocation) else {
+        let Some(&id) = ids.get(&record.invocation) else {
             return Err(ResumeError::Malformed {
                 message: format!(
                     "waiter `{}` belongs to invocation {}, which the snapshot does not hold",
@@ -198,11 +184,11 @@ pub(crate) fn resume<W: Workflow>(
         let Some(event) = crate::registry::info_of(&record.event) else {
             return Err(ResumeError::UnknownEvent { name: record.event });
         };
-        run_loop.waiters.push(Waiter {
+        waiters.push(Waiter {
             memo_key: record.memo_key.unwrap_or_else(|| record.id.clone()),
             id: record.id,
-            slot,
-            seq: record.invocation,
+            invocation: id,
+            number: record.invocation,
             step: step_of(&record.step)?,
             event,
             requirements: record.requirements,
@@ -216,29 +202,34 @@ pub(crate) fn resume<W: Workflow>(
     // Timers need a runtime; without one the run cannot start (and must not panic).
     if tokio::runtime::Handle::try_current().is_err() {
         run_loop.abandon();
-        let handler = Handler::new(shared.clone());
-        shared.core.finish(Err(WorkflowError::NoRuntime));
+        let handler = Handler::new(run.clone());
+        run.shared.finish(Err(WorkflowError::NoRuntime));
         return Ok(handler);
     }
-    run_loop.waiters_changed();
+    run_loop.waiters.restore(waiters, &run.shared);
 
-    // Invocations that were running start again from their beginning (at least once);
-    // those waiting for an answer start when it comes; back-offs finish their wait.
-    for (&seq, &slot) in &slots {
-        if run_loop.waiters.iter().any(|w| w.seq == seq) {
+    // Invocations that were running start again from their beginning (at least once), in
+    // the order they started; those waiting for an answer start when it comes; back-offs
+    // finish their wait.
+    let mut restarted: Vec<(u64, InvocationId)> = ids.into_iter().collect();
+    restarted.sort_unstable();
+    for (_, id) in restarted {
+        if run_loop.waiters.has_waiter_of(id) {
             continue;
         }
-        match backoffs.iter().find(|(s, _)| *s == slot) {
+        match backoffs.iter().find(|(b, _)| *b == id) {
             Some(&(_, at)) => run_loop
                 .in_flight
                 .get_or_insert_with(Default::default)
-                .push(InFlight::backoff(slot, tokio::time::sleep_until(at))),
-            None => run_loop.retry_now.push_back(slot),
+                .push(InFlight::backoff(id, tokio::time::sleep_until(at))),
+            None => {
+                if let Some(inv) = run_loop.invocations.get_mut(id) {
+                    inv.running = true;
+                }
+                run_loop.scheduler.attempt_due(id);
+            }
         }
     }
-    let mut due: Vec<usize> = run_loop.retry_now.drain(..).collect();
-    due.sort_unstable();
-    run_loop.retry_now.extend(due);
 
-    Ok(super::launch(runner, shared, run_loop))
+    Ok(super::launch(runner, run, run_loop))
 }

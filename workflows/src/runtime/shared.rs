@@ -5,8 +5,8 @@
 //! event log, the outcome slot, the state, the store and the collect buffers.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 
 use crate::EventInfo;
 use crate::error::WorkflowError;
+use crate::runtime::inbox::Inbox;
+use crate::runtime::invocations::InvocationId;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
 use crate::snapshot::{RawJson, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
@@ -28,16 +30,6 @@ use serde::Serialize;
 /// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Moves every message of `from` to the back of `into`; swaps buffers when `into` is empty,
-/// so that the run keeps one allocation for its inbox, not two.
-fn move_all(from: &mut VecDeque<Msg>, into: &mut VecDeque<Msg>) {
-    if into.is_empty() {
-        std::mem::swap(from, into);
-    } else {
-        into.append(from);
-    }
 }
 
 /// A message for the control loop.
@@ -58,8 +50,7 @@ pub(crate) enum Msg {
     Fail(WorkflowError),
     /// An invocation created its memo; the loop keeps it for snapshots.
     AttachMemo {
-        slot: usize,
-        seq: u64,
+        invocation: InvocationId,
         memo: SharedMemo,
     },
 }
@@ -68,21 +59,12 @@ pub(crate) enum Msg {
 pub(crate) struct WaitRequest {
     pub(crate) id: String,
     pub(crate) memo_key: String,
-    pub(crate) slot: usize,
-    pub(crate) seq: u64,
+    pub(crate) invocation: InvocationId,
     pub(crate) event: EventInfo,
     pub(crate) requirements: Vec<Requirement>,
     pub(crate) prompt: Option<Box<dyn AnyEvent>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) reply: oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>,
-}
-
-#[derive(Default)]
-struct Inbox {
-    msgs: VecDeque<Msg>,
-    waker: Option<Waker>,
-    /// True while the loop is polling: it will drain the inbox before it sleeps.
-    in_poll: bool,
 }
 
 /// How a run ended, before the handler takes it.
@@ -115,19 +97,16 @@ pub(crate) struct Buffered {
 pub(crate) type CollectBuffers = HashMap<(usize, BufferKey), Vec<Buffered>>;
 
 /// The state of a run shared outside its control loop, apart from the typed state.
-pub(crate) struct RunCore {
+pub(crate) struct RunShared {
     pub(crate) run_id: String,
     pub(crate) routes: Arc<Routes>,
-    inbox: Mutex<Inbox>,
+    pub(crate) inbox: Inbox<Msg>,
     pub(crate) stream: StreamLog,
     outcome: Mutex<OutcomeSlot>,
     pub(crate) store: Store,
     pub(crate) collect: Mutex<CollectBuffers>,
     /// Handlers and senders alive outside the run; at zero an idle run ends.
     external: AtomicUsize,
-    finished: AtomicBool,
-    /// Whether the inbox may hold messages (set under its lock by `push`).
-    queued: AtomicBool,
     /// The steps waiting right now and the event types they wait for (kept by the loop).
     waiting: Mutex<Vec<(usize, TypeId)>>,
     /// How the run ended, once it has.
@@ -136,7 +115,7 @@ pub(crate) struct RunCore {
     pub(crate) final_snapshot: Mutex<Option<Box<Snapshot>>>,
 }
 
-impl RunCore {
+impl RunShared {
     #[cfg(test)]
     pub(crate) fn new(run_id: String, routes: Arc<Routes>) -> Self {
         Self::restored(run_id, routes, 0, Store::default(), HashMap::new())
@@ -150,17 +129,15 @@ impl RunCore {
         store: Store,
         collect: CollectBuffers,
     ) -> Self {
-        RunCore {
+        RunShared {
             run_id,
             routes,
-            inbox: Mutex::new(Inbox::default()),
+            inbox: Inbox::default(),
             stream: StreamLog::starting_at(next_stream_seq),
             outcome: Mutex::new(OutcomeSlot::default()),
             store,
             collect: Mutex::new(collect),
             external: AtomicUsize::new(0),
-            finished: AtomicBool::new(false),
-            queued: AtomicBool::new(false),
             waiting: Mutex::new(Vec::new()),
             ended: Mutex::new(None),
             final_snapshot: Mutex::new(None),
@@ -172,80 +149,13 @@ impl RunCore {
         *lock(&self.ended)
     }
 
-    /// Queues `msg` for the loop, waking it unless it is polling right now.
+    /// Queues `msg` for the loop; refused once the run has finished.
     pub(crate) fn push(&self, msg: Msg) -> Result<(), SendError> {
-        let waker = {
-            let mut inbox = lock(&self.inbox);
-            if self.is_finished() {
-                return Err(SendError::RunFinished);
-            }
-            inbox.msgs.push_back(msg);
-            self.queued.store(true, Ordering::Release);
-            if inbox.in_poll {
-                None
-            } else {
-                inbox.waker.take()
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(())
-    }
-
-    /// Marks the loop as polling and takes every queued message.
-    pub(crate) fn begin_poll(&self, into: &mut VecDeque<Msg>) {
-        let mut inbox = lock(&self.inbox);
-        inbox.in_poll = true;
-        self.queued.store(false, Ordering::Release);
-        move_all(&mut inbox.msgs, into);
-    }
-
-    /// Takes queued messages; if there are none, parks the loop with `waker` and returns false.
-    pub(crate) fn take_or_park(&self, into: &mut VecDeque<Msg>, waker: &Waker) -> bool {
-        let mut inbox = lock(&self.inbox);
-        if inbox.msgs.is_empty() {
-            inbox.in_poll = false;
-            match &inbox.waker {
-                Some(w) if w.will_wake(waker) => {}
-                _ => inbox.waker = Some(waker.clone()),
-            }
-            false
-        } else {
-            self.queued.store(false, Ordering::Release);
-            move_all(&mut inbox.msgs, into);
-            true
-        }
-    }
-
-    /// Takes queued messages without changing whether the loop counts as polling.
-    pub(crate) fn take_messages(&self, into: &mut VecDeque<Msg>) {
-        // Most steps send nothing: skip the lock when the inbox is known to be empty.
-        if self.queued.load(Ordering::Acquire) {
-            let mut inbox = lock(&self.inbox);
-            self.queued.store(false, Ordering::Release);
-            move_all(&mut inbox.msgs, into);
-        }
-    }
-
-    /// Frees the inbox's buffer if it is empty (the run is about to wait for the outside).
-    pub(crate) fn compact_inbox(&self) {
-        let mut inbox = lock(&self.inbox);
-        if inbox.msgs.is_empty() {
-            inbox.msgs = VecDeque::new();
-        }
-    }
-
-    /// Wakes the loop from outside (a handle went away).
-    pub(crate) fn nudge(&self) {
-        let waker = lock(&self.inbox).waker.take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.inbox.push(msg).map_err(|_| SendError::RunFinished)
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
+        self.inbox.is_closed()
     }
 
     /// Records how the run ended and wakes its handler. Later messages are refused.
@@ -256,12 +166,8 @@ impl RunCore {
             Err(WorkflowError::Timeout { .. }) => RunStatus::TimedOut,
             Err(_) => RunStatus::Failed,
         });
-        {
-            // Taking the inbox lock orders this against `push`: no message is accepted after.
-            let mut inbox = lock(&self.inbox);
-            self.finished.store(true, Ordering::Release);
-            inbox.msgs.clear();
-        }
+        // No message is accepted after this.
+        self.inbox.close();
         self.stream.close();
         let waker = {
             let mut slot = lock(&self.outcome);
@@ -293,7 +199,7 @@ impl RunCore {
 
     pub(crate) fn release_external(&self) {
         if self.external.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.nudge();
+            self.inbox.wake();
         }
     }
 
@@ -383,12 +289,12 @@ impl RunCore {
 }
 
 /// A run's shared part together with its typed state.
-pub(crate) struct RunShared<S> {
-    pub(crate) core: RunCore,
+pub(crate) struct Run<S> {
+    pub(crate) shared: RunShared,
     pub(crate) state: Mutex<S>,
 }
 
-impl<S: Serialize> RunShared<S> {
+impl<S: Serialize> Run<S> {
     /// The typed state as JSON.
     pub(crate) fn state_json(&self) -> Result<RawJson, SnapshotError> {
         let state = self.state.lock().map_err(|_| SnapshotError::Serialize {
@@ -403,38 +309,38 @@ impl<S: Serialize> RunShared<S> {
 }
 
 /// Access to the non-generic part of a run, for handlers and streams.
-pub(crate) trait HasCore: Send + Sync {
-    fn core(&self) -> &RunCore;
+pub(crate) trait HasShared: Send + Sync {
+    fn shared(&self) -> &RunShared;
 
     /// The snapshot of a run that has ended: the one taken at its cancel or timeout, or else
     /// its final state and store.
     fn final_snapshot(&self) -> Result<Snapshot, SnapshotError>;
 }
 
-impl<S: Serialize + Send> HasCore for RunShared<S> {
-    fn core(&self) -> &RunCore {
-        &self.core
+impl<S: Serialize + Send> HasShared for Run<S> {
+    fn shared(&self) -> &RunShared {
+        &self.shared
     }
 
     fn final_snapshot(&self) -> Result<Snapshot, SnapshotError> {
-        let core = &self.core;
-        if let Some(snapshot) = lock(&core.final_snapshot).as_deref() {
+        let shared = &self.shared;
+        if let Some(snapshot) = lock(&shared.final_snapshot).as_deref() {
             return Ok(snapshot.clone());
         }
         Ok(Snapshot {
             version: SNAPSHOT_VERSION,
-            workflow: core.routes.workflow().to_owned(),
-            fingerprint: core.routes.fingerprint().to_owned(),
-            run_id: core.run_id.clone(),
-            status: core.ended().unwrap_or(RunStatus::Failed),
+            workflow: shared.routes.workflow().to_owned(),
+            fingerprint: shared.routes.fingerprint().to_owned(),
+            run_id: shared.run_id.clone(),
+            status: shared.ended().unwrap_or(RunStatus::Failed),
             state: self.state_json()?,
-            store: core.store.to_raw()?,
+            store: shared.store.to_raw()?,
             queues: Vec::new(),
             invocations: Vec::new(),
             collect: Vec::new(),
             waiters: Vec::new(),
             next_invocation: 0,
-            next_stream_seq: core.stream.next_seq(),
+            next_stream_seq: shared.stream.next_seq(),
         })
     }
 }

@@ -1,16 +1,28 @@
-//! Waiters: steps suspended in `wait_for_event`, and how events and timeouts answer them.
+//! Waiters: steps suspended in `wait_for_event`, their timer, and which events match them.
+//!
+//! # Invariants
+//!
+//! - The shared part's list of waited-for types (which lets senders outside the loop send an
+//!   event that only a waiter accepts) mirrors `list` after every change: `Waiters` updates
+//!   it itself, in [`Waiters::changed`].
+//! - The timer is set to the earliest deadline among the waiters, or absent when none has one.
+//! - A waiter's prompt is published once per waiter id, after the waiter is in place, so that
+//!   whoever reads the prompt can answer it at once.
 
+use std::any::TypeId;
+use std::pin::Pin;
+use std::task::Context as TaskContext;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use std::future::Future;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
-use crate::runtime::run_loop::RunLoop;
-use crate::runtime::shared::{WaitRequest, lock};
+use crate::runtime::invocations::InvocationId;
+use crate::runtime::shared::{RunShared, WaitRequest};
+use crate::snapshot::WaiterRecord;
 use crate::wait::{Requirement, WaitError};
-use crate::{AnyEvent, EventInfo, Workflow};
-use tokio::time::Instant;
+use crate::{AnyEvent, EventInfo, StepInfo};
 
 pub(crate) type Reply = oneshot::Sender<Result<Box<dyn AnyEvent>, WaitError>>;
 
@@ -20,9 +32,9 @@ pub(crate) struct Waiter {
     /// Where its answer is recorded in the invocation's memo: the id, plus the occurrence
     /// when one attempt reuses an explicit id.
     pub(crate) memo_key: String,
-    /// The waiting invocation.
-    pub(crate) slot: usize,
-    pub(crate) seq: u64,
+    pub(crate) invocation: InvocationId,
+    /// The waiting invocation's number, for snapshots.
+    pub(crate) number: u64,
     pub(crate) step: usize,
     pub(crate) event: EventInfo,
     pub(crate) requirements: Vec<Requirement>,
@@ -34,70 +46,90 @@ pub(crate) struct Waiter {
     pub(crate) reply: Option<Reply>,
 }
 
-impl<W: Workflow> RunLoop<W> {
-    /// Registers a waiter, or re-attaches a step that runs again to its restored waiter.
-    pub(super) fn add_waiter(&mut self, request: WaitRequest) {
+impl Waiter {
+    /// Whether someone still awaits the answer (a restored waiter counts: its step will).
+    fn is_awaited(&self) -> bool {
+        self.reply.as_ref().is_none_or(|r| !r.is_closed())
+    }
+
+    /// The answer to give when the timeout elapsed.
+    pub(crate) fn timeout_error(&self) -> WaitError {
+        WaitError::Timeout {
+            waiter_id: self.id.clone(),
+            after: self.timeout.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Waiters {
+    list: Vec<Waiter>,
+    /// Fires at the earliest deadline.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Waiters {
+    /// Registers the waiter of invocation `invocation` (number `number`, of `step`), or
+    /// re-attaches a step that runs again to its restored waiter.
+    pub(crate) fn add(
+        &mut self,
+        request: WaitRequest,
+        number: u64,
+        step: usize,
+        shared: &RunShared,
+    ) {
         let WaitRequest {
             id,
             memo_key,
-            slot,
-            seq,
+            invocation,
             event,
             requirements,
             prompt,
             timeout,
             reply,
         } = request;
-        let Some(step) = self.invocation_mut(slot, seq).map(|inv| inv.step) else {
-            return; // The invocation already ended; dropping `reply` tells its future.
-        };
         if let Some(waiter) = self
-            .waiters
+            .list
             .iter_mut()
-            .find(|w| w.memo_key == memo_key && w.slot == slot && w.seq == seq)
+            .find(|w| w.memo_key == memo_key && w.invocation == invocation)
         {
             waiter.reply = Some(reply);
             return;
         }
-        // Published once per waiter id, after the waiter is in place: whoever reads the
-        // prompt can answer it at once.
-        let prompt = prompt.filter(|_| !self.waiters.iter().any(|w| w.id == id));
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.waiters.push(Waiter {
+        let prompt = prompt.filter(|_| !self.list.iter().any(|w| w.id == id));
+        self.list.push(Waiter {
             id,
             memo_key,
-            slot,
-            seq,
+            invocation,
+            number,
             step,
             event,
             requirements,
             timeout,
-            deadline,
+            deadline: timeout.map(|t| Instant::now() + t),
             reply: Some(reply),
         });
-        self.waiters_changed();
+        self.changed(shared);
         if let Some(prompt) = prompt {
-            self.stream().publish(prompt.into());
+            shared.stream.publish(prompt.into());
         }
     }
 
-    /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own
-    /// copy, as the Python library resolves every matching waiter. Returns the steps answered:
-    /// they do not also get `ev` as a normal input.
-    pub(super) fn answer_waiters(
+    /// Takes out every waiter that `ev` answers (only `target`'s, when given).
+    pub(crate) fn take_matching(
         &mut self,
         ev: &dyn AnyEvent,
         target: Option<usize>,
-    ) -> Vec<usize> {
+        shared: &RunShared,
+    ) -> Vec<Waiter> {
         let ty = ev.event_type_id();
         let mut json = None;
-        let mut answered: Vec<usize> = Vec::new();
+        let mut taken = Vec::new();
         let mut index = 0;
-        while index < self.waiters.len() {
-            let w = &self.waiters[index];
-            let eligible = w.event.type_id == ty
-                && target.is_none_or(|t| t == w.step)
-                && w.reply.as_ref().is_none_or(|r| !r.is_closed());
+        while index < self.list.len() {
+            let w = &self.list[index];
+            let eligible =
+                w.event.type_id == ty && target.is_none_or(|t| t == w.step) && w.is_awaited();
             let matches = eligible && {
                 w.requirements.is_empty() || {
                     let value = json.get_or_insert_with(|| ev.to_json().unwrap_or_default());
@@ -105,106 +137,116 @@ impl<W: Workflow> RunLoop<W> {
                 }
             };
             if matches {
-                let waiter = self.waiters.remove(index);
-                if !answered.contains(&waiter.step) {
-                    answered.push(waiter.step);
-                }
-                self.resolve(waiter, Ok(ev.clone_event()));
+                taken.push(self.list.remove(index));
             } else {
                 index += 1;
             }
         }
-        if !answered.is_empty() {
-            self.waiters_changed();
+        if !taken.is_empty() {
+            self.changed(shared);
         }
-        answered
+        taken
     }
 
-    /// Records the waiter's answer in its invocation's memo and hands it over; a restored
-    /// invocation without a running future is started again.
-    fn resolve(&mut self, waiter: Waiter, answer: Result<Box<dyn AnyEvent>, WaitError>) {
-        let Some(inv) = self.invocation_mut(waiter.slot, waiter.seq) else {
-            return;
-        };
-        let memo = inv.memo.get_or_insert_with(Default::default).clone();
-        let running = inv.running;
-        // The run has work again: when it next waits, that is a new idle spell to publish.
-        self.idle_published = false;
-        {
-            let mut memo = lock(&memo);
-            match &answer {
-                Ok(ev) => {
-                    memo.resolved
-                        .insert(waiter.memo_key.clone(), ev.clone_event());
-                }
-                Err(_) => memo
-                    .timed_out
-                    .push((waiter.memo_key.clone(), waiter.timeout.unwrap_or_default())),
-            }
-        }
-        match waiter.reply {
-            Some(reply) if running => {
-                let _ = reply.send(answer);
-            }
-            _ if !running => {
-                // Scheduled once, however many of its waiters are answered before it runs.
-                if let Some(inv) = self.invocation_mut(waiter.slot, waiter.seq) {
-                    inv.running = true;
-                }
-                self.retry_now.push_back(waiter.slot);
-            }
-            _ => {}
-        }
-    }
-
-    /// Times out the waiters whose deadline has passed, when the wait timer fires.
-    pub(super) fn poll_wait_timer(&mut self, cx: &mut std::task::Context<'_>) {
-        let Some(timer) = self.wait_timer.as_mut() else {
-            return;
+    /// Takes out the waiters whose deadline has passed, once the timer fires.
+    pub(crate) fn poll_expired(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        shared: &RunShared,
+    ) -> Vec<Waiter> {
+        let Some(timer) = self.timer.as_mut() else {
+            return Vec::new();
         };
         if timer.as_mut().poll(cx).is_pending() {
-            return;
+            return Vec::new();
         }
         let now = Instant::now();
+        let mut expired = Vec::new();
         let mut index = 0;
-        while index < self.waiters.len() {
-            if self.waiters[index].deadline.is_some_and(|d| d <= now) {
-                let waiter = self.waiters.remove(index);
-                let err = WaitError::Timeout {
-                    waiter_id: waiter.id.clone(),
-                    after: waiter.timeout.unwrap_or_default(),
-                };
-                self.resolve(waiter, Err(err));
+        while index < self.list.len() {
+            if self.list[index].deadline.is_some_and(|d| d <= now) {
+                expired.push(self.list.remove(index));
             } else {
                 index += 1;
             }
         }
-        self.waiters_changed();
+        self.changed(shared);
+        expired
     }
 
-    /// Forgets the waiters of the invocation in `slot`: its attempt ended.
-    pub(super) fn drop_waiters_of(&mut self, slot: usize) {
-        let before = self.waiters.len();
-        self.waiters.retain(|w| w.slot != slot);
-        if self.waiters.len() != before {
-            self.waiters_changed();
+    /// Forgets the waiters of `invocation`: its attempt ended.
+    pub(crate) fn drop_of(&mut self, invocation: InvocationId, shared: &RunShared) {
+        let before = self.list.len();
+        self.list.retain(|w| w.invocation != invocation);
+        if self.list.len() != before {
+            self.changed(shared);
         }
     }
 
-    /// Tells senders outside the loop which event types waiters accept, and sets the wait
-    /// timer to the earliest deadline.
-    pub(super) fn waiters_changed(&mut self) {
-        let types: Vec<(usize, std::any::TypeId)> = self
-            .waiters
+    /// Whether an awaited waiter of `invocation` exists (a wait whose future the step dropped,
+    /// say under its own timeout, leaves the step busy elsewhere).
+    pub(crate) fn is_waiting(&self, invocation: InvocationId) -> bool {
+        self.list
+            .iter()
+            .any(|w| w.invocation == invocation && w.is_awaited())
+    }
+
+    /// Whether some waiter, awaited or restored, belongs to `invocation`.
+    pub(crate) fn has_waiter_of(&self, invocation: InvocationId) -> bool {
+        self.list.iter().any(|w| w.invocation == invocation)
+    }
+
+    /// Whether a waiter waits for events of type `ty`.
+    pub(crate) fn waits_for(&self, ty: TypeId) -> bool {
+        self.list.iter().any(|w| w.event.type_id == ty)
+    }
+
+    /// Drops every waiter, which ends their waits (the run ended).
+    pub(crate) fn clear(&mut self, shared: &RunShared) {
+        self.list.clear();
+        self.changed(shared);
+    }
+
+    /// The waiters as a snapshot records them.
+    pub(crate) fn capture(&self, steps: &[StepInfo], now: Instant) -> Vec<WaiterRecord> {
+        self.list
+            .iter()
+            .map(|w| WaiterRecord {
+                id: w.id.clone(),
+                memo_key: (w.memo_key != w.id).then(|| w.memo_key.clone()),
+                invocation: w.number,
+                step: steps[w.step].name.to_owned(),
+                event: w.event.name.to_owned(),
+                requirements: w.requirements.clone(),
+                timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
+                remaining_ms: w
+                    .deadline
+                    .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+            })
+            .collect()
+    }
+
+    /// Puts back the waiters of a snapshot (without replies: their steps run again when
+    /// answered).
+    pub(crate) fn restore(&mut self, waiters: Vec<Waiter>, shared: &RunShared) {
+        self.list = waiters;
+        self.changed(shared);
+    }
+
+    /// Tells senders outside the loop which event types waiters accept, and sets the timer to
+    /// the earliest deadline.
+    fn changed(&mut self, shared: &RunShared) {
+        let types: Vec<(usize, TypeId)> = self
+            .list
             .iter()
             .map(|w| (w.step, w.event.type_id))
             .collect();
-        self.shared.core.set_waiting(&types);
-        match self.waiters.iter().filter_map(|w| w.deadline).min() {
-            None => self.wait_timer = None,
-            Some(earliest) => match self.wait_timer.as_mut() {
+        shared.set_waiting(&types);
+        match self.list.iter().filter_map(|w| w.deadline).min() {
+            None => self.timer = None,
+            Some(earliest) => match self.timer.as_mut() {
                 Some(timer) => timer.as_mut().reset(earliest),
-                None => self.wait_timer = Some(Box::pin(tokio::time::sleep_until(earliest))),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(earliest))),
             },
         }
     }

@@ -1,49 +1,17 @@
-//! One step invocation as the control loop tracks it, and the future it polls for it.
+//! One attempt of an invocation: how it ends, and the in-flight future the loop polls for it
+//! (or for the back-off before it).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::Sleep;
 
 use crate::error::PanicError;
-use crate::runtime::memo::SharedMemo;
+use crate::runtime::invocations::InvocationId;
 use crate::step::{BoxError, StepFuture};
 use crate::{AnyEvent, WorkflowError};
-
-/// A step invocation that has started and not yet finished for good.
-pub(crate) struct Invocation {
-    pub(crate) step: usize,
-    /// The event being handled, kept for retries (and snapshots).
-    pub(crate) input: Box<dyn AnyEvent>,
-    pub(crate) attempt: u32,
-    /// The invocation's number within the run.
-    pub(crate) seq: u64,
-    pub(crate) last_error: Option<String>,
-    /// For a failure handler: the failure it handles, which ends the run unless a handler
-    /// recovers.
-    pub(crate) handles: Option<SharedFailure>,
-    /// Answered waits and `once` results, once the step has used either.
-    pub(crate) memo: Option<SharedMemo>,
-    /// When the retry back-off in progress ends.
-    pub(crate) retry_at: Option<tokio::time::Instant>,
-    /// Whether a future for the current attempt exists. A restored invocation that was waiting
-    /// has none until its waiter is answered.
-    pub(crate) running: bool,
-}
-
-/// A step's failure, offered to the workflow's failure handlers (steps accepting
-/// `StepFailed`). The run fails with `error` once every handler declined.
-pub(crate) struct Failure {
-    pub(crate) error: Option<WorkflowError>,
-    /// Handlers that have not finished yet.
-    pub(crate) undecided: usize,
-    pub(crate) recovered: bool,
-}
-
-pub(crate) type SharedFailure = Arc<std::sync::Mutex<Failure>>;
 
 /// Why one attempt failed.
 pub(crate) enum AttemptError {
@@ -90,15 +58,15 @@ pub(crate) fn poll_step(fut: &mut StepFuture, cx: &mut TaskContext<'_>) -> Poll<
 
 /// What an in-flight entry reports when it is done.
 pub(crate) enum Completion {
-    /// The attempt of the invocation in this slot finished.
-    Attempt(usize, AttemptResult),
-    /// The wait before the retry of the invocation in this slot is over.
-    BackoffOver(usize),
+    /// The attempt of this invocation finished.
+    Attempt(InvocationId, AttemptResult),
+    /// The wait before this invocation's next attempt is over.
+    BackoffOver(InvocationId),
 }
 
 enum Work {
-    Step(usize, StepFuture),
-    Backoff(usize, Pin<Box<Sleep>>),
+    Step(InvocationId, StepFuture),
+    Backoff(InvocationId, Pin<Box<Sleep>>),
 }
 
 /// Pending work of the run (a step or a retry back-off), polled inside the loop's
@@ -109,16 +77,16 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    pub(crate) fn step(slot: usize, fut: StepFuture, span: tracing::Span) -> Self {
+    pub(crate) fn step(id: InvocationId, fut: StepFuture, span: tracing::Span) -> Self {
         InFlight {
-            work: Work::Step(slot, fut),
+            work: Work::Step(id, fut),
             span,
         }
     }
 
-    pub(crate) fn backoff(slot: usize, sleep: Sleep) -> Self {
+    pub(crate) fn backoff(id: InvocationId, sleep: Sleep) -> Self {
         InFlight {
-            work: Work::Backoff(slot, Box::pin(sleep)),
+            work: Work::Backoff(id, Box::pin(sleep)),
             span: tracing::Span::none(),
         }
     }
@@ -130,17 +98,17 @@ impl Future for InFlight {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Completion> {
         let this = &mut *self;
         match &mut this.work {
-            Work::Step(slot, fut) => {
+            Work::Step(id, fut) => {
                 let _entered = this.span.enter();
-                let slot = *slot;
-                poll_step(fut, cx).map(|r| Completion::Attempt(slot, r))
+                let id = *id;
+                poll_step(fut, cx).map(|r| Completion::Attempt(id, r))
             }
-            Work::Backoff(slot, sleep) => {
-                let slot = *slot;
+            Work::Backoff(id, sleep) => {
+                let id = *id;
                 sleep
                     .as_mut()
                     .poll(cx)
-                    .map(|()| Completion::BackoffOver(slot))
+                    .map(|()| Completion::BackoffOver(id))
             }
         }
     }

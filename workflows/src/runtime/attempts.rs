@@ -1,0 +1,266 @@
+//! Running invocations: starting one, each attempt, and what its end does — the output
+//! dispatched, a retry after back-off, or the failure offered to the failure steps.
+//!
+//! # Invariants
+//!
+//! - A new attempt's future is polled once inline; only if it is pending does it go to the
+//!   loop's `FuturesUnordered` (most steps finish at once and never get there).
+//! - Events a step sent through its context are applied before the event it returned.
+//! - When an attempt ends, its waiters go with it; its invocation's worker is released only
+//!   when the invocation ends for good (not between a failed attempt and its retry).
+//! - A retry is a new attempt: the memo's wait timeouts and effect log start afresh, while
+//!   answers, `once` results and collected batches carry over.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::stream::FuturesUnordered;
+
+use crate::context::Placement;
+use crate::lifecycle::{StepState, StepStateChanged};
+use crate::runtime::attempt::{AttemptError, Completion, InFlight, poll_step};
+use crate::runtime::invocations::{Failure, Invocation, InvocationId};
+use crate::runtime::run_loop::RunLoop;
+use crate::runtime::scheduler::{Queued, Start};
+use crate::runtime::shared::lock;
+use crate::{AnyEvent, Context, RetryInfo, StepFailed, Workflow, WorkflowError};
+
+impl<W: Workflow> RunLoop<W> {
+    /// Starts what the scheduler has ready, within `budget`.
+    pub(super) fn start_ready(&mut self, cx: &mut TaskContext<'_>, budget: &mut u32) {
+        while *budget > 0
+            && !self.done
+            && let Some(start) = self.scheduler.next()
+        {
+            match start {
+                Start::Attempt(id) => self.attempt(id, cx),
+                Start::New(step, queued) => self.start(step, queued, cx),
+            }
+            *budget -= 1;
+        }
+    }
+
+    /// Starts an invocation of `step` on `queued`; its worker is already counted.
+    fn start(&mut self, step: usize, queued: Queued, cx: &mut TaskContext<'_>) {
+        let number = self.invocations.take_number();
+        let id = self.invocations.insert(Invocation {
+            step,
+            input: queued.ev,
+            attempt: 1,
+            number,
+            last_error: None,
+            failure: queued.failure,
+            memo: None,
+            retry_at: None,
+            running: true,
+        });
+        self.attempt(id, cx);
+        self.idle_published = false;
+    }
+
+    /// Runs one attempt of invocation `id`: polls it once, and parks it if pending.
+    fn attempt(&mut self, id: InvocationId, cx: &mut TaskContext<'_>) {
+        let Some(inv) = self.invocations.get_mut(id) else {
+            return;
+        };
+        inv.running = true;
+        inv.retry_at = None;
+        let inv = &*inv;
+        let step = inv.step;
+        let info = &W::STEPS[step];
+        let max_attempts = self.retry[step].as_ref().map_or(1, |p| p.max_attempts());
+        let ctx = Context::new(
+            self.run.clone(),
+            Placement {
+                step,
+                invocation: id,
+                number: inv.number,
+            },
+            RetryInfo {
+                attempt: inv.attempt,
+                max_attempts,
+                last_error: inv.last_error.clone(),
+            },
+            inv.memo.clone(),
+        );
+        if self.internal_events {
+            self.run.shared.stream.publish(Arc::new(StepStateChanged {
+                step: info.name.to_owned(),
+                state: StepState::Running,
+                invocation: inv.number,
+                input_event: inv.input.name().to_owned(),
+                output_event: None,
+            }));
+        }
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "workflow.step",
+            step = info.name,
+            event = inv.input.name(),
+            attempt = inv.attempt,
+        );
+        let Some(mut fut) = self.workflow.__invoke(step, ctx, &*inv.input) else {
+            let event = inv.input.name().to_owned();
+            self.finish(Err(WorkflowError::Unroutable {
+                step: info.name.to_owned(),
+                event,
+            }));
+            return;
+        };
+        let polled = {
+            let _entered = span.enter();
+            poll_step(&mut fut, cx)
+        };
+        match polled {
+            Poll::Ready(result) => self.complete(Completion::Attempt(id, result)),
+            Poll::Pending => self
+                .in_flight
+                .get_or_insert_with(FuturesUnordered::new)
+                .push(InFlight::step(id, fut, span)),
+        }
+    }
+
+    /// Applies the end of an in-flight entry.
+    pub(super) fn complete(&mut self, completion: Completion) {
+        let (id, result) = match completion {
+            Completion::BackoffOver(id) => {
+                self.scheduler.attempt_due(id);
+                return;
+            }
+            Completion::Attempt(id, result) => (id, result),
+        };
+        // The attempt's future is gone, and with it any wait it had begun.
+        self.waiters.drop_of(id, &self.run.shared);
+        // Events the step sent through its context come before the one it returned.
+        self.run.shared.inbox.take(&mut self.taken);
+        self.apply_taken();
+        if self.done {
+            return;
+        }
+        match result {
+            Ok(output) => {
+                let Some(inv) = self.release(id) else {
+                    return;
+                };
+                self.publish_finished(&inv, output.as_deref());
+                if let Some(failure) = &inv.failure {
+                    let mut failure = lock(failure);
+                    failure.undecided -= 1;
+                    failure.recovered |= output.is_some();
+                    if failure.undecided == 0
+                        && !failure.recovered
+                        && let Some(error) = failure.error.take()
+                    {
+                        drop(failure);
+                        self.finish(Err(error));
+                        return;
+                    }
+                }
+                if let Some(ev) = output {
+                    self.emit(inv.step, ev);
+                }
+            }
+            Err(err) => self.retry_or_fail(id, err),
+        }
+    }
+
+    /// After a failed attempt: schedules the next one if the step's retry policy allows, else
+    /// offers the failure to the failure steps, or ends the run with it.
+    fn retry_or_fail(&mut self, id: InvocationId, err: AttemptError) {
+        let span = &self.span;
+        let Some(inv) = self.invocations.get_mut(id) else {
+            return;
+        };
+        let step = inv.step;
+        let delay = self.retry[step]
+            .as_ref()
+            .and_then(|p| p.next_delay(inv.attempt, err.as_error()));
+        if let Some(delay) = delay {
+            tracing::debug!(
+                parent: span,
+                step = W::STEPS[step].name,
+                attempt = inv.attempt,
+                error = %err.as_error(),
+                "step failed; retrying"
+            );
+            inv.attempt += 1;
+            inv.running = false;
+            inv.last_error = Some(err.as_error().to_string());
+            if let Some(memo) = &inv.memo {
+                lock(memo).new_attempt();
+            }
+            if delay.is_zero() {
+                inv.running = true;
+                self.scheduler.attempt_due(id);
+            } else {
+                inv.retry_at = Some(tokio::time::Instant::now() + delay);
+                self.in_flight
+                    .get_or_insert_with(FuturesUnordered::new)
+                    .push(InFlight::backoff(id, tokio::time::sleep(delay)));
+            }
+            return;
+        }
+        let Some(inv) = self.release(id) else {
+            return;
+        };
+        self.publish_finished(&inv, None);
+        let name = W::STEPS[step].name;
+        let failure_steps = self
+            .run
+            .shared
+            .routes
+            .receivers(std::any::TypeId::of::<StepFailed>())
+            .to_vec();
+        let error = err.into_workflow_error(name, inv.attempt);
+        // A failing failure step ends the run with its own error.
+        if failure_steps.is_empty() || failure_steps.contains(&step) {
+            self.finish(Err(error));
+            return;
+        }
+        let failed = StepFailed {
+            step: name.to_owned(),
+            attempts: inv.attempt,
+            error: match &error {
+                WorkflowError::StepFailed { source, .. } => source.to_string(),
+                WorkflowError::StepPanicked { message, .. } => format!("panic: {message}"),
+                other => other.to_string(),
+            },
+            input_event: inv.input.name().to_owned(),
+            input: inv.input.to_json().unwrap_or(serde_json::Value::Null),
+        };
+        let failure = Arc::new(std::sync::Mutex::new(Failure {
+            error: Some(error),
+            undecided: failure_steps.len(),
+            recovered: false,
+        }));
+        for step in failure_steps {
+            self.scheduler.enqueue(
+                step,
+                Queued {
+                    ev: Box::new(failed.clone()),
+                    failure: Some(failure.clone()),
+                },
+            );
+        }
+    }
+
+    /// Ends invocation `id` for good and frees its worker.
+    fn release(&mut self, id: InvocationId) -> Option<Invocation> {
+        debug_assert!(!self.waiters.has_waiter_of(id));
+        let inv = self.invocations.remove(id)?;
+        self.scheduler.release_worker(inv.step);
+        Some(inv)
+    }
+
+    fn publish_finished(&self, inv: &Invocation, output: Option<&dyn AnyEvent>) {
+        if self.internal_events {
+            self.run.shared.stream.publish(Arc::new(StepStateChanged {
+                step: W::STEPS[inv.step].name.to_owned(),
+                state: StepState::NotRunning,
+                invocation: inv.number,
+                input_event: inv.input.name().to_owned(),
+                output_event: output.map(|ev| ev.name().to_owned()),
+            }));
+        }
+    }
+}
