@@ -131,7 +131,7 @@ async fn errors_the_policy_does_not_retry_fail_at_once() {
     assert_eq!(runner.workflow().calls.load(Ordering::SeqCst), 1);
 }
 
-/// Fails for good, then a failure handler decides: recover when `recover` is set.
+/// Fails for good, then a failure step decides: recover when `recover` is set.
 struct Guarded {
     recover: bool,
 }

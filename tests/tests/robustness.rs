@@ -1,5 +1,5 @@
 //! Hard cases: fairness between steps, cancelling a queued run, misuse of the state, panics in
-//! code the runtime calls, generic events, several failure handlers, awkward step names.
+//! code the runtime calls, generic events, several failure steps, awkward step names.
 
 use std::time::Duration;
 

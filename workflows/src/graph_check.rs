@@ -173,7 +173,7 @@ const fn accepted_by(steps: &[StepInfo], set: &[bool; MAX_STEPS], name: &str) ->
     false
 }
 
-/// Whether every event a step accepts is the runtime's own (a failure handler).
+/// Whether every event a step accepts is the runtime's own (a failure step).
 const fn handles_failures_only(step: &StepInfo) -> bool {
     let mut i = 0;
     while i < step.accepts.len() {
@@ -186,7 +186,7 @@ const fn handles_failures_only(step: &StepInfo) -> bool {
 }
 
 /// Which steps lead to an end: those returning or sending a stop event or an input request,
-/// failure handlers, sinks (steps that emit nothing: their effects are their purpose), then
+/// failure steps, sinks (steps that emit nothing: their effects are their purpose), then
 /// those whose events reach such a step, to a fixpoint.
 const fn leading_somewhere(steps: &[StepInfo]) -> [bool; MAX_STEPS] {
     let mut leads = [false; MAX_STEPS];

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Sent to a step that accepts it when another step has failed for good (its retries are
-/// used up). Such a step is the workflow's failure handler.
+/// used up). Such a step is the workflow's failure step.
 ///
 /// The handler recovers by emitting an event (for instance a [`StopEvent`](crate::StopEvent)
 /// with a fallback result, or an event that continues the run). If it emits nothing, the run

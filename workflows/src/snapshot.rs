@@ -178,7 +178,7 @@ pub struct InvocationRecord {
     /// Batches its collect calls returned: call number (from 0) → the events.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collected: BTreeMap<u32, Vec<StoredEvent>>,
-    /// For a failure handler: the failure it handles.
+    /// For a failure step: the failure it handles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     /// The engine effects the attempt in progress has performed, in order; when it runs

@@ -1,5 +1,5 @@
-//! Retries and a failure handler: a flaky "exchange-rate service" is called with exponential
-//! back-off; when it keeps failing, a failure handler answers from a stale cache instead of
+//! Retries and a failure step: a flaky "exchange-rate service" is called with exponential
+//! back-off; when it keeps failing, a failure step answers from a stale cache instead of
 //! failing the run.
 //!
 //! ```text

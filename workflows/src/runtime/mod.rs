@@ -1,4 +1,34 @@
-//! The engine: one control loop per run, owning the run's queues and in-flight steps.
+//! The runtime: one control loop per run.
+//!
+//! A run is split by ownership. The **control loop** ([`run_loop::RunLoop`]), a future spawned
+//! on tokio, owns everything that changes as the run moves — the scheduler's queues, the live
+//! invocations, the waiters, admission — and touches it without locks. The **shared part**
+//! ([`shared::RunShared`], with the typed state in [`shared::Run`]) is what the handler, the
+//! step contexts and the loop all reach: the inbox, the stream, the outcome, the store, the
+//! collect buffers. Everything outside the loop talks to it through the inbox only.
+//!
+//! # Invariants
+//!
+//! Each is kept by one type, in one file, whose module docs say more:
+//!
+//! - **No lost wake-up**: a message pushed into the inbox is taken in the poll under way, or
+//!   wakes the parked loop; nothing is accepted once the run has finished. (`inbox.rs`, checked
+//!   with loom.)
+//! - **Workers**: a step never runs more invocations at once than its `num_workers`; steps are
+//!   served round-robin. (`scheduler.rs`)
+//! - **Identity**: an `InvocationId` names one invocation for its life; invocation numbers are
+//!   never reused, across snapshots too. (`invocations.rs`)
+//! - **Waiters**: every waiter an event matches gets it; senders outside the loop see the types
+//!   waited for. (`waiters.rs`, `dispatch.rs`)
+//! - **Consistent cut**: a snapshot is taken only at the top of an iteration, after every
+//!   message sent so far has been applied. (`run_loop.rs`, `ending.rs` for the end)
+//! - **Exactly-once engine effects**: an attempt's sends, stream writes and waits are logged;
+//!   after a restore the logged ones are skipped, and a different one is a typed error.
+//!   (`effects.rs`, through the step's context)
+//! - **One end**: the outcome is set once, and everything the loop owns is dropped with it.
+//!   (`ending.rs`)
+//!
+//! The path of one event through these files is in `ARCHITECTURE.md` at the repository root.
 
 mod admission;
 mod attempt;
