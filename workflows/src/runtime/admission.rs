@@ -44,6 +44,7 @@ impl Admission {
     }
 
     /// Whether the run holds its slot (or needs none); registers `cx` for the slot otherwise.
+    #[inline]
     pub(crate) fn poll_admitted(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let Some(acquire) = self.acquire.as_mut() else {
             return true;
@@ -60,6 +61,7 @@ impl Admission {
     }
 
     /// The run's timeout, once it has elapsed (the clock starts at the first call).
+    #[inline]
     pub(crate) fn poll_timed_out(&mut self, cx: &mut TaskContext<'_>) -> Option<Duration> {
         let timeout = self.timeout?;
         let deadline = self

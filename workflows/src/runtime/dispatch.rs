@@ -89,6 +89,10 @@ impl<W: Workflow> RunLoop<W> {
     /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own
     /// copy. Returns the steps answered.
     fn answer_waiters(&mut self, ev: &dyn AnyEvent, target: Option<usize>) -> Vec<usize> {
+        if self.waiters.is_empty() {
+            // The usual case, kept free of calls.
+            return Vec::new();
+        }
         let matched = self.waiters.take_matching(ev, target, &self.run.shared);
         let mut answered: Vec<usize> = Vec::new();
         for waiter in matched {

@@ -29,6 +29,7 @@ pub(crate) struct Effect {
 }
 
 impl Effect {
+    #[inline]
     pub(crate) fn new(kind: EffectKind, event: &'static str, target: Option<&'static str>) -> Self {
         Effect {
             kind,
@@ -77,6 +78,7 @@ impl EffectLog {
     /// Whether the effect at `position` of the attempt was performed before a resume (the log
     /// holds it there: skip it), or is new (the log ends before it: perform it, then
     /// [`record`](Self::record) it). The log holding another effect there is an error.
+    #[inline]
     pub(crate) fn performed(
         &self,
         step: &str,
@@ -96,6 +98,7 @@ impl EffectLog {
     }
 
     /// Appends an effect just performed at `position`, the end of the log.
+    #[inline]
     pub(crate) fn record(&mut self, position: usize, effect: Effect) {
         // Positions are taken in order by the attempt's one context.
         debug_assert_eq!(position, self.effects.len());

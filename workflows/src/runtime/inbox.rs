@@ -75,6 +75,7 @@ impl<M> Default for Inbox<M> {
 impl<M> Inbox<M> {
     /// Queues `msg` for the loop, waking it unless it is polling right now. A closed inbox
     /// hands `msg` back.
+    #[inline]
     pub(crate) fn push(&self, msg: M) -> Result<(), M> {
         let waker = {
             let mut state = lock(&self.state);
@@ -96,6 +97,7 @@ impl<M> Inbox<M> {
     }
 
     /// The loop begins a poll: marks it polling and takes every queued message.
+    #[inline]
     pub(crate) fn begin_poll(&self, into: &mut VecDeque<M>) {
         let mut state = lock(&self.state);
         state.polling = true;
@@ -105,6 +107,7 @@ impl<M> Inbox<M> {
 
     /// Takes queued messages; if there are none, parks the loop with `waker` (it is no longer
     /// polling) and returns false.
+    #[inline]
     pub(crate) fn take_or_park(&self, into: &mut VecDeque<M>, waker: &Waker) -> bool {
         let mut state = lock(&self.state);
         if state.msgs.is_empty() {
@@ -122,6 +125,7 @@ impl<M> Inbox<M> {
     }
 
     /// Takes queued messages without changing whether the loop counts as polling.
+    #[inline]
     pub(crate) fn take(&self, into: &mut VecDeque<M>) {
         // Most steps send nothing: skip the lock when the inbox is known to be empty. A push
         // this misses is taken by `take_or_park` before the loop sleeps.

@@ -114,6 +114,7 @@ pub(crate) struct Invocations {
 
 impl Invocations {
     /// The number the next invocation gets; advances the counter.
+    #[inline]
     pub(crate) fn take_number(&mut self) -> u64 {
         let number = self.next_number;
         self.next_number += 1;
@@ -130,6 +131,7 @@ impl Invocations {
         self.next_number = next;
     }
 
+    #[inline(always)]
     pub(crate) fn insert(&mut self, invocation: Invocation) -> InvocationId {
         self.live += 1;
         match self.free.pop() {
@@ -158,6 +160,7 @@ impl Invocations {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: InvocationId) -> Option<&Invocation> {
         self.slots
             .get(id.slot as usize)
@@ -165,6 +168,7 @@ impl Invocations {
             .and_then(|s| s.invocation.as_ref())
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: InvocationId) -> Option<&mut Invocation> {
         self.slots
             .get_mut(id.slot as usize)
@@ -173,6 +177,7 @@ impl Invocations {
     }
 
     /// Takes the invocation `id` out; `None` if it is gone already.
+    #[inline(always)]
     pub(crate) fn remove(&mut self, id: InvocationId) -> Option<Invocation> {
         let entry = self
             .slots

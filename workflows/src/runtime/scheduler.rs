@@ -28,6 +28,7 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
+    #[inline]
     pub(crate) fn event(ev: Box<dyn AnyEvent>) -> Self {
         Queued { ev, failure: None }
     }
@@ -67,6 +68,7 @@ impl Scheduler {
 
     /// Queues `queued` for `step`: straight to the ready list, with a worker reserved, when the
     /// step has a free worker and nothing queued before it; else in the step's own queue.
+    #[inline(always)]
     pub(crate) fn enqueue(&mut self, step: usize, queued: Queued) {
         if self.queues[step].is_empty() && self.active[step] < self.steps[step].num_workers {
             self.active[step] += 1;
@@ -77,22 +79,26 @@ impl Scheduler {
     }
 
     /// Makes the next attempt of invocation `id` due now.
+    #[inline]
     pub(crate) fn attempt_due(&mut self, id: InvocationId) {
         self.due.push_back(id);
     }
 
     /// Counts a worker of `step` for a restored invocation.
+    #[inline]
     pub(crate) fn hold_worker(&mut self, step: usize) {
         self.active[step] += 1;
     }
 
     /// An invocation of `step` finished for good: its worker is free.
+    #[inline]
     pub(crate) fn release_worker(&mut self, step: usize) {
         self.active[step] -= 1;
     }
 
     /// The next thing to start: due attempts first, then the ready list in arrival order, then
     /// the step queues round-robin.
+    #[inline(always)]
     pub(crate) fn next(&mut self) -> Option<Start> {
         if let Some(id) = self.due.pop_front() {
             return Some(Start::Attempt(id));
@@ -115,6 +121,7 @@ impl Scheduler {
     }
 
     /// Whether `next` would start something now.
+    #[inline]
     pub(crate) fn has_startable(&self) -> bool {
         !self.due.is_empty()
             || !self.ready.is_empty()
@@ -127,6 +134,7 @@ impl Scheduler {
     }
 
     /// Whether no event is queued and no attempt is due.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.due.is_empty() && self.ready.is_empty() && self.queues.iter().all(VecDeque::is_empty)
     }

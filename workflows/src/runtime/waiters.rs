@@ -116,12 +116,16 @@ impl Waiters {
     }
 
     /// Takes out every waiter that `ev` answers (only `target`'s, when given).
+    #[inline]
     pub(crate) fn take_matching(
         &mut self,
         ev: &dyn AnyEvent,
         target: Option<usize>,
         shared: &RunShared,
     ) -> Vec<Waiter> {
+        if self.list.is_empty() {
+            return Vec::new();
+        }
         let ty = ev.event_type_id();
         let mut json = None;
         let mut taken = Vec::new();
@@ -175,7 +179,11 @@ impl Waiters {
     }
 
     /// Forgets the waiters of `invocation`: its attempt ended.
+    #[inline]
     pub(crate) fn drop_of(&mut self, invocation: InvocationId, shared: &RunShared) {
+        if self.list.is_empty() {
+            return;
+        }
         let before = self.list.len();
         self.list.retain(|w| w.invocation != invocation);
         if self.list.len() != before {
@@ -185,6 +193,7 @@ impl Waiters {
 
     /// Whether an awaited waiter of `invocation` exists (a wait whose future the step dropped,
     /// say under its own timeout, leaves the step busy elsewhere).
+    #[inline]
     pub(crate) fn is_waiting(&self, invocation: InvocationId) -> bool {
         self.list
             .iter()
@@ -192,11 +201,18 @@ impl Waiters {
     }
 
     /// Whether some waiter, awaited or restored, belongs to `invocation`.
+    #[inline]
     pub(crate) fn has_waiter_of(&self, invocation: InvocationId) -> bool {
         self.list.iter().any(|w| w.invocation == invocation)
     }
 
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     /// Whether a waiter waits for events of type `ty`.
+    #[inline]
     pub(crate) fn waits_for(&self, ty: TypeId) -> bool {
         self.list.iter().any(|w| w.event.type_id == ty)
     }
