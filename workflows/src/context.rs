@@ -148,7 +148,7 @@ impl<S: Send + 'static> Context<S> {
             }
             Err(err) => {
                 drop(memo);
-                let _ = self.run.shared.push(Msg::Fail(err));
+                let _ = self.run.shared.push(Msg::Fail(Box::new(err)));
                 Err(SendError::NonDeterministic {
                     step: self.step_name().to_owned(),
                     position,

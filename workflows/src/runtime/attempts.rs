@@ -68,7 +68,9 @@ impl<W: Workflow> RunLoop<W> {
         let inv = &*inv;
         let step = inv.step;
         let info = &W::STEPS[step];
-        let max_attempts = self.retry[step].as_ref().map_or(1, |p| p.max_attempts());
+        let max_attempts = self.runner.retry[step]
+            .as_ref()
+            .map_or(1, |p| p.max_attempts());
         let ctx = Context::new(
             self.run.clone(),
             Placement {
@@ -99,7 +101,7 @@ impl<W: Workflow> RunLoop<W> {
             event = inv.input.name(),
             attempt = inv.attempt,
         );
-        let Some(mut fut) = self.workflow.__invoke(step, ctx, &*inv.input) else {
+        let Some(mut fut) = self.runner.workflow.__invoke(step, ctx, &*inv.input) else {
             let event = inv.input.name().to_owned();
             self.finish(Err(WorkflowError::Unroutable {
                 step: info.name.to_owned(),
@@ -172,7 +174,7 @@ impl<W: Workflow> RunLoop<W> {
             return;
         };
         let step = inv.step;
-        let delay = self.retry[step]
+        let delay = self.runner.retry[step]
             .as_ref()
             .and_then(|p| p.next_delay(inv.attempt, err.as_error()));
         if let Some(delay) = delay {

@@ -49,7 +49,7 @@ impl<W: Workflow> RunLoop<W> {
             status,
             state: self.run.state_json()?,
             store: shared.store.to_raw()?,
-            queues: self.scheduler.capture()?,
+            queues: self.scheduler.capture(W::STEPS)?,
             invocations,
             collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
             waiters: self.waiters.capture(W::STEPS, now),

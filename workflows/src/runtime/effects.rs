@@ -102,6 +102,11 @@ impl EffectLog {
     pub(crate) fn record(&mut self, position: usize, effect: Effect) {
         // Positions are taken in order by the attempt's one context.
         debug_assert_eq!(position, self.effects.len());
+        if self.effects.capacity() == 0 {
+            // Most attempts perform one effect (a wait, a send): a suspended run holds that one
+            // entry, not the four a first push makes room for.
+            self.effects.reserve_exact(1);
+        }
         self.effects.push(effect);
     }
 

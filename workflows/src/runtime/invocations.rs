@@ -105,7 +105,7 @@ pub(crate) struct Invocations {
     slots: Vec<Slot>,
     /// Slots without an invocation.
     free: Vec<u32>,
-    live: usize,
+    live: u32,
     /// The generation of a slot the slab creates: above every generation handed out before a
     /// compaction, so that no old id matches a new slot.
     fresh_generation: u32,

@@ -87,7 +87,7 @@ pub(crate) fn spawn_run<W: Workflow>(
             target: None,
         })
         .expect("a new run accepts events");
-    let run_loop = RunLoop::new(inner, run.clone(), options);
+    let run_loop = RunLoop::new(inner.clone(), run.clone(), options);
     launch(runner, run, run_loop)
 }
 

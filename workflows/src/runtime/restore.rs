@@ -126,7 +126,7 @@ pub(crate) fn resume<W: Workflow>(
         ),
         state: Mutex::new(state),
     });
-    let mut run_loop = RunLoop::new(&runner.inner, run.clone(), options);
+    let mut run_loop = RunLoop::new(runner.inner.clone(), run.clone(), options);
     run_loop
         .invocations
         .set_next_number(snapshot.next_invocation);

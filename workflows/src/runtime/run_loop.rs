@@ -36,7 +36,7 @@ use crate::runtime::shared::{Msg, Run};
 use crate::runtime::waiters::Waiters;
 use crate::snapshot::RunStatus;
 use crate::workflow::RunnerInner;
-use crate::{RetryPolicy, RunOptions, Workflow, WorkflowError};
+use crate::{RunOptions, Workflow, WorkflowError};
 
 /// Where a requested snapshot goes.
 type SnapshotReply = tokio::sync::oneshot::Sender<Result<crate::Snapshot, crate::SnapshotError>>;
@@ -45,11 +45,10 @@ type SnapshotReply = tokio::sync::oneshot::Sender<Result<crate::Snapshot, crate:
 const BUDGET: u32 = 256;
 
 pub(crate) struct RunLoop<W: Workflow> {
-    pub(super) workflow: Arc<W>,
+    /// The runner's workflow instance and settings (its retry policies, resolved once).
+    pub(super) runner: Arc<RunnerInner<W>>,
     /// The part of the run shared with its handler and contexts.
     pub(super) run: Arc<Run<W::State>>,
-    /// Each step's retry policy, resolved once per runner.
-    pub(super) retry: Arc<[Option<RetryPolicy>]>,
     pub(super) scheduler: Scheduler,
     pub(super) invocations: Invocations,
     /// The attempts and back-offs under way.
@@ -68,7 +67,7 @@ pub(crate) struct RunLoop<W: Workflow> {
 
 impl<W: Workflow> RunLoop<W> {
     pub(crate) fn new(
-        runner: &RunnerInner<W>,
+        runner: Arc<RunnerInner<W>>,
         run: Arc<Run<W::State>>,
         options: RunOptions,
     ) -> Self {
@@ -78,9 +77,8 @@ impl<W: Workflow> RunLoop<W> {
             run_id = %run.shared.run_id,
         );
         RunLoop {
-            workflow: runner.workflow.clone(),
+            runner,
             run,
-            retry: runner.retry.clone(),
             scheduler: Scheduler::new(W::STEPS),
             invocations: Invocations::default(),
             in_flight: None,
@@ -99,7 +97,7 @@ impl<W: Workflow> RunLoop<W> {
         match msg {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
             Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
-            Msg::Fail(err) => self.finish(Err(err)),
+            Msg::Fail(err) => self.finish(Err(*err)),
             Msg::Wait(request) => {
                 let Some(inv) = self.invocations.get(request.invocation) else {
                     return; // The invocation already ended; dropping the reply tells its future.
@@ -224,7 +222,7 @@ impl<W: Workflow> RunLoop<W> {
             };
         }
         if let Some(timeout) = self.admission.poll_timed_out(cx) {
-            let active_steps = self.scheduler.active_steps();
+            let active_steps = self.scheduler.active_steps(W::STEPS);
             self.finish(Err(WorkflowError::Timeout {
                 timeout,
                 active_steps,

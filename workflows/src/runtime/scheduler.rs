@@ -3,7 +3,7 @@
 //!
 //! # Invariants
 //!
-//! - `active[step]` counts the step's workers in use: its live invocations (running, waiting,
+//! - `workers[step].busy` counts the step's workers in use: its live invocations (running, waiting,
 //!   or backing off before a retry) plus the events on the ready list. It never exceeds the
 //!   step's `num_workers`, except after a restore of a snapshot taken by a workflow with more
 //!   workers (then no new invocation starts until it drops below).
@@ -42,12 +42,26 @@ pub(crate) enum Start {
     New(usize, Queued),
 }
 
+/// A step's workers: how many are in use, and its `num_workers`.
+#[derive(Clone, Copy)]
+struct Workers {
+    busy: u32,
+    limit: u32,
+}
+
+impl Workers {
+    #[inline]
+    fn free(self) -> bool {
+        self.busy < self.limit
+    }
+}
+
+// The scheduler lives inside every run's task: it is kept small (boxed slices, u32 counts).
 pub(crate) struct Scheduler {
-    steps: &'static [StepInfo],
-    queues: Vec<VecDeque<Queued>>,
-    /// Events to start next, each with a worker of its step already counted in `active`.
+    queues: Box<[VecDeque<Queued>]>,
+    /// Events to start next, each with a worker of its step already counted in `workers`.
     ready: VecDeque<(usize, Queued)>,
-    active: Vec<usize>,
+    workers: Box<[Workers]>,
     /// Invocations whose next attempt is due now.
     due: VecDeque<InvocationId>,
     /// The step `next` visits first next time.
@@ -55,12 +69,17 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(steps: &'static [StepInfo]) -> Self {
+    pub(crate) fn new(steps: &[StepInfo]) -> Self {
         Scheduler {
-            steps,
             queues: steps.iter().map(|_| VecDeque::new()).collect(),
             ready: VecDeque::new(),
-            active: vec![0; steps.len()],
+            workers: steps
+                .iter()
+                .map(|s| Workers {
+                    busy: 0,
+                    limit: u32::try_from(s.num_workers).unwrap_or(u32::MAX),
+                })
+                .collect(),
             due: VecDeque::new(),
             cursor: 0,
         }
@@ -70,8 +89,8 @@ impl Scheduler {
     /// step has a free worker and nothing queued before it; else in the step's own queue.
     #[inline(always)]
     pub(crate) fn enqueue(&mut self, step: usize, queued: Queued) {
-        if self.queues[step].is_empty() && self.active[step] < self.steps[step].num_workers {
-            self.active[step] += 1;
+        if self.queues[step].is_empty() && self.workers[step].free() {
+            self.workers[step].busy += 1;
             self.ready.push_back((step, queued));
         } else {
             self.queues[step].push_back(queued);
@@ -87,13 +106,13 @@ impl Scheduler {
     /// Counts a worker of `step` for a restored invocation.
     #[inline]
     pub(crate) fn hold_worker(&mut self, step: usize) {
-        self.active[step] += 1;
+        self.workers[step].busy += 1;
     }
 
     /// An invocation of `step` finished for good: its worker is free.
     #[inline]
     pub(crate) fn release_worker(&mut self, step: usize) {
-        self.active[step] -= 1;
+        self.workers[step].busy -= 1;
     }
 
     /// The next thing to start: due attempts first, then the ready list in arrival order, then
@@ -110,10 +129,10 @@ impl Scheduler {
         for _ in 0..steps {
             let step = self.cursor;
             self.cursor = (self.cursor + 1) % steps;
-            if self.active[step] < self.steps[step].num_workers
+            if self.workers[step].free()
                 && let Some(queued) = self.queues[step].pop_front()
             {
-                self.active[step] += 1;
+                self.workers[step].busy += 1;
                 return Some(Start::New(step, queued));
             }
         }
@@ -128,9 +147,8 @@ impl Scheduler {
             || self
                 .queues
                 .iter()
-                .zip(&self.active)
-                .zip(self.steps)
-                .any(|((q, n), info)| !q.is_empty() && *n < info.num_workers)
+                .zip(self.workers.iter())
+                .any(|(q, w)| !q.is_empty() && w.free())
     }
 
     /// Whether no event is queued and no attempt is due.
@@ -139,12 +157,12 @@ impl Scheduler {
         self.due.is_empty() && self.ready.is_empty() && self.queues.iter().all(VecDeque::is_empty)
     }
 
-    /// The names of the steps running or with events queued.
-    pub(crate) fn active_steps(&self) -> Vec<String> {
-        self.steps
+    /// The names of the steps (of `steps`) running or with events queued.
+    pub(crate) fn active_steps(&self, steps: &[StepInfo]) -> Vec<String> {
+        steps
             .iter()
-            .zip(self.active.iter().zip(&self.queues))
-            .filter(|(_, (n, q))| **n > 0 || !q.is_empty())
+            .zip(self.workers.iter().zip(self.queues.iter()))
+            .filter(|(_, (w, q))| w.busy > 0 || !q.is_empty())
             .map(|(s, _)| s.name.to_owned())
             .collect()
     }
@@ -158,7 +176,7 @@ impl Scheduler {
 
     /// Frees the buffers of empty queues, so that a suspended run holds little.
     pub(crate) fn compact(&mut self) {
-        for queue in &mut self.queues {
+        for queue in self.queues.iter_mut() {
             if queue.is_empty() && queue.capacity() > 0 {
                 *queue = VecDeque::new();
             }
@@ -173,7 +191,7 @@ impl Scheduler {
 
     /// The queued events as a snapshot records them: the ready list first (its events are
     /// older than those queued for the same step), then each step's queue.
-    pub(crate) fn capture(&self) -> Result<Vec<QueuedEvent>, SnapshotError> {
+    pub(crate) fn capture(&self, steps: &[StepInfo]) -> Result<Vec<QueuedEvent>, SnapshotError> {
         let ready = self.ready.iter().map(|(step, queued)| (*step, queued));
         let queued = self
             .queues
@@ -184,7 +202,7 @@ impl Scheduler {
             .chain(queued)
             .map(|(step, queued)| {
                 Ok(QueuedEvent {
-                    step: self.steps[step].name.to_owned(),
+                    step: steps[step].name.to_owned(),
                     event: store_event(&*queued.ev)?,
                     failure: queued.failure.as_ref().map(failure_text),
                 })

@@ -47,7 +47,7 @@ pub(crate) enum Msg {
     Snapshot(oneshot::Sender<Result<Snapshot, SnapshotError>>),
     /// A step broke a rule the run cannot go on from (it did not repeat its effects after a
     /// resume): end the run with this error.
-    Fail(WorkflowError),
+    Fail(Box<WorkflowError>),
     /// An invocation created its memo; the loop keeps it for snapshots.
     AttachMemo {
         invocation: InvocationId,
