@@ -252,7 +252,7 @@ impl Server {
         let app = api::router(engine.clone(), self.page);
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(without_nagle(listener), app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
@@ -293,6 +293,20 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
+}
+
+/// Accepts connections with Nagle's algorithm off. The API answers with small writes (a
+/// `200`, one NDJSON line per event); with Nagle on, each waited for the client's delayed ACK,
+/// about 40 ms per round trip of a human answering a prompt.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("could not turn Nagle's algorithm off on a connection: {err}");
+        }
+    })
 }
 
 async fn shutdown_signal() {
@@ -371,5 +385,23 @@ impl RunningServer {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_delayed_acks() {
+        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = super::without_nagle(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY is off on an accepted connection"
+        );
     }
 }
