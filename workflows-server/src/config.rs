@@ -26,6 +26,34 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a cancel request waits for the run to end before answering. Default 10 s.
     pub cancel_wait: Duration,
+    /// Which web pages of other origins may call the API from a browser. Default
+    /// [`Cors::AnyOrigin`].
+    pub cors: Cors,
+}
+
+/// Which browser origins other than the server's own may call its API (CORS).
+///
+/// ```
+/// use workflows_server::{Config, Cors};
+///
+/// let config = Config {
+///     cors: Cors::Origins(vec!["https://console.example.com".into()]),
+///     ..Config::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cors {
+    /// No CORS headers: only pages served by the same origin (or non-browser clients) call
+    /// the API. The choice when an app mounts the routes behind its own CORS layer.
+    Off,
+    /// Any origin, with credentials: the request's origin, method and headers are echoed
+    /// back, as the reference server allows.
+    #[default]
+    AnyOrigin,
+    /// These origins only (`scheme://host[:port]`), with credentials.
+    Origins(Vec<String>),
 }
 
 impl Default for Config {
@@ -38,6 +66,7 @@ impl Default for Config {
             heartbeat: Some(Duration::from_secs(15)),
             max_body_bytes: 1024 * 1024,
             cancel_wait: Duration::from_secs(10),
+            cors: Cors::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Serve workflows over HTTP, wire-compatible with `llama-agents-server` 0.8.0, so that its
 //! Python client (`llama-agents-client`) and front ends written for it work unchanged.
 //!
-//! Register runners by name, pick a store ([`SqliteStorage`](storage::SqliteStorage) by
+//! Register runners by name, pick a store ([`SqliteStorage`] by
 //! default, [`PostgresStorage`](storage::PostgresStorage) for several servers), and serve:
 //!
 //! ```no_run
@@ -78,7 +78,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use workflows::{Runner, Workflow};
 
-pub use config::Config;
+pub use config::{Config, Cors};
 
 use engine::Engine;
 use served::Served;
@@ -214,8 +214,8 @@ impl Server {
         self
     }
 
-    /// Prepares the store, binds, resumes stored runs and serves in the background.
-    pub async fn start(self) -> Result<RunningServer, ServerError> {
+    /// Checks the configuration before anything is opened or bound.
+    fn check(&self) -> Result<(), ServerError> {
         workflows::registry::check()?;
         if self.config.lease_ttl < Duration::from_millis(100) {
             return Err(ServerError::Config(format!(
@@ -226,21 +226,31 @@ impl Server {
         if self.config.poll_interval.is_zero() {
             return Err(ServerError::Config("poll_interval must not be zero".into()));
         }
+        if let Cors::Origins(origins) = &self.config.cors
+            && let Some(bad) = origins
+                .iter()
+                .find(|o| o.parse::<axum::http::HeaderValue>().is_err() || o.ends_with('/'))
+        {
+            return Err(ServerError::Config(format!(
+                "the CORS origin `{bad}` is not an origin; write it as scheme://host[:port]"
+            )));
+        }
         for (i, (name, _)) in self.workflows.iter().enumerate() {
             if self.workflows[..i].iter().any(|(n, _)| n == name) {
                 return Err(ServerError::DuplicateWorkflow(name.clone()));
             }
         }
-        let addr = self.config.bind;
-        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(())
+    }
+
+    /// Prepares the store, resumes stored runs and starts the background work; returns the
+    /// routes and the handle of that work.
+    async fn launch(self) -> Result<(axum::Router, ServerHandle), ServerError> {
         let storage = match self.storage {
             Some(s) => s,
             None => Arc::new(SqliteStorage::open("workflows.db")?),
         };
         storage.migrate().await?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
         let engine = Arc::new(Engine::new(
             storage,
             self.workflows,
@@ -249,7 +259,72 @@ impl Server {
         ));
         let maintain = tokio::spawn(engine.clone().maintain());
         let renew = tokio::spawn(engine.clone().renew_leases());
-        let app = api::router(engine.clone(), self.page);
+        let router = api::router(engine.clone(), self.page);
+        Ok((
+            router,
+            ServerHandle {
+                engine,
+                maintain,
+                renew,
+            },
+        ))
+    }
+
+    /// The server as routes to mount in an axum 0.8 app of your own, with the handle of its
+    /// background work (resuming stored runs, leases, parking idle runs). The store is
+    /// prepared and stored runs resume before this returns; nothing listens: serve the routes
+    /// yourself, under any prefix and behind your own layers, and call
+    /// [`ServerHandle::shutdown`] before you stop serving them.
+    ///
+    /// The routes carry the CORS layer [`Config::cors`] asks for (`Cors::Off` when your app
+    /// has its own). A [`page`](Self::page) is served at the mount point.
+    ///
+    /// ```no_run
+    /// use axum::routing::get;
+    /// use workflows::prelude::*;
+    ///
+    /// struct Echo;
+    ///
+    /// #[workflow]
+    /// impl Echo {
+    ///     #[step]
+    ///     async fn echo(&self, ev: StartEvent) -> StopEvent<String> {
+    ///         StopEvent::new(ev.get::<String>("text").unwrap_or_default())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (workflows, handle) = workflows_server::Server::new()
+    ///     .workflow("echo", Echo.runner())
+    ///     .sqlite("runs.db")?
+    ///     .into_router()
+    ///     .await?;
+    /// let app = axum::Router::new()
+    ///     .route("/", get(|| async { "my app" }))
+    ///     .nest("/api", workflows); // POST /api/workflows/echo/run, GET /api/events/{id}, ...
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap() })
+    ///     .await?;
+    /// handle.shutdown().await; // store the runs in memory, give up their leases
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn into_router(self) -> Result<(axum::Router, ServerHandle), ServerError> {
+        self.check()?;
+        self.launch().await
+    }
+
+    /// Prepares the store, binds, resumes stored runs and serves in the background.
+    pub async fn start(self) -> Result<RunningServer, ServerError> {
+        self.check()?;
+        let addr = self.config.bind;
+        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (app, handle) = self.launch().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(without_nagle(listener), app)
@@ -261,11 +336,9 @@ impl Server {
         tracing::info!("serving on http://{local_addr}");
         Ok(RunningServer {
             local_addr,
-            engine,
+            handle,
             stop: Some(stop),
             serve,
-            maintain,
-            renew,
         })
     }
 
@@ -331,23 +404,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// A server that is serving. Dropping it leaves it serving until the runtime ends; call
+/// The background work of a server whose routes you serve yourself (see
+/// [`Server::into_router`]). Dropping it leaves the work running until the runtime ends; call
 /// [`shutdown`](Self::shutdown) to stop it cleanly.
-pub struct RunningServer {
-    local_addr: SocketAddr,
+pub struct ServerHandle {
     engine: Arc<Engine>,
-    stop: Option<oneshot::Sender<()>>,
-    serve: JoinHandle<std::io::Result<()>>,
     maintain: JoinHandle<()>,
     renew: JoinHandle<()>,
 }
 
-impl RunningServer {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
+impl ServerHandle {
     /// This server's id, the name its leases go by.
     pub fn id(&self) -> &str {
         &self.engine.id
@@ -360,10 +426,10 @@ impl RunningServer {
 
     /// Stores every run in memory and gives up its leases (waiting up to 10 s for them; a
     /// run that could not be stored in that time is cancelled here and left to its lease),
-    /// stops the background tasks, and stops accepting requests. Open event streams are cut
-    /// so that their clients reconnect elsewhere; requests still open after another 10 s are
-    /// cut too.
-    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+    /// cuts open event streams so that their clients reconnect elsewhere, and stops the
+    /// background work. From then on the routes start no new runs and `/health` answers 503,
+    /// so a load balancer sends traffic elsewhere; stop serving them.
+    pub async fn shutdown(mut self) {
         self.engine.shutdown().await;
         // It ends by itself once it sees the server closing (an adoption it is in the middle
         // of gives its lease back rather than start the run).
@@ -374,6 +440,38 @@ impl RunningServer {
             self.maintain.abort();
         }
         self.renew.abort();
+    }
+}
+
+/// A server that is serving. Dropping it leaves it serving until the runtime ends; call
+/// [`shutdown`](Self::shutdown) to stop it cleanly.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: ServerHandle,
+    stop: Option<oneshot::Sender<()>>,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This server's id, the name its leases go by.
+    pub fn id(&self) -> &str {
+        self.handle.id()
+    }
+
+    /// How many runs this server holds in memory.
+    pub fn runs_in_memory(&self) -> usize {
+        self.handle.runs_in_memory()
+    }
+
+    /// Stops the background work as [`ServerHandle::shutdown`] does, then stops accepting
+    /// requests; requests still open after another 10 s are cut.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.handle.shutdown().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

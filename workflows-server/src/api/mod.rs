@@ -17,6 +17,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
+use crate::config::Cors;
+
 use crate::clock::iso;
 use crate::engine::Engine;
 use crate::storage::{HandlerRecord, StorageError};
@@ -123,14 +125,26 @@ pub(crate) fn handler_status(r: &HandlerRecord) -> StatusCode {
     }
 }
 
+/// The CORS layer for `cors` (`Origins` were checked when the server started).
+fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
+    let origins = match cors {
+        Cors::Off => return None,
+        Cors::AnyOrigin => AllowOrigin::mirror_request(),
+        Cors::Origins(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods(AllowMethods::mirror_request())
+            .allow_headers(AllowHeaders::mirror_request())
+            .allow_credentials(true),
+    )
+}
+
 /// Every route, on `engine`, with `page` served at `/` if given.
 pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router {
     let max_body = engine.config.max_body_bytes;
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods(AllowMethods::mirror_request())
-        .allow_headers(AllowHeaders::mirror_request())
-        .allow_credentials(true);
+    let cors = cors_layer(&engine.config.cors);
     let mut router = Router::new()
         .route("/health", get(workflows::health))
         .route("/workflows", get(workflows::list))
@@ -153,9 +167,12 @@ pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router 
     if let Some(page) = page {
         router = router.route("/", get(move || async move { Html(page) }));
     }
-    router
+    let router = router
         .fallback(|| async { ApiError::not_found("Not Found") })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(cors)
-        .with_state(engine)
+        .layer(DefaultBodyLimit::max(max_body));
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+    .with_state(engine)
 }

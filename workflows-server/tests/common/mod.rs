@@ -218,8 +218,18 @@ pub async fn start(client: &Client, workflow: &str, start_event: Value) -> Strin
 
 /// Polls the handler until its status is `status`; its JSON.
 pub async fn until_status(client: &Client, handler_id: &str, status: &str) -> Value {
+    until_status_at(client, "", handler_id, status).await
+}
+
+/// [`until_status`] for routes mounted under `prefix`.
+pub async fn until_status_at(
+    client: &Client,
+    prefix: &str,
+    handler_id: &str,
+    status: &str,
+) -> Value {
     for _ in 0..500 {
-        let reply = client.get(&format!("/handlers/{handler_id}")).await;
+        let reply = client.get(&format!("{prefix}/handlers/{handler_id}")).await;
         let body = reply.json();
         if body["status"] == status {
             return body;
