@@ -61,6 +61,7 @@
 //! any of them reaches the run, and a lease makes sure only one server executes it.
 
 mod api;
+pub mod cli;
 mod clock;
 mod config;
 mod describe;

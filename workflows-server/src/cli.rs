@@ -1,0 +1,180 @@
+//! The command-line arguments of a server binary, for the `workflows-server` binary and for an
+//! embedding `main` that serves workflows of its own.
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use workflows::prelude::*;
+//! use workflows_server::Server;
+//! use workflows_server::cli::Args;
+//!
+//! struct Echo;
+//!
+//! #[workflow]
+//! impl Echo {
+//!     #[step]
+//!     async fn echo(&self, ev: StartEvent) -> StopEvent<String> {
+//!         StopEvent::new(ev.get::<String>("text").unwrap_or_default())
+//!     }
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), workflows_server::ServerError> {
+//! // --bind, --db, --postgres, --idle-release, --lease-ttl, --help, --version
+//! let args = Args::parse();
+//! let server = Server::new().workflow("echo", Echo.runner());
+//! args.apply(server).await?.serve().await
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::storage::PostgresStorage;
+use crate::{Config, Server, ServerError};
+
+/// The flags of a server binary. Each can also come from the environment variable named in
+/// `--help`; a flag on the command line wins over its variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    version,
+    about = "Serves workflows over the HTTP API of llama-agents-server.",
+    after_help = "Log lines go to stderr: warnings and errors, or what WORKFLOWS_LOG selects \
+                  (for instance WORKFLOWS_LOG=info or WORKFLOWS_LOG=workflows_server=debug)."
+)]
+#[non_exhaustive]
+pub struct Args {
+    /// Where to listen (nothing listens beyond loopback unless you give another address).
+    #[arg(long, env = "WORKFLOWS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Store runs in this SQLite file [default: ./workflows.db, unless --postgres or
+    /// DATABASE_URL names a database]. Given, it wins over DATABASE_URL.
+    #[arg(long, env = "WORKFLOWS_DB")]
+    pub db: Option<PathBuf>,
+    /// Store runs in this Postgres database, shared with other servers.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// How long a run waiting for an answer stays in memory before it is parked in the store
+    /// (`90s`, `5m`, a number of seconds, or `never`).
+    #[arg(long, env = "WORKFLOWS_IDLE_RELEASE", default_value = "60s", value_parser = idle_release)]
+    pub idle_release: IdleRelease,
+    /// How long a server's hold on a run lasts without renewal: how soon another server takes
+    /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 1 s).
+    #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
+    pub lease_ttl: Duration,
+}
+
+/// When a waiting run leaves memory: after a while, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleRelease(pub Option<Duration>);
+
+/// A duration written as `90s`, `1m 30s`, `250ms`, or a bare number of seconds (`2.5`).
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("`{text}` is not a usable number of seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write for instance 90s or 1m"))
+}
+
+fn idle_release(text: &str) -> Result<IdleRelease, String> {
+    if text.trim() == "never" {
+        return Ok(IdleRelease(None));
+    }
+    duration(text).map(|d| IdleRelease(Some(d)))
+}
+
+fn lease_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = duration(text)?;
+    if ttl < Duration::from_secs(1) {
+        return Err(format!(
+            "{ttl:?} is too short: a lease lasts at least 1 second"
+        ));
+    }
+    Ok(ttl)
+}
+
+impl Args {
+    /// The server's [`Config`] these flags ask for, the rest default.
+    pub fn config(&self) -> Config {
+        Config {
+            bind: self.bind,
+            idle_release: self.idle_release.0,
+            lease_ttl: self.lease_ttl,
+            ..Config::default()
+        }
+    }
+
+    /// `server` with these flags' configuration and store (opened here), saying on stdout
+    /// which store it uses.
+    pub async fn apply(&self, server: Server) -> Result<Server, ServerError> {
+        let server = server.config(self.config());
+        match (&self.db, &self.postgres) {
+            (None, Some(url)) => {
+                println!("storing runs in Postgres");
+                Ok(server.storage(PostgresStorage::connect(url, 4).await?))
+            }
+            (db, _) => {
+                let path = db.clone().unwrap_or_else(|| "workflows.db".into());
+                println!("storing runs in the SQLite file {}", path.display());
+                server.sqlite(&path)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("workflows-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_take_equals_signs_and_durations_with_units() {
+        let args = parse(&[
+            "--bind=0.0.0.0:9000",
+            "--idle-release",
+            "1m 30s",
+            "--lease-ttl=2",
+        ])
+        .unwrap();
+        assert_eq!(args.bind, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(
+            args.idle_release,
+            IdleRelease(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(args.lease_ttl, Duration::from_secs(2));
+        let never = parse(&["--idle-release", "never"]).unwrap();
+        assert_eq!(never.idle_release, IdleRelease(None));
+    }
+
+    #[test]
+    fn bad_values_say_what_to_write() {
+        let short = parse(&["--lease-ttl", "500ms"]).unwrap_err().to_string();
+        assert!(short.contains("at least 1 second"), "{short}");
+        let garbled = parse(&["--idle-release", "soon"]).unwrap_err().to_string();
+        assert!(
+            garbled.contains("write for instance 90s or 1m"),
+            "{garbled}"
+        );
+        let version = parse(&["--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn the_defaults_are_the_configs() {
+        let args = parse(&[]).unwrap();
+        let config = args.config();
+        let default = Config::default();
+        assert_eq!(
+            (config.bind, config.idle_release, config.lease_ttl),
+            (default.bind, default.idle_release, default.lease_ttl)
+        );
+    }
+}
