@@ -255,10 +255,33 @@ pub use workflows_macros::OneOf;
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
-/// Everything a workflow author needs, in one import.
+/// Everything a workflow author needs, in one import, including [`StreamExt`] for reading a
+/// run's events (`events.next().await`) without depending on `futures-util` yourself.
+///
+/// [`StreamExt`]: futures_util::StreamExt
 ///
 /// ```
 /// use workflows::prelude::*;
+///
+/// struct Hello;
+///
+/// #[workflow]
+/// impl Hello {
+///     #[step]
+///     async fn hello(&self, _ev: StartEvent) -> StopEvent<&'static str> {
+///         StopEvent::new("hello")
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handler = Hello.run(StartEvent::new());
+/// let mut events = handler.stream_events();
+/// while let Some(ev) = events.next().await {
+///     println!("{}", ev.name());
+/// }
+/// assert_eq!(handler.await.unwrap(), "hello");
+/// # }
 /// ```
 pub mod prelude {
     pub use crate::{
@@ -266,6 +289,7 @@ pub mod prelude {
         InputRequiredEvent, OneOf, RetryPolicy, RunOptions, Runner, StartEvent, StepFailed,
         StopEvent, StreamEvent, WaitError, WaitFor, Workflow, WorkflowError, step, workflow,
     };
+    pub use futures_util::StreamExt;
 }
 
 /// Paths used by generated code. Not public API.
