@@ -205,3 +205,40 @@ async fn several_readers_follow_one_run() {
         assert_eq!(reader.await.unwrap(), ["InputRequiredEvent", "StopEvent"]);
     }
 }
+
+#[tokio::test]
+async fn readers_of_a_waiting_run_in_memory_do_not_poll_the_store() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (_server, client) = serve(knobs.clone(), config()).await;
+    let id = start(&client, "number", json!({})).await;
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let mut stream = client
+            .stream(&format!("/events/{id}?sse=false&after_sequence=-1"), &[])
+            .await;
+        loop {
+            let line = stream
+                .next_piece_within(b"\n", Duration::from_secs(20))
+                .await
+                .expect("the stream reaches the prompt");
+            if line.contains("InputRequiredEvent") {
+                break;
+            }
+        }
+        readers.push(stream);
+    }
+    // Elapsed time is the behaviour here: over 25 poll intervals, idle readers of a run held
+    // in memory read nothing (they are woken when it stores events).
+    let before = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(config().poll_interval * 25).await;
+    let after = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(after - before, 0, "idle readers read the store");
+
+    // And they still see what comes next.
+    let sent = answer(&client, &id, "7").await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    for stream in readers {
+        let rest = stream.finish().await;
+        assert!(rest.body.contains("StopEvent"), "{}", rest.body);
+    }
+}

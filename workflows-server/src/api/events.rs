@@ -138,6 +138,8 @@ impl Follow {
                 // Registered before the read, so an append in between still wakes us.
                 n.enable();
             }
+            // Checked after registering: if the run leaves memory after this, we are woken.
+            let here = live.as_ref().is_some_and(|l| self.engine.still_live(l));
             let events = match self
                 .engine
                 .storage
@@ -185,7 +187,16 @@ impl Follow {
                     _ => return None,
                 }
             }
-            let pause = tokio::time::sleep(self.engine.config.poll_interval);
+            // A run in memory here wakes its readers when it stores events or leaves memory;
+            // only a run held elsewhere or parked is polled.
+            let poll_interval = self.engine.config.poll_interval;
+            let pause = async move {
+                if here {
+                    std::future::pending().await
+                } else {
+                    tokio::time::sleep(poll_interval).await
+                }
+            };
             let beat = async {
                 match self.next_beat {
                     Some(at) => tokio::time::sleep_until(at).await,

@@ -140,6 +140,16 @@ impl Engine {
         lock(&self.live).get(handler_id).cloned()
     }
 
+    /// Whether `live` is still this server's copy of its run in memory. A reader that made
+    /// its `stored.notified()` future before asking is woken when the run stores events or
+    /// leaves memory ([`forget`](Self::forget) removes the run, then notifies), so it needs no
+    /// timer while this holds.
+    pub(crate) fn still_live(&self, live: &Live) -> bool {
+        lock(&self.live)
+            .get(&live.handler_id)
+            .is_some_and(|l| std::ptr::eq(&**l, live))
+    }
+
     /// The number of runs in memory.
     pub(crate) fn live_count(&self) -> usize {
         lock(&self.live).len()
@@ -554,6 +564,8 @@ impl Engine {
         loop {
             let live = self.live(handler_id);
             let notified = live.as_ref().map(|l| l.stored.notified());
+            // Made before the check: if the run leaves memory after it, `notified` fires.
+            let here = live.as_ref().is_some_and(|l| self.still_live(l));
             let record = self.storage.handler(handler_id).await?;
             match &record {
                 Some(r) if !r.status.is_terminal() => {}
@@ -562,15 +574,35 @@ impl Engine {
             if self.is_closing() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(record);
             }
-            let pause = tokio::time::sleep(self.config.poll_interval);
+            // A run in memory here says when it stores events or leaves; only a run held
+            // elsewhere or parked is polled.
+            let pause = async {
+                if here {
+                    std::future::pending().await
+                } else {
+                    tokio::time::sleep(self.config.poll_interval).await
+                }
+            };
+            let until = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             match notified {
                 Some(n) => {
                     tokio::select! {
                         () = n => {}
                         () = pause => {}
+                        () = until => {}
                     }
                 }
-                None => pause.await,
+                None => {
+                    tokio::select! {
+                        () = pause => {}
+                        () = until => {}
+                    }
+                }
             }
         }
     }

@@ -12,7 +12,8 @@ use workflows_server::storage::{
 /// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
 /// `release_delay_ms` / `update_delay_ms` longer, renewals failing while `fail_renew`, and
 /// handler reads failing while `down`, and renewals or event writes hanging (for a minute)
-/// while `hang_renew` / `hang_appends`, and renewals taking `renew_delay_ms` longer.
+/// while `hang_renew` / `hang_appends`, and renewals taking `renew_delay_ms` longer; counts
+/// event reads in `event_reads`.
 #[derive(Clone)]
 pub struct Knobs<S: Storage + Clone> {
     pub inner: S,
@@ -24,6 +25,8 @@ pub struct Knobs<S: Storage + Clone> {
     pub hang_renew: Arc<AtomicBool>,
     pub hang_appends: Arc<AtomicBool>,
     pub renew_delay_ms: Arc<AtomicU64>,
+    /// How many times events were read (`events_after`).
+    pub event_reads: Arc<AtomicUsize>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -38,6 +41,7 @@ impl<S: Storage + Clone> Knobs<S> {
             hang_renew: Arc::default(),
             hang_appends: Arc::default(),
             renew_delay_ms: Arc::default(),
+            event_reads: Arc::default(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.append_events(h, r, o, e)
     }
     fn events_after(&self, r: &str, a: i64, l: usize) -> StorageFuture<'_, Vec<StoredEvent>> {
+        self.event_reads.fetch_add(1, SeqCst);
         self.inner.events_after(r, a, l)
     }
     fn last_sequence(&self, r: &str) -> StorageFuture<'_, Option<u64>> {
