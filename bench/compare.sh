@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the Python reference harness (../shared/bench/python) and ours at identical sizes, in
+# Runs the Python reference harness (bench/python) and ours at identical sizes, in
 # one window, and prints one table: per-op time of each, their ratio, ours against the raw
 # Tokio floor measured in the same run, and memory per suspended run.
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-harness="${PYTHON_BENCH:-$root/../shared/bench/python/run.sh}"
+harness="${PYTHON_BENCH:-$root/bench/python/run.sh}"
 rounds="${ROUNDS:-1}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

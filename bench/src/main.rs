@@ -1,4 +1,4 @@
-//! The benchmark scenarios of `shared/bench/SCENARIOS.md`, run the way the Python reference
+//! The benchmark scenarios of `bench/SCENARIOS.md`, run the way the Python reference
 //! harness runs them (same workflows, drivers, asserts, sizes and JSON lines), plus the raw
 //! Tokio floor measured in the same program.
 //!
