@@ -23,7 +23,8 @@ pub(crate) fn store_event(ev: &dyn AnyEvent) -> Result<StoredEvent, SnapshotErro
     })
 }
 
-fn millis_until(deadline: Instant, now: Instant) -> u64 {
+/// The milliseconds from `now` to `deadline` (0 once it has passed), as snapshots store them.
+pub(crate) fn millis_until(deadline: Instant, now: Instant) -> u64 {
     deadline.saturating_duration_since(now).as_millis() as u64
 }
 

@@ -18,6 +18,7 @@ use std::future::Future;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use crate::runtime::capture::millis_until;
 use crate::runtime::invocations::InvocationId;
 use crate::runtime::shared::{RunShared, WaitRequest};
 use crate::snapshot::WaiterRecord;
@@ -235,9 +236,7 @@ impl Waiters {
                 event: w.event.name.to_owned(),
                 requirements: w.requirements.clone(),
                 timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
-                remaining_ms: w
-                    .deadline
-                    .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+                remaining_ms: w.deadline.map(|d| millis_until(d, now)),
             })
             .collect()
     }
