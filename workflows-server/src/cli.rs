@@ -30,7 +30,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::storage::PostgresStorage;
 use crate::{Config, Server, ServerError};
 
 /// The flags of a server binary. Each can also come from the environment variable named in
@@ -51,9 +50,18 @@ pub struct Args {
     /// DATABASE_URL names a database]. Given, it wins over DATABASE_URL.
     #[arg(long, env = "WORKFLOWS_DB")]
     pub db: Option<PathBuf>,
-    /// Store runs in this Postgres database, shared with other servers.
+    /// Store runs in this Postgres database, shared with other servers
+    /// (`postgres://user:password@host:port/dbname`, with `?sslmode=require` for TLS).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub postgres: Option<String>,
+    /// At most this many connections to Postgres.
+    #[arg(long, env = "WORKFLOWS_POSTGRES_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub postgres_pool_size: u16,
+    /// A PEM file of certificate authorities to trust for Postgres's TLS certificate, besides
+    /// the system's (the URL's `sslrootcert=` works too).
+    #[arg(long, env = "WORKFLOWS_POSTGRES_CA_FILE")]
+    pub postgres_ca_file: Option<PathBuf>,
     /// How long a run waiting for an answer stays in memory before it is parked in the store
     /// (`90s`, `5m`, a number of seconds, or `never`).
     #[arg(long, env = "WORKFLOWS_IDLE_RELEASE", default_value = "60s", value_parser = idle_release)]
@@ -112,17 +120,51 @@ impl Args {
     pub async fn apply(&self, server: Server) -> Result<Server, ServerError> {
         let server = server.config(self.config());
         match (&self.db, &self.postgres) {
-            (None, Some(url)) => {
-                println!("storing runs in Postgres");
-                Ok(server.storage(PostgresStorage::connect(url, 4).await?))
-            }
+            (None, Some(url)) => self.with_postgres(server, url).await,
             (db, _) => {
                 let path = db.clone().unwrap_or_else(|| "workflows.db".into());
-                println!("storing runs in the SQLite file {}", path.display());
-                server.sqlite(&path)
+                with_sqlite(server, &path)
             }
         }
     }
+
+    #[cfg(feature = "postgres")]
+    async fn with_postgres(&self, server: Server, url: &str) -> Result<Server, ServerError> {
+        let options = crate::storage::PostgresOptions {
+            pool_size: self.postgres_pool_size.into(),
+            ca_file: self.postgres_ca_file.clone(),
+            ..Default::default()
+        };
+        let storage = crate::storage::PostgresStorage::connect_with(url, &options).await?;
+        println!("storing runs in Postgres");
+        Ok(server.storage(storage))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn with_postgres(&self, _server: Server, _url: &str) -> Result<Server, ServerError> {
+        Err(ServerError::Config(
+            "--postgres (or DATABASE_URL) names a Postgres database, but this build has no \
+             Postgres support: build it with the `postgres-tls` feature (cargo run -p \
+             workflows-server --features postgres-tls), or store runs in SQLite with --db"
+                .into(),
+        ))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn with_sqlite(server: Server, path: &std::path::Path) -> Result<Server, ServerError> {
+    let server = server.sqlite(path)?;
+    println!("storing runs in the SQLite file {}", path.display());
+    Ok(server)
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn with_sqlite(_server: Server, _path: &std::path::Path) -> Result<Server, ServerError> {
+    Err(ServerError::Config(
+        "this build has no SQLite support: name a Postgres database with --postgres, or build \
+         workflows-server with the `sqlite` feature"
+            .into(),
+    ))
 }
 
 #[cfg(test)]

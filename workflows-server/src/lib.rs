@@ -1,8 +1,8 @@
 //! Serve workflows over HTTP, wire-compatible with `llama-agents-server` 0.8.0, so that its
 //! Python client (`llama-agents-client`) and front ends written for it work unchanged.
 //!
-//! Register runners by name, pick a store ([`SqliteStorage`] by
-//! default, [`PostgresStorage`](storage::PostgresStorage) for several servers), and serve:
+//! Register runners by name, pick a store (`SqliteStorage` by default, `PostgresStorage` for
+//! several servers; see [`storage`]), and serve:
 //!
 //! ```no_run
 //! use workflows::prelude::*;
@@ -51,6 +51,19 @@
 //! Errors are `{"detail": "..."}` with the reference's status codes; a body over the limit
 //! (1 MiB by default) is a 413.
 //!
+//! # Cargo features
+//!
+//! | feature | gives | default |
+//! |---|---|---|
+//! | `sqlite` | `storage::SqliteStorage` and `Server::sqlite` (SQLite compiled in, `bundled`) | yes |
+//! | `cli` | `cli::Args` and the `workflows-server` binary (clap, tracing-subscriber) | yes |
+//! | `postgres` | `storage::PostgresStorage`: a pool of connections with prepared statements | no |
+//! | `postgres-tls` | TLS to Postgres with rustls, `sslmode` read from the URL | no |
+//!
+//! An application that embeds the server and keeps its runs in Postgres depends on
+//! `workflows-server = { version = "0.1", default-features = false, features = ["postgres-tls"] }`
+//! and compiles neither SQLite nor the binary's dependencies.
+//!
 //! # Runs outlive the process
 //!
 //! Every published event is stored (a reconnecting stream loses nothing), and a run's
@@ -61,6 +74,7 @@
 //! any of them reaches the run, and a lease makes sure only one server executes it.
 
 mod api;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod clock;
 mod config;
@@ -71,7 +85,6 @@ mod served;
 pub mod storage;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +96,7 @@ pub use config::{Config, Cors};
 
 use engine::Engine;
 use served::Served;
-use storage::{SqliteStorage, Storage, StorageError};
+use storage::{Storage, StorageError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +125,22 @@ pub enum ServerError {
     /// A setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+/// The store of a server given none: `workflows.db` in the working directory.
+#[cfg(feature = "sqlite")]
+fn default_storage() -> Result<Arc<dyn Storage>, ServerError> {
+    Ok(Arc::new(storage::SqliteStorage::open("workflows.db")?))
+}
+
+/// Without the `sqlite` feature there is no store to fall back on.
+#[cfg(not(feature = "sqlite"))]
+fn default_storage() -> Result<Arc<dyn Storage>, ServerError> {
+    Err(ServerError::Config(
+        "no store: give one with Server::storage (this build has no `sqlite` feature for the \
+         default workflows.db)"
+            .into(),
+    ))
 }
 
 /// A server being configured. See the [crate documentation](crate) for an example.
@@ -186,9 +215,10 @@ impl Server {
         self
     }
 
-    /// Stores runs in the SQLite file at `path` (created if missing).
-    pub fn sqlite(self, path: impl AsRef<Path>) -> Result<Self, ServerError> {
-        Ok(self.storage(SqliteStorage::open(path)?))
+    /// Stores runs in the SQLite file at `path` (created if missing; feature `sqlite`).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(self, path: impl AsRef<std::path::Path>) -> Result<Self, ServerError> {
+        Ok(self.storage(storage::SqliteStorage::open(path)?))
     }
 
     /// Replaces the whole configuration.
@@ -249,7 +279,7 @@ impl Server {
     async fn launch(self) -> Result<(axum::Router, ServerHandle), ServerError> {
         let storage = match self.storage {
             Some(s) => s,
-            None => Arc::new(SqliteStorage::open("workflows.db")?),
+            None => default_storage()?,
         };
         storage.migrate().await?;
         let engine = Arc::new(Engine::new(

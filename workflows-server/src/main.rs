@@ -2,8 +2,9 @@
 //! page to drive it, over the HTTP API of llama-agents-server.
 //!
 //! ```text
-//! cargo run -p workflows-server --release -- [--bind 127.0.0.1:8080] [--db workflows.db | --postgres URL]
-//!                                            [--idle-release 60s|never] [--lease-ttl 30s] [--help] [--version]
+//! cargo run -p workflows-server --release [--features postgres-tls] --
+//!     [--bind 127.0.0.1:8080] [--db workflows.db | --postgres URL [--postgres-pool-size 16]
+//!     [--postgres-ca-file PEM]] [--idle-release 60s|never] [--lease-ttl 30s] [--help] [--version]
 //! ```
 //!
 //! Open <http://127.0.0.1:8080/> for the page; point `llama-agents-client` at the same address.
@@ -11,6 +12,7 @@
 use clap::{CommandFactory, FromArgMatches};
 use workflows::prelude::*;
 use workflows_server::cli::Args;
+use workflows_server::storage::ErrorChain;
 use workflows_server::{Server, ServerError};
 
 /// The guide's first example: ask for a number, return the answer.
@@ -52,7 +54,9 @@ async fn main() -> std::process::ExitCode {
     match serve(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("workflows-server: {e}");
+            // The whole chain: "could not connect to Postgres at db:5432/runs: db error:
+            // FATAL: password authentication failed for user \"app\"".
+            eprintln!("workflows-server: {}", ErrorChain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -17,6 +17,7 @@ use workflows::EventKind;
 use super::{ApiError, ApiResult, Params, json_body, load, params};
 use crate::engine::{Engine, decode_event};
 use crate::envelope::incoming;
+use crate::storage::ErrorChain;
 use crate::storage::{InboxItem, StoredEvent};
 
 fn flag(params: &[(String, String)], name: &str, default: bool) -> bool {
@@ -148,7 +149,7 @@ impl Follow {
             {
                 Ok(events) => events,
                 Err(e) => {
-                    tracing::error!(handler = %self.handler_id, "reading events failed: {e}");
+                    tracing::error!(handler = %self.handler_id, "reading events failed: {}", ErrorChain(&e));
                     return None;
                 }
             };

@@ -21,7 +21,7 @@ use crate::config::Cors;
 
 use crate::clock::iso;
 use crate::engine::Engine;
-use crate::storage::{HandlerRecord, StorageError};
+use crate::storage::{ErrorChain, HandlerRecord, StorageError};
 
 /// An error answer: a status and `{"detail": ...}`, as the reference sends.
 #[derive(Debug)]
@@ -48,7 +48,10 @@ impl ApiError {
 }
 
 impl From<StorageError> for ApiError {
+    /// A 500 that says what failed; the database's own words (which may name hosts, tables
+    /// or values) go to the server's log, not to the client.
     fn from(e: StorageError) -> Self {
+        tracing::error!("answering a request failed: {}", ErrorChain(&e));
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Internal server error: {e}"),

@@ -20,6 +20,7 @@ use workflows::{EventInfo, Snapshot};
 use crate::clock::{new_id, now_us};
 use crate::config::Config;
 use crate::served::{Carried, Run, Served};
+use crate::storage::ErrorChain;
 use crate::storage::{Created, HandlerRecord, RunUpdate, Status, Storage, StorageError};
 
 /// Why starting a run failed.
@@ -304,7 +305,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = engine.storage.release(&handler_id, &lease).await {
-                    tracing::error!(handler = %handler_id, "letting go of the run failed: {e}");
+                    tracing::error!(handler = %handler_id, "letting go of the run failed: {}", ErrorChain(&e));
                 }
             });
             return;
@@ -359,7 +360,7 @@ impl Engine {
             return;
         }
         if let Err(e) = self.adopt(handler_id).await {
-            tracing::error!(handler = %handler_id, "bringing the run back failed: {e}");
+            tracing::error!(handler = %handler_id, "bringing the run back failed: {}", ErrorChain(&e));
         }
     }
 
@@ -473,7 +474,7 @@ impl Engine {
                     self.leases_ok.store(true, Ordering::SeqCst);
                 }
                 Ok(Err(e)) => {
-                    tracing::error!("renewing leases failed: {e}");
+                    tracing::error!("renewing leases failed: {}", ErrorChain(&e));
                     if Instant::now() + ttl / 3 >= limit {
                         self.abandon_all("renewals failed until the leases could run out");
                     }
@@ -522,7 +523,7 @@ impl Engine {
                         }
                     }
                 }
-                Err(e) => tracing::error!("reading inboxes failed: {e}"),
+                Err(e) => tracing::error!("reading inboxes failed: {}", ErrorChain(&e)),
             }
             match self.storage.held(&self.id).await {
                 Ok(held) => {
@@ -532,11 +533,11 @@ impl Engine {
                             continue;
                         };
                         if let Err(e) = self.storage.release(&id, &lease).await {
-                            tracing::error!(handler = %id, "letting go of the run failed: {e}");
+                            tracing::error!(handler = %id, "letting go of the run failed: {}", ErrorChain(&e));
                         }
                     }
                 }
-                Err(e) => tracing::error!("listing held runs failed: {e}"),
+                Err(e) => tracing::error!("listing held runs failed: {}", ErrorChain(&e)),
             }
             match self.storage.orphans().await {
                 Ok(ids) => {
@@ -544,11 +545,11 @@ impl Engine {
                         if self.live(&id).is_none()
                             && let Err(e) = self.adopt(&id).await
                         {
-                            tracing::error!(handler = %id, "adopting the run failed: {e}");
+                            tracing::error!(handler = %id, "adopting the run failed: {}", ErrorChain(&e));
                         }
                     }
                 }
-                Err(e) => tracing::error!("looking for orphaned runs failed: {e}"),
+                Err(e) => tracing::error!("looking for orphaned runs failed: {}", ErrorChain(&e)),
             }
         }
     }

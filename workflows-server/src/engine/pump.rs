@@ -17,6 +17,7 @@ use workflows::{EventStream, Snapshot, StreamEvent};
 use super::{Engine, Live, decode_event};
 use crate::clock::now_us;
 use crate::envelope::{Outcome, outgoing};
+use crate::storage::ErrorChain;
 use crate::storage::{InboxItem, RunUpdate, Status, StoredEvent};
 
 /// Whether a run waits for the outside, as its snapshot shows.
@@ -157,7 +158,7 @@ impl Pump {
             Err(e) => {
                 // Nothing that depends on these events (a snapshot, the outcome) may be
                 // stored without them: let the run go; its last stored state is resumed.
-                tracing::error!(handler = %live.handler_id, "storing events failed: {e}");
+                tracing::error!(handler = %live.handler_id, "storing events failed: {}", ErrorChain(&e));
                 return Err(Stop::Lost);
             }
         }
@@ -213,7 +214,7 @@ impl Pump {
     /// The run's snapshot, once every event it reflects is stored.
     async fn snapshot(&mut self) -> Result<Snapshot, Stop> {
         let snapshot = self.live.run.snapshot().await.map_err(|e| {
-            tracing::error!(handler = %self.live.handler_id, "snapshot failed: {e}");
+            tracing::error!(handler = %self.live.handler_id, "snapshot failed: {}", ErrorChain(&e));
             Stop::Lost
         })?;
         self.catch_up(snapshot.next_stream_seq).await?;
@@ -234,7 +235,7 @@ impl Pump {
             Ok(true) => Ok(()),
             Ok(false) => Err(Stop::Lost),
             Err(e) => {
-                tracing::error!(handler = %self.live.handler_id, "updating the run failed: {e}");
+                tracing::error!(handler = %self.live.handler_id, "updating the run failed: {}", ErrorChain(&e));
                 Err(Stop::Lost)
             }
         }
@@ -278,7 +279,7 @@ impl Pump {
         let items = match self.engine.storage.inbox(&live.handler_id).await {
             Ok(items) => items,
             Err(e) => {
-                tracing::error!(handler = %live.handler_id, "reading the inbox failed: {e}");
+                tracing::error!(handler = %live.handler_id, "reading the inbox failed: {}", ErrorChain(&e));
                 return Ok(());
             }
         };

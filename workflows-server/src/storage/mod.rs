@@ -1,6 +1,8 @@
 //! Where the server keeps its runs: one trait, [`Storage`], with an embedded SQLite backend
-//! ([`SqliteStorage`], the default) and a Postgres one ([`PostgresStorage`]) for several
-//! servers sharing their runs.
+//! (`SqliteStorage`, feature `sqlite`, on by default) and a Postgres one (`PostgresStorage`,
+//! feature `postgres`) for several servers sharing their runs. Both run the same statements
+//! (`sql.rs`) and migrations (`schema.rs`), and pass one conformance suite
+//! (`tests/storage.rs`) that a store written elsewhere can be held to as well.
 //!
 //! A run is stored as a handler row (its status, result, latest snapshot and the event it
 //! started with), its published events (numbered, for streams that reconnect) and an inbox
@@ -11,7 +13,13 @@
 //! copy of the run that a server gave up fails even if the same server has claimed the run
 //! again since.
 
+mod error;
+#[cfg(feature = "postgres")]
 mod postgres;
+mod schema;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::future::Future;
@@ -19,23 +27,15 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-pub use postgres::PostgresStorage;
+pub use error::{Cause, ErrorChain, StorageError};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStorage};
+pub use schema::SCHEMA_VERSION;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStorage;
 
 /// A boxed future, so that [`Storage`] can be used as a trait object.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
-
-/// A storage backend failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
-
-impl StorageError {
-    /// An error with `message`.
-    pub fn new(message: impl std::fmt::Display) -> Self {
-        StorageError(message.to_string())
-    }
-}
 
 /// Where a handler stands, as the wire protocol names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,7 +155,7 @@ pub struct RunUpdate {
     pub status: Option<Status>,
     /// The result envelope.
     pub result: Option<String>,
-    /// The error.
+    /// The error (a NUL in it is stored as U+FFFD: Postgres text cannot hold NUL).
     pub error: Option<String>,
     /// The latest snapshot.
     pub snapshot: Option<String>,
@@ -192,7 +192,9 @@ pub enum Created {
 /// disagree still agree on who holds a run. Servers pass lease lengths, not instants. The
 /// timestamps shown to clients (`started_at`, ...) come from the server.
 pub trait Storage: Send + Sync + 'static {
-    /// Creates the tables if needed.
+    /// Creates the tables, or brings a database made by an earlier build up to
+    /// [`SCHEMA_VERSION`] without losing its runs; refuses a database a newer build migrated
+    /// ([`StorageError::SchemaTooNew`]). Called once as the server starts.
     fn migrate(&self) -> StorageFuture<'_, ()>;
 
     /// Records a new running handler with its start event, its lease held by

@@ -3,51 +3,32 @@
 //! resumes its runs at once on restart.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::schema::{self, CREATE_VERSION_TABLE};
+use super::sql::{self, BoxError, Dialect, SqlRow, Statements};
 use super::{
     Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status, Storage,
     StorageError, StorageFuture, StoredEvent,
 };
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS wf_handlers (
-    handler_id    TEXT PRIMARY KEY,
-    workflow_name TEXT NOT NULL,
-    run_id        TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    error         TEXT,
-    result        TEXT,
-    started_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL,
-    completed_at  INTEGER,
-    idle_since    INTEGER,
-    owner         TEXT,
-    lease_until   INTEGER,
-    start_event   TEXT NOT NULL,
-    snapshot      TEXT
-);
-CREATE INDEX IF NOT EXISTS wf_handlers_owner ON wf_handlers(owner);
-CREATE TABLE IF NOT EXISTS wf_events (
-    run_id   TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    envelope TEXT NOT NULL,
-    internal INTEGER NOT NULL,
-    terminal INTEGER NOT NULL,
-    PRIMARY KEY (run_id, sequence)
-);
-CREATE TABLE IF NOT EXISTS wf_inbox (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    handler_id TEXT NOT NULL,
-    item       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS wf_inbox_handler ON wf_inbox(handler_id);
-";
+/// How long a statement waits for another connection's write to the same file before it
+/// fails (only another process can hold the file: this store keeps one connection).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-const HANDLER_COLUMNS: &str = "handler_id, workflow_name, run_id, status, error, result, \
-     started_at, updated_at, completed_at, idle_since, owner, lease_until";
+/// SQLite's spelling of the shared statements: the lease clock is the machine's (one server
+/// uses a file), rows are not locked one by one (a write transaction holds the whole file),
+/// and a list is bound as JSON text.
+static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
+    Statements::new(&Dialect {
+        now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        lock_row: "",
+        any_of: |column, n| format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        parameters: |sql| sql.replace('$', "?"),
+    })
+});
 
 /// Runs stored in one SQLite file (or in memory, for tests).
 ///
@@ -69,106 +50,145 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let conn = Connection::open(path).map_err(StorageError::new)?;
+        let path = path.as_ref();
+        let opened = |e: rusqlite::Error| {
+            StorageError::open(format!("open the SQLite file {}", path.display()), e)
+        };
+        let conn = Connection::open(path).map_err(opened)?;
         // WAL lets readers go on while a run writes; a writer waits instead of failing.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(StorageError::new)?;
+            .map_err(opened)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(StorageError::new)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(StorageError::new)?;
-        Ok(SqliteStorage {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+            .map_err(opened)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(opened)?;
+        Ok(Self::from_connection(conn))
     }
 
     /// A private database in memory, gone with the value.
     pub fn in_memory() -> Result<Self, StorageError> {
-        let conn = Connection::open_in_memory().map_err(StorageError::new)?;
-        Ok(SqliteStorage {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StorageError::open("open a SQLite database in memory", e))?;
+        Ok(Self::from_connection(conn))
     }
 
-    /// Runs `f` on the connection on a blocking thread.
+    fn from_connection(conn: Connection) -> Self {
+        SqliteStorage {
+            conn: Arc::new(Mutex::new(conn)),
+        }
+    }
+
+    /// Runs `f` on the connection on a blocking thread; a failure says it was doing
+    /// `operation`.
     fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        operation: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<T, BoxError> + Send + 'static,
     ) -> StorageFuture<'static, T> {
         let conn = self.conn.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
+            let done = tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut conn).map_err(StorageError::new)
+                f(&mut conn)
             })
-            .await
-            .map_err(StorageError::new)?
+            .await;
+            match done {
+                Ok(Ok(value)) => Ok(value),
+                // An error of the store's own (a schema too new) is told as it is.
+                Ok(Err(e)) => Err(match e.downcast::<StorageError>() {
+                    Ok(own) => *own,
+                    Err(e) => StorageError::Operation {
+                        operation,
+                        source: Arc::from(e),
+                    },
+                }),
+                Err(join) => Err(StorageError::operation(operation, join)),
+            }
         })
     }
 }
 
-fn handler_from_row(row: &Row<'_>) -> rusqlite::Result<HandlerRecord> {
-    let status: String = row.get(3)?;
-    Ok(HandlerRecord {
-        handler_id: row.get(0)?,
-        workflow_name: row.get(1)?,
-        run_id: row.get(2)?,
-        status: Status::parse(&status).unwrap_or(Status::Failed),
-        error: row.get(4)?,
-        result: row.get(5)?,
-        started_at: row.get(6)?,
-        updated_at: row.get(7)?,
-        completed_at: row.get(8)?,
-        idle_since: row.get(9)?,
-        owner: row.get(10)?,
-        lease_until: row.get(11)?,
-    })
+impl SqlRow for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String, BoxError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, BoxError> {
+        Ok(self.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, BoxError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, BoxError> {
+        Ok(self.get(i)?)
+    }
+    fn boolean(&self, i: usize) -> Result<bool, BoxError> {
+        Ok(self.get(i)?)
+    }
 }
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
-    Ok(StoredEvent {
-        sequence: row.get::<_, i64>(0)? as u64,
-        envelope: row.get(1)?,
-        internal: row.get(2)?,
-        terminal: row.get(3)?,
-    })
-}
-
-/// Milliseconds since the Unix epoch: the clock leases are kept on (one machine's).
-fn clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// Every row `statement` gives for `params`, read by `read`.
+fn rows<T>(
+    conn: &Connection,
+    statement: &str,
+    params: impl rusqlite::Params,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, BoxError>,
+) -> Result<Vec<T>, BoxError> {
+    let mut stmt = conn.prepare_cached(statement)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(row)?);
+    }
+    Ok(out)
 }
 
 /// Whether `owner` holds the handler's lease and it has not run out.
-fn holds(tx: &Connection, handler_id: &str, owner: &str) -> rusqlite::Result<bool> {
-    let now_ms = clock_ms();
-    let current: Option<(Option<String>, Option<i64>)> = tx
-        .query_row(
-            "SELECT owner, lease_until FROM wf_handlers WHERE handler_id = ?1",
-            [handler_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+fn holds(tx: &Connection, handler_id: &str, owner: &str) -> Result<bool, BoxError> {
+    let held: Option<Option<bool>> = tx
+        .prepare_cached(&STATEMENTS.holds_lease)?
+        .query_row(params![handler_id, owner], |r| r.get(0))
         .optional()?;
-    Ok(matches!(current, Some((Some(o), Some(until))) if o == owner && until >= now_ms))
+    Ok(held.flatten().unwrap_or(false))
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("inbox items serialize")
+/// A list bound to one parameter, as `json_each` reads it.
+fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).expect("a list of strings or numbers serializes")
+}
+
+/// Brings the database to [`schema::SCHEMA_VERSION`] in one write transaction.
+fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_VERSION_TABLE)?;
+    let current: Option<i64> =
+        tx.query_row("SELECT MAX(version) FROM wf_schema", [], |r| r.get(0))?;
+    let pending = schema::pending(current.unwrap_or(0))?;
+    for migration in pending {
+        tx.execute_batch(migration.sqlite)?;
+        tracing::info!(
+            "SQLite schema version {}: {}",
+            migration.version,
+            migration.does
+        );
+    }
+    if let Some(last) = pending.last() {
+        tx.execute("DELETE FROM wf_schema", [])?;
+        tx.execute(
+            "INSERT INTO wf_schema (version) VALUES (?1)",
+            [last.version],
+        )?;
+    }
+    // One server per file: whatever a previous process held is ours to resume.
+    tx.execute(
+        "UPDATE wf_handlers SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 impl Storage for SqliteStorage {
     fn migrate(&self) -> StorageFuture<'_, ()> {
-        self.with(|conn| {
-            conn.execute_batch(SCHEMA)?;
-            // One server per file: whatever a previous process held is ours to resume.
-            conn.execute(
-                "UPDATE wf_handlers SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL",
-                [],
-            )?;
-            Ok(())
-        })
+        self.with("bring the database's tables up to date", migrate)
     }
 
     fn create_handler(
@@ -177,51 +197,37 @@ impl Storage for SqliteStorage {
         start_event: String,
         lease_ms: i64,
     ) -> StorageFuture<'_, Created> {
-        self.with(move |conn| {
-            let tx = conn.transaction()?;
+        self.with("record a new run", move |conn| {
+            let s = &*STATEMENTS;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let existing: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT status, run_id FROM wf_handlers WHERE handler_id = ?1",
-                    [&record.handler_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .prepare_cached(&s.handler_status_and_run)?
+                .query_row([&record.handler_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             if let Some((status, old_run)) = existing {
                 if status == Status::Running.as_str() {
                     return Ok(Created::AlreadyRunning);
                 }
-                tx.execute("DELETE FROM wf_events WHERE run_id = ?1", [&old_run])?;
-                tx.execute(
-                    "DELETE FROM wf_inbox WHERE handler_id = ?1",
-                    [&record.handler_id],
-                )?;
-                tx.execute(
-                    "DELETE FROM wf_handlers WHERE handler_id = ?1",
-                    [&record.handler_id],
-                )?;
+                tx.prepare_cached(&s.delete_events_of_run)?
+                    .execute([&old_run])?;
+                tx.prepare_cached(&s.delete_handler)?
+                    .query_row([&record.handler_id], |_| Ok(()))?;
             }
+            tx.prepare_cached(&s.insert_handler)?.execute(params![
+                record.handler_id,
+                record.workflow_name,
+                record.run_id,
+                record.status.as_str(),
+                record.started_at,
+                record.updated_at,
+                record.owner,
+                lease_ms,
+                start_event,
+            ])?;
             // Whatever was sent to an earlier handler of this id (even one purged while an
             // event was on its way) is not for the new run.
-            tx.execute(
-                "DELETE FROM wf_inbox WHERE handler_id = ?1",
-                [&record.handler_id],
-            )?;
-            tx.execute(
-                "INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, started_at, \
-                 updated_at, owner, lease_until, start_event) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    record.handler_id,
-                    record.workflow_name,
-                    record.run_id,
-                    record.status.as_str(),
-                    record.started_at,
-                    record.updated_at,
-                    record.owner,
-                    record.owner.as_ref().map(|_| clock_ms() + lease_ms),
-                    start_event,
-                ],
-            )?;
+            tx.prepare_cached(&s.delete_inbox_of_handler)?
+                .execute([&record.handler_id])?;
             tx.commit()?;
             Ok(Created::Created)
         })
@@ -229,63 +235,40 @@ impl Storage for SqliteStorage {
 
     fn handler(&self, handler_id: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
         let handler_id = handler_id.to_owned();
-        self.with(move |conn| {
-            conn.query_row(
-                &format!("SELECT {HANDLER_COLUMNS} FROM wf_handlers WHERE handler_id = ?1"),
-                [handler_id],
-                handler_from_row,
-            )
-            .optional()
+        self.with("read a handler", move |conn| {
+            let mut found = rows(conn, &STATEMENTS.handler, [handler_id], |r| sql::handler(r))?;
+            Ok(found.pop())
         })
     }
 
     fn handlers(&self, filter: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>> {
-        self.with(move |conn| {
-            let mut sql = format!("SELECT {HANDLER_COLUMNS} FROM wf_handlers WHERE 1 = 1");
-            let mut args: Vec<String> = Vec::new();
-            let mut any_of = |column: &str, values: Vec<String>, sql: &mut String| {
-                let marks: Vec<String> = values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, _)| format!("?{}", args.len() + i + 1))
-                    .collect();
-                sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
-                args.extend(values);
-            };
-            if let Some(statuses) = filter.status_in {
-                let values = statuses.iter().map(|s| s.as_str().to_owned()).collect();
-                any_of("status", values, &mut sql);
-            }
-            if let Some(names) = filter.workflow_name_in {
-                any_of("workflow_name", names, &mut sql);
-            }
-            sql.push_str(" ORDER BY started_at, handler_id");
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), handler_from_row)?;
-            rows.collect()
+        self.with("list handlers", move |conn| {
+            let statuses = filter.status_in.map(|statuses| {
+                json_list(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            });
+            let names = filter.workflow_name_in.map(|names| json_list(&names));
+            rows(conn, &STATEMENTS.handlers, params![statuses, names], |r| {
+                sql::handler(r)
+            })
         })
     }
 
     fn delete_handler(&self, handler_id: &str) -> StorageFuture<'_, bool> {
         let handler_id = handler_id.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction()?;
+        self.with("delete a handler", move |conn| {
+            let s = &*STATEMENTS;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let run: Option<String> = tx
-                .query_row(
-                    "SELECT run_id FROM wf_handlers WHERE handler_id = ?1",
-                    [&handler_id],
-                    |r| r.get(0),
-                )
+                .prepare_cached(&s.delete_handler)?
+                .query_row([&handler_id], |r| r.get(0))
                 .optional()?;
             let Some(run) = run else {
                 return Ok(false);
             };
-            tx.execute("DELETE FROM wf_events WHERE run_id = ?1", [&run])?;
-            tx.execute("DELETE FROM wf_inbox WHERE handler_id = ?1", [&handler_id])?;
-            tx.execute(
-                "DELETE FROM wf_handlers WHERE handler_id = ?1",
-                [&handler_id],
-            )?;
+            tx.prepare_cached(&s.delete_events_of_run)?
+                .execute([&run])?;
+            tx.prepare_cached(&s.delete_inbox_of_handler)?
+                .execute([&handler_id])?;
             tx.commit()?;
             Ok(true)
         })
@@ -293,18 +276,14 @@ impl Storage for SqliteStorage {
 
     fn run_state(&self, handler_id: &str) -> StorageFuture<'_, Option<RunState>> {
         let handler_id = handler_id.to_owned();
-        self.with(move |conn| {
-            conn.query_row(
-                "SELECT start_event, snapshot FROM wf_handlers WHERE handler_id = ?1",
-                [handler_id],
-                |r| {
-                    Ok(RunState {
-                        start_event: r.get(0)?,
-                        snapshot: r.get(1)?,
-                    })
-                },
-            )
-            .optional()
+        self.with("read a run's start event and snapshot", move |conn| {
+            let mut found = rows(conn, &STATEMENTS.run_state, [handler_id], |r| {
+                Ok(RunState {
+                    start_event: r.text(0)?,
+                    snapshot: r.opt_text(1)?,
+                })
+            })?;
+            Ok(found.pop())
         })
     }
 
@@ -317,20 +296,17 @@ impl Storage for SqliteStorage {
     ) -> StorageFuture<'_, bool> {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
-        self.with(move |conn| {
-            let tx = conn.transaction()?;
+        self.with("store a run's events", move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             if !holds(&tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO wf_events (run_id, sequence, envelope, internal, terminal) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
+                let mut insert = tx.prepare_cached(&STATEMENTS.insert_event)?;
                 for ev in &events {
                     insert.execute(params![
                         run_id,
-                        ev.sequence as i64,
+                        i64::try_from(ev.sequence)?,
                         ev.envelope,
                         ev.internal,
                         ev.terminal
@@ -349,25 +325,24 @@ impl Storage for SqliteStorage {
         limit: usize,
     ) -> StorageFuture<'_, Vec<StoredEvent>> {
         let run_id = run_id.to_owned();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT sequence, envelope, internal, terminal FROM wf_events \
-                 WHERE run_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![run_id, after, limit as i64], event_from_row)?;
-            rows.collect()
+        self.with("read a run's events", move |conn| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            rows(
+                conn,
+                &STATEMENTS.events_after,
+                params![run_id, after, limit],
+                |r| sql::event(r),
+            )
         })
     }
 
     fn last_sequence(&self, run_id: &str) -> StorageFuture<'_, Option<u64>> {
         let run_id = run_id.to_owned();
-        self.with(move |conn| {
-            let last: Option<i64> = conn.query_row(
-                "SELECT MAX(sequence) FROM wf_events WHERE run_id = ?1",
-                [run_id],
-                |r| r.get(0),
-            )?;
-            Ok(last.map(|s| s as u64))
+        self.with("read a run's last sequence number", move |conn| {
+            let last: Option<i64> = conn
+                .prepare_cached(&STATEMENTS.last_sequence)?
+                .query_row([run_id], |r| r.get(0))?;
+            Ok(last.map(u64::try_from).transpose()?)
         })
     }
 
@@ -379,46 +354,33 @@ impl Storage for SqliteStorage {
         now_us: i64,
     ) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
-        self.with(move |conn| {
-            let tx = conn.transaction()?;
+        self.with("update a run", move |conn| {
+            let s = &*STATEMENTS;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             if !holds(&tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
             if ended {
                 // Nothing can be delivered to an ended run.
-                tx.execute("DELETE FROM wf_inbox WHERE handler_id = ?1", [&handler_id])?;
+                tx.prepare_cached(&s.delete_inbox_of_handler)?
+                    .execute([&handler_id])?;
             }
-            tx.execute(
-                "UPDATE wf_handlers SET \
-                   status = COALESCE(?2, status), \
-                   result = COALESCE(?3, result), \
-                   error = COALESCE(?4, error), \
-                   snapshot = COALESCE(?5, snapshot), \
-                   idle_since = CASE WHEN ?6 THEN ?7 ELSE idle_since END, \
-                   updated_at = ?8, \
-                   completed_at = CASE WHEN ?9 THEN ?8 ELSE completed_at END, \
-                   owner = CASE WHEN ?10 THEN NULL ELSE owner END, \
-                   lease_until = CASE WHEN ?10 THEN NULL ELSE lease_until END \
-                 WHERE handler_id = ?1",
-                params![
-                    handler_id,
-                    update.status.map(Status::as_str),
-                    update.result,
-                    update.error,
-                    update.snapshot,
-                    update.idle_since.is_some(),
-                    update.idle_since.flatten(),
-                    now_us,
-                    ended,
-                    update.release,
-                ],
-            )?;
-            {
-                let mut delete = tx.prepare_cached("DELETE FROM wf_inbox WHERE id = ?1")?;
-                for id in &update.consumed {
-                    delete.execute([id])?;
-                }
+            tx.prepare_cached(&s.update_run)?.execute(params![
+                handler_id,
+                update.status.map(Status::as_str),
+                update.result,
+                sql::storable(update.error),
+                update.snapshot,
+                update.idle_since.is_some(),
+                update.idle_since.flatten(),
+                now_us,
+                ended,
+                update.release,
+            ])?;
+            if !update.consumed.is_empty() {
+                tx.prepare_cached(&s.delete_inbox_items)?
+                    .execute([json_list(&update.consumed)])?;
             }
             tx.commit()?;
             Ok(true)
@@ -427,110 +389,74 @@ impl Storage for SqliteStorage {
 
     fn claim(&self, handler_id: &str, owner: &str, lease_ms: i64) -> StorageFuture<'_, bool> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
-        self.with(move |conn| {
-            let now = clock_ms();
-            let changed = conn.execute(
-                "UPDATE wf_handlers SET owner = ?2, lease_until = ?4 \
-                 WHERE handler_id = ?1 AND status = 'running' \
-                   AND (owner IS NULL OR owner = ?2 OR lease_until < ?3)",
-                params![handler_id, owner, now, now + lease_ms],
-            )?;
+        self.with("claim a run", move |conn| {
+            let changed = conn
+                .prepare_cached(&STATEMENTS.claim)?
+                .execute(params![handler_id, owner, lease_ms])?;
             Ok(changed == 1)
         })
     }
 
     fn renew(&self, server: &str, lease_ms: i64) -> StorageFuture<'_, ()> {
-        let owner = server.to_owned();
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE wf_handlers SET lease_until = ?2 \
-                 WHERE substr(owner, 1, length(?1) + 1) = ?1 || '/'",
-                params![owner, clock_ms() + lease_ms],
-            )?;
+        let server = server.to_owned();
+        self.with("renew leases", move |conn| {
+            conn.prepare_cached(&STATEMENTS.renew)?
+                .execute(params![server, lease_ms])?;
             Ok(())
         })
     }
 
     fn release(&self, handler_id: &str, owner: &str) -> StorageFuture<'_, ()> {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE wf_handlers SET owner = NULL, lease_until = NULL \
-                 WHERE handler_id = ?1 AND owner = ?2",
-                params![handler_id, owner],
-            )?;
+        self.with("release a run", move |conn| {
+            conn.prepare_cached(&STATEMENTS.release)?
+                .execute(params![handler_id, owner])?;
             Ok(())
         })
     }
 
     fn push_inbox(&self, handler_id: &str, item: InboxItem) -> StorageFuture<'_, ()> {
         let handler_id = handler_id.to_owned();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO wf_inbox (handler_id, item) VALUES (?1, ?2)",
-                params![handler_id, json_text(&item)],
-            )?;
+        self.with("queue an event for a run", move |conn| {
+            conn.prepare_cached(&STATEMENTS.push_inbox)?
+                .execute(params![handler_id, serde_json::to_string(&item)?])?;
             Ok(())
         })
     }
 
     fn inbox(&self, handler_id: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
         let handler_id = handler_id.to_owned();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, item FROM wf_inbox WHERE handler_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([handler_id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        self.with("read a run's inbox", move |conn| {
+            let items = rows(conn, &STATEMENTS.inbox, [handler_id], |r| {
+                Ok((r.int(0)?, r.text(1)?))
             })?;
-            let mut items = Vec::new();
-            for row in rows {
-                let (id, text) = row?;
-                // A row this build cannot read is skipped rather than blocking the run.
-                if let Ok(item) = serde_json::from_str(&text) {
-                    items.push((id, item));
-                }
-            }
-            Ok(items)
+            // A row this build cannot read is skipped rather than blocking the run.
+            Ok(items
+                .into_iter()
+                .filter_map(|(id, text)| Some((id, serde_json::from_str(&text).ok()?)))
+                .collect())
         })
     }
 
     fn held(&self, server: &str) -> StorageFuture<'_, Vec<(String, String)>> {
         let server = server.to_owned();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT handler_id, owner FROM wf_handlers WHERE status = 'running' \
-                   AND substr(owner, 1, length(?1) + 1) = ?1 || '/'",
-            )?;
-            let rows = stmt.query_map([server], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
+        self.with("list the runs a server holds", move |conn| {
+            rows(conn, &STATEMENTS.held, [server], |r| {
+                Ok((r.text(0)?, r.text(1)?))
+            })
         })
     }
 
     fn with_inbox(&self, server: &str) -> StorageFuture<'_, Vec<String>> {
-        let owner = server.to_owned();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT DISTINCT h.handler_id FROM wf_handlers h \
-                 JOIN wf_inbox i ON i.handler_id = h.handler_id \
-                 WHERE substr(h.owner, 1, length(?1) + 1) = ?1 || '/'",
-            )?;
-            let rows = stmt.query_map([owner], |r| r.get(0))?;
-            rows.collect()
+        let server = server.to_owned();
+        self.with("list held runs with queued events", move |conn| {
+            rows(conn, &STATEMENTS.with_inbox, [server], |r| r.text(0))
         })
     }
 
     fn orphans(&self) -> StorageFuture<'_, Vec<String>> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT handler_id FROM wf_handlers h WHERE status = 'running' \
-                   AND (owner IS NULL OR lease_until < ?1) \
-                   AND (idle_since IS NULL \
-                        OR EXISTS (SELECT 1 FROM wf_inbox i WHERE i.handler_id = h.handler_id)) \
-                 ORDER BY started_at",
-            )?;
-            let rows = stmt.query_map([clock_ms()], |r| r.get(0))?;
-            rows.collect()
+        self.with("list runs no server holds", move |conn| {
+            rows(conn, &STATEMENTS.orphans, [], |r| r.text(0))
         })
     }
 }
