@@ -172,6 +172,9 @@ async fn a_panicking_step_is_a_typed_error_and_the_process_lives_on() {
         .downcast_ref::<WorkflowFailed>()
         .unwrap();
     assert_eq!(failed.step.as_deref(), Some("boom"));
+    assert!(failed.error.contains("divide by zero"), "{}", failed.error);
+    assert_eq!(failed.error_type.as_deref(), Some("panic"));
+    assert_eq!(failed.attempts, Some(1));
     // The engine still works.
     assert_eq!(
         Panics

@@ -98,10 +98,13 @@ async fn n_attempts_mean_n_executions_then_the_step_error() {
         .unwrap()
         .downcast_ref::<WorkflowFailed>()
         .unwrap();
-    assert_eq!(
-        failed.error,
-        "step `call` failed after 4 attempt(s): transient failure #4"
-    );
+    // The last event tells the step's own error, its type, and how hard the step tried: four
+    // attempts with three waits of 100 ms between them (paused time).
+    assert_eq!(failed.step.as_deref(), Some("call"));
+    assert_eq!(failed.error, "transient failure #4");
+    assert_eq!(failed.error_type.as_deref(), Some("retries::Transient"));
+    assert_eq!(failed.attempts, Some(4));
+    assert_eq!(failed.elapsed_seconds, Some(0.3));
 }
 
 struct Picky {

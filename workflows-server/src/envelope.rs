@@ -11,7 +11,7 @@
 //! under `_data` are lifted to the top level.
 
 use serde_json::{Map, Value, json};
-use workflows::{AnyEvent, EventKind};
+use workflows::{AnyEvent, EventInfo, EventKind};
 
 /// A published event, ready to store.
 pub(crate) struct Outgoing {
@@ -57,6 +57,31 @@ pub(crate) fn local_name(name: &str) -> &str {
         "WorkflowIdleEvent" => "WorkflowIdle",
         "StepFailedEvent" => "StepFailed",
         other => other,
+    }
+}
+
+/// The name a client may give instead of `type`, the reference's `module.Class`: the Python
+/// name of a built-in event (`workflows.events.StopEvent`), else the Rust module path, a dot
+/// and the event's name (`my_app::review.Decision`, from `type_path`, the type's
+/// [`std::any::type_name`]).
+pub(crate) fn qualified_name(name: &str, type_path: &str) -> String {
+    if is_builtin(name) {
+        return format!("workflows.events.{}", wire_name(name));
+    }
+    let base = &type_path[..type_path.find('<').unwrap_or(type_path.len())];
+    match base.rfind("::") {
+        Some(end) => format!("{}.{name}", &base[..end]),
+        None => name.to_owned(),
+    }
+}
+
+/// A Rust type's path written as the reference writes a class (`my_app::errors.Kaput` for
+/// `my_app::errors::Kaput`), for the `exception_type` of a failed run.
+pub(crate) fn python_style_path(type_path: &str) -> String {
+    let base_end = type_path.find('<').unwrap_or(type_path.len());
+    match type_path[..base_end].rfind("::") {
+        Some(end) => format!("{}.{}", &type_path[..end], &type_path[end + 2..]),
+        None => type_path.to_owned(),
     }
 }
 
@@ -110,9 +135,13 @@ fn wire_value(name: &str, value: Value) -> Value {
         "WorkflowFailed" => json!({
             "step_name": value["step"],
             "exception": {
-                "exception_type": "WorkflowError",
+                "exception_type": value["error_type"]
+                    .as_str()
+                    .map_or_else(|| "workflows::error.WorkflowError".to_owned(), python_style_path),
                 "exception_message": value["error"],
             },
+            "attempts": value["attempts"],
+            "elapsed_seconds": value["elapsed_seconds"],
         }),
         _ => value,
     }
@@ -144,11 +173,7 @@ pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
         Some(base) if base != wire => json!([base]),
         _ => Value::Null,
     };
-    let qualified = if is_builtin(name) {
-        format!("workflows.events.{wire}")
-    } else {
-        wire.to_owned()
-    };
+    let qualified = qualified_name(name, ev.type_name());
     let envelope = json!({
         "value": wire_value(name, value),
         "qualified_name": qualified,
@@ -172,9 +197,22 @@ pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BadEvent(pub String);
 
-/// Reads an event a client sent: its registered name and its data. `start` names the
-/// workflow's start event, which may also come as its bare fields.
-pub(crate) fn incoming(raw: &Value, start: Option<&str>) -> Result<(String, Value), BadEvent> {
+/// An event a client sent, before it is matched to a type: the names it gave and its value
+/// (with a Python dict-like event's `_data` lifted to the top level).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Incoming {
+    /// `type`: a wire name.
+    pub type_name: Option<String>,
+    /// `qualified_name`.
+    pub qualified: Option<String>,
+    /// `value` (or `data`).
+    pub value: Value,
+}
+
+/// Reads an envelope `{"type": ..., "value": ...}` (or `data` for `value`, or a
+/// `qualified_name`), possibly as a JSON string. `start` names the workflow's start event,
+/// which may also come as its bare fields.
+pub(crate) fn incoming(raw: &Value, start: Option<&str>) -> Result<Incoming, BadEvent> {
     let parsed;
     let raw = match raw {
         Value::String(text) => match serde_json::from_str::<Value>(text) {
@@ -197,22 +235,72 @@ pub(crate) fn incoming(raw: &Value, start: Option<&str>) -> Result<(String, Valu
         && !fields.contains_key("value")
         && !(fields.contains_key("type") && fields.contains_key("qualified_name"))
     {
-        return Ok((start.to_owned(), lift_data(raw.clone())));
+        return Ok(Incoming {
+            type_name: Some(wire_name(start).to_owned()),
+            qualified: None,
+            value: lift_data(raw.clone()),
+        });
     }
-    let value = fields.get("value").or_else(|| fields.get("data"));
-    let named = fields.get("type").and_then(Value::as_str).or_else(|| {
-        fields
-            .get("qualified_name")
-            .and_then(Value::as_str)
-            .map(|q| q.rsplit('.').next().unwrap_or(q))
-    });
-    let Some(name) = named else {
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    let incoming = Incoming {
+        type_name: text("type"),
+        qualified: text("qualified_name"),
+        value: lift_data(
+            fields
+                .get("value")
+                .or_else(|| fields.get("data"))
+                .cloned()
+                .unwrap_or(Value::Object(Map::new())),
+        ),
+    };
+    if incoming.type_name.is_none() && incoming.qualified.is_none() {
         return Err(BadEvent(
             "Invalid client data. Must have a type or a qualified name".into(),
         ));
-    };
-    let value = value.cloned().unwrap_or(Value::Object(Map::new()));
-    Ok((local_name(name).to_owned(), lift_data(value)))
+    }
+    Ok(incoming)
+}
+
+impl Incoming {
+    /// The type among `accepted` the client means, as the reference resolves it: `type` by
+    /// wire name; failing that, `qualified_name` by [`qualified_name`].
+    pub(crate) fn resolve<'a>(&self, accepted: &'a [EventInfo]) -> Result<&'a EventInfo, BadEvent> {
+        if let Some(name) = &self.type_name
+            && let Some(info) = accepted.iter().find(|i| wire_name(i.name) == name)
+        {
+            return Ok(info);
+        }
+        if let Some(qualified) = &self.qualified {
+            return accepted
+                .iter()
+                .find(|i| qualified_name(i.name, (i.type_name)()) == *qualified)
+                .ok_or_else(|| {
+                    BadEvent(format!(
+                        "Event type {qualified} is not declared by this workflow. Register it \
+                         with Server::events(workflow, [EventInfo::of::<Type>()])."
+                    ))
+                });
+        }
+        let names: Vec<&str> = accepted.iter().map(|i| wire_name(i.name)).collect();
+        Err(BadEvent(format!(
+            "Invalid event type: {}. Expected one of {}",
+            self.type_name.as_deref().unwrap_or_default(),
+            names.join(", ")
+        )))
+    }
+
+    /// The registered name the client gave, whether or not the workflow declares it: `type`,
+    /// else the last part of `qualified_name`.
+    pub(crate) fn registered_name(&self) -> Option<&str> {
+        self.type_name
+            .as_deref()
+            .or_else(|| {
+                self.qualified
+                    .as_deref()
+                    .map(|q| q.rsplit('.').next().unwrap_or(q))
+            })
+            .map(local_name)
+    }
 }
 
 /// Moves the fields of a Python dict-like event's `_data` to the top level.
@@ -270,34 +358,85 @@ mod tests {
 
     #[test]
     fn incoming_events_take_every_form_the_python_client_sends() {
-        let expected = ("HumanResponseEvent".to_owned(), json!({"response": "42"}));
+        let accepted = [
+            EventInfo::of::<StartEvent>(),
+            EventInfo::of::<HumanResponseEvent>(),
+        ];
         let forms = [
             json!({"type": "HumanResponseEvent", "value": {"_data": {"response": "42"}}}),
             json!({"type": "HumanResponseEvent", "value": {"response": "42"}}),
             json!({"type": "HumanResponseEvent", "data": {"response": "42"}}),
             json!({"qualified_name": "workflows.events.HumanResponseEvent", "value": {"response": "42"}}),
+            json!({"type": "Nope", "qualified_name": "workflows.events.HumanResponseEvent", "value": {"response": "42"}}),
             json!("{\"type\": \"HumanResponseEvent\", \"value\": {\"response\": \"42\"}}"),
         ];
         for form in forms {
-            assert_eq!(incoming(&form, None).unwrap(), expected, "{form}");
+            let sent = incoming(&form, None).unwrap();
+            assert_eq!(
+                sent.resolve(&accepted).unwrap().name,
+                "HumanResponseEvent",
+                "{form}"
+            );
+            assert_eq!(sent.value, json!({"response": "42"}), "{form}");
         }
-        assert_eq!(
-            incoming(&json!({"name": "Ada"}), Some("Greet")).unwrap(),
-            ("Greet".to_owned(), json!({"name": "Ada"}))
-        );
-        assert_eq!(
-            incoming(
-                &json!({"type": "Greet", "value": {"name": "Ada"}}),
-                Some("Greet")
-            )
-            .unwrap(),
-            ("Greet".to_owned(), json!({"name": "Ada"}))
-        );
-        assert_eq!(
-            incoming(&json!({"_data": {"topic": "x"}}), Some("StartEvent")).unwrap(),
-            ("StartEvent".to_owned(), json!({"topic": "x"}))
-        );
+        let bare = incoming(&json!({"name": "Ada"}), Some("Greet")).unwrap();
+        assert_eq!(bare.type_name.as_deref(), Some("Greet"));
+        assert_eq!(bare.value, json!({"name": "Ada"}));
+        let bare = incoming(&json!({"_data": {"topic": "x"}}), Some("StartEvent")).unwrap();
+        assert_eq!(bare.value, json!({"topic": "x"}));
         assert!(incoming(&json!([1]), None).is_err());
         assert!(incoming(&json!({"value": {}}), None).is_err());
+    }
+
+    #[test]
+    fn an_event_the_workflow_does_not_take_is_named_with_what_it_takes() {
+        let accepted = [
+            EventInfo::of::<StartEvent>(),
+            EventInfo::of::<HumanResponseEvent>(),
+        ];
+        let unknown = incoming(&json!({"type": "Vote", "value": {}}), None).unwrap();
+        assert_eq!(
+            unknown.resolve(&accepted).unwrap_err().0,
+            "Invalid event type: Vote. Expected one of StartEvent, HumanResponseEvent"
+        );
+        assert_eq!(unknown.registered_name(), Some("Vote"));
+        let elsewhere = incoming(
+            &json!({"qualified_name": "other::mod.Vote", "value": {}}),
+            None,
+        )
+        .unwrap();
+        assert!(
+            elsewhere
+                .resolve(&accepted)
+                .unwrap_err()
+                .0
+                .starts_with("Event type other::mod.Vote is not declared by this workflow.")
+        );
+        assert_eq!(elsewhere.registered_name(), Some("Vote"));
+    }
+
+    #[test]
+    fn qualified_names_are_the_module_path_a_dot_and_the_name() {
+        assert_eq!(
+            qualified_name("Decision", "my_app::review::Decision"),
+            "my_app::review.Decision"
+        );
+        assert_eq!(
+            qualified_name("StopEvent", "workflows::events::StopEvent<u32>"),
+            "workflows.events.StopEvent"
+        );
+        assert_eq!(
+            qualified_name("Renamed", "app::Original<app::Inner>"),
+            "app.Renamed"
+        );
+        assert_eq!(
+            python_style_path("my_app::errors::Kaput"),
+            "my_app::errors.Kaput"
+        );
+        assert_eq!(
+            python_style_path("alloc::string::String"),
+            "alloc::string.String"
+        );
+        assert_eq!(python_style_path("panic"), "panic");
     }
 }

@@ -24,6 +24,8 @@ pub(crate) trait Run: Send + Sync {
     fn stream_from(&self, seq: u64) -> EventStream;
     /// Sends `ev` to every step that takes it, or to `step`.
     fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError>;
+    /// Whether the run would take `ev` (for `step`) now.
+    fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> bool;
     /// Cancels it.
     fn cancel(&self);
     /// Frees its published events numbered below `seq` (they are stored).
@@ -41,6 +43,10 @@ impl<T: Send + 'static> Run for Handler<T> {
 
     fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError> {
         self.send_dyn_event(ev, step)
+    }
+
+    fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> bool {
+        Handler::can_take(self, ev, step).is_ok()
     }
 
     fn cancel(&self) {

@@ -4,7 +4,10 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use workflows::prelude::Workflow;
+use std::time::Duration;
+
+use workflows::prelude::*;
+use workflows_server::Server;
 use workflows_server::storage::SqliteStorage;
 
 async fn test_server() -> (workflows_server::RunningServer, Client) {
@@ -107,11 +110,17 @@ async fn schema_events_and_representation_describe_the_workflow() {
         .unwrap();
     assert_eq!(step["node_type"], "step");
 
-    for path in ["schema", "events", "representation"] {
+    // The reference words `/events`' 404 differently from the others'.
+    for (path, detail) in [
+        ("schema", "Workflow not found"),
+        ("events", "Workflow 'nope' not found"),
+        ("representation", "Workflow not found"),
+    ] {
         let reply = client.get(&format!("/workflows/nope/{path}")).await;
         assert_eq!(
             (reply.status, reply.detail()),
-            (404, "Workflow not found".to_owned())
+            (404, detail.to_owned()),
+            "{path}"
         );
     }
 }
@@ -130,7 +139,7 @@ async fn run_waits_for_the_result_and_reports_failures_with_500() {
     assert_eq!(body["status"], "completed");
     assert_eq!(
         body["result"],
-        json!({"value": {"greeting": "hello Ada"}, "qualified_name": "Greeting", "type": "Greeting", "types": ["StopEvent"]})
+        json!({"value": {"greeting": "hello Ada"}, "qualified_name": "api::common.Greeting", "type": "Greeting", "types": ["StopEvent"]})
     );
     assert!(body["completed_at"].is_string() && body["error"].is_null());
 
@@ -151,8 +160,26 @@ async fn run_waits_for_the_result_and_reports_failures_with_500() {
     assert_eq!(failed.status, 500);
     let body = failed.json();
     assert_eq!(body["status"], "failed");
-    assert!(body["error"].as_str().unwrap().contains("boom"), "{body}");
+    // The step's own message, as the reference gives the exception's.
+    assert_eq!(body["error"], "boom", "{body}");
     assert!(body["result"].is_null());
+    // The stream's last event says which step failed, with what type of error, after how
+    // many attempts and how long.
+    let events = all_events(&client, body["handler_id"].as_str().unwrap(), false).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "WorkflowFailedEvent");
+    assert_eq!(
+        last["qualified_name"],
+        "workflows.events.WorkflowFailedEvent"
+    );
+    assert_eq!(last["types"], json!(["StopEvent"]));
+    assert_eq!(last["value"]["step_name"], "boom");
+    assert_eq!(
+        last["value"]["exception"],
+        json!({"exception_type": "alloc::string.String", "exception_message": "boom"})
+    );
+    assert_eq!(last["value"]["attempts"], 1);
+    assert!(last["value"]["elapsed_seconds"].as_f64().unwrap() >= 0.0);
 }
 
 #[tokio::test]
@@ -181,7 +208,13 @@ async fn bad_run_requests_are_4xx_and_start_nothing() {
             "/workflows/greet/run-nowait",
             br#"{"start_event": {"type": "StartEvent", "value": {}}}"#.to_vec(),
             400,
-            "Start event must be an instance of Greet",
+            "Validation error for 'start_event': Invalid event type: StartEvent. Expected one of ",
+        ),
+        (
+            "/workflows/greet/run-nowait",
+            br#"{"start_event": {"type": "Greeting", "value": {"greeting": "hi"}}}"#.to_vec(),
+            400,
+            "Start event must be an instance of <class 'api::common.Greet'>",
         ),
         (
             "/workflows/greet/run-nowait",
@@ -364,7 +397,17 @@ async fn sending_events_checks_the_handler_the_type_and_the_data() {
         (
             json!({"event": {"type": "WorkflowIdleEvent", "value": {}}}),
             400,
-            "published by the runtime",
+            "Invalid event type: WorkflowIdleEvent. Expected one of ",
+        ),
+        (
+            json!({"event": {"type": "Vote", "value": {"approve": true}}}),
+            400,
+            "Invalid event type: Vote. Expected one of ",
+        ),
+        (
+            json!({"event": {"qualified_name": "elsewhere.Vote", "value": {"approve": true}}}),
+            400,
+            "Event type elsewhere.Vote is not declared by this workflow.",
         ),
         (
             json!({"event": {"type": "HumanResponseEvent", "value": {"response": "1"}}, "step": "nope"}),
@@ -566,4 +609,66 @@ async fn the_server_listens_on_loopback_unless_told_otherwise_and_refuses_duplic
         panic!("a 10 ms lease was accepted");
     };
     assert!(error.to_string().contains("lease_ttl"), "{error}");
+}
+
+/// Waits inside its step for a `Vote` its workflow does not declare (no `Server::events`).
+struct UnlistedBallot;
+
+#[workflow]
+impl UnlistedBallot {
+    #[step]
+    async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<bool>, WaitError> {
+        let vote = ctx
+            .wait_for_event(WaitFor::<Vote>::new().prompt(InputRequiredEvent::new("approve?")))
+            .await?;
+        Ok(StopEvent::new(vote.approve))
+    }
+}
+
+#[tokio::test]
+async fn a_type_a_step_waits_for_inside_is_taken_though_undeclared() {
+    // Better than the reference, which refuses any type the workflow does not declare: an
+    // answer a step waits for is taken, whether the run is in memory (the run says what it
+    // waits for) or parked in the store (its snapshot says).
+    for idle_release in [None, Some(Duration::ZERO)] {
+        let mut settings = config();
+        settings.idle_release = idle_release;
+        let running = Server::new()
+            .workflow("unlisted", UnlistedBallot.runner())
+            .storage(SqliteStorage::in_memory().unwrap())
+            .config(settings)
+            .start()
+            .await
+            .unwrap();
+        let client = Client::new(running.local_addr());
+        let vote = json!({"event": {"type": "Vote", "value": {"approve": true}}});
+
+        let id = start(&client, "unlisted", json!({})).await;
+        until_event(&client, &id, "InputRequiredEvent").await;
+        if idle_release.is_some() {
+            assert_eq!(settled(&running).await, 0, "the waiting run left memory");
+        } else {
+            assert_eq!(running.runs_in_memory(), 1);
+        }
+        // Another type is refused with what the workflow declares.
+        let wrong = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "yes"}}}),
+            )
+            .await;
+        assert_eq!(wrong.status, 400, "{}", wrong.body);
+        assert!(
+            wrong
+                .detail()
+                .starts_with("Invalid event type: HumanResponseEvent. Expected one of "),
+            "{}",
+            wrong.body
+        );
+        let reply = client.post(&format!("/events/{id}"), &vote).await;
+        assert_eq!(reply.status, 200, "{idle_release:?}: {}", reply.body);
+        let done = until_status(&client, &id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], true);
+        running.shutdown().await.unwrap();
+    }
 }

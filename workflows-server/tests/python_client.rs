@@ -1,6 +1,7 @@
 //! The reference's Python client (`llama-agents-client` 0.4.1, from PyPI) drives our server
-//! through a whole human-in-the-loop run, a custom start event, listing, cancelling and an
-//! error: `tests/python/client_flow.py`.
+//! through every client method: a whole human-in-the-loop run, a custom start event, listing,
+//! cancelling, a failed run and its failure event, and the reference's error answers (an
+//! undeclared event type, an unknown handler or workflow): `tests/python/client_flow.py`.
 //!
 //! The client is installed into a virtualenv under the target directory on first use (or
 //! taken from `WORKFLOWS_PY_CLIENT`, a Python that has it).

@@ -68,8 +68,15 @@ pub trait Event: Any + Send + Sync + Clone + Debug + Serialize + crate::infer::E
     const RESPONSE: Option<&'static str> = None;
 
     /// A JSON Schema of the event's JSON form, for clients that build forms or validate input
-    /// (the HTTP server serves it). `#[derive(Event)]` writes it from the type's fields and
-    /// `#[serde]` options; the default names the type and says it is an object.
+    /// (the HTTP server serves it).
+    ///
+    /// With `#[derive(Event)]`: when the type also derives
+    /// [`JsonSchema`](schemars::JsonSchema) (add `schemars = "1"` to your dependencies), the
+    /// schema is exactly what `schemars` generates, nested types, every serde enum
+    /// representation, defaults and `deny_unknown_fields` included. Otherwise the derive
+    /// writes it from the type's fields and `#[serde]` options: strings, numbers, booleans,
+    /// options, sequences and maps are described, and a field of another type is left open
+    /// (`{}`). Without the derive, the default names the type and says it is an object.
     ///
     /// ```
     /// use serde::{Deserialize, Serialize};
@@ -194,6 +201,9 @@ pub trait AnyEvent: Any + Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
     /// The boxed event as `Any`, for downcasting by value.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// The concrete type's path (`my_crate::review::Decision`), as [`std::any::type_name`]
+    /// gives it.
+    fn type_name(&self) -> &'static str;
 }
 
 impl<E: Event> AnyEvent for E {
@@ -217,6 +227,9 @@ impl<E: Event> AnyEvent for E {
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<E>()
     }
 }
 

@@ -162,6 +162,42 @@ impl<T> Handler<T> {
         self.shared().send(ev, step)
     }
 
+    /// Whether the run would take `ev` now (for `step`, if named), without sending it: the
+    /// check [`send_dyn_event`](Self::send_dyn_event) makes. A step takes the types it
+    /// declares; a step waiting inside (`wait_for_event`) also takes the type it waits for,
+    /// while it waits.
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// struct Ask;
+    ///
+    /// #[workflow]
+    /// impl Ask {
+    ///     #[step]
+    ///     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+    ///         InputRequiredEvent::new("name? ")
+    ///     }
+    ///
+    ///     #[step]
+    ///     async fn greet(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+    ///         StopEvent::new(format!("hello {}", ev.response))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Ask.run(StartEvent::new());
+    /// assert!(handler.can_take(&HumanResponseEvent::new("Ada"), None).is_ok());
+    /// assert!(handler.can_take(&InputRequiredEvent::new("?"), None).is_err());
+    /// assert!(handler.can_take(&HumanResponseEvent::new("Ada"), Some("ask")).is_err());
+    /// # handler.cancel_run();
+    /// # }
+    /// ```
+    pub fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> Result<(), SendError> {
+        self.shared().resolve_target(ev, step).map(|_| ())
+    }
+
     /// Answers the input request `request` with `response`, whose type the request names:
     /// a wrong answer type does not compile.
     pub fn respond<R: InputRequired>(

@@ -59,6 +59,7 @@ pub mod registry;
 mod retry;
 mod run_id;
 mod runtime;
+mod schema;
 pub mod snapshot;
 mod step;
 mod store;
@@ -151,6 +152,9 @@ pub use workflow::{Output, RunOptions, Runner, State, Workflow};
 /// assert_eq!(reply, "Hello! (1 seen) how are you?");
 /// # }
 /// ```
+/// The JSON Schema library event schemas come from when an event type derives
+/// [`schemars::JsonSchema`]; see [`Event::schema`].
+pub use schemars;
 pub use workflows_macros::workflow;
 
 /// Marks a method of a [`#[workflow]`](macro@workflow) impl block as a step.
@@ -298,6 +302,7 @@ pub mod __private {
     pub use crate::graph_check::{check_inputs, check_outputs};
     pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
+    pub use crate::schema::{FromFields, FromJsonSchema, SchemaProbe};
     pub use crate::step::StepFuture;
     pub use inventory;
     pub use serde_json;

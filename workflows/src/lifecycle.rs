@@ -52,10 +52,22 @@ pub struct StepFailed {
 
 /// The last stream event of a run that failed.
 ///
+/// When a step's failure ended the run, `error` is the step's own error message (or its
+/// panic's), `error_type` the Rust type of that error, as the step's signature names it
+/// (`panic` for a panic), and `attempts` and `elapsed_seconds` how hard it tried; for other
+/// failures `error` is the whole [`WorkflowError`](crate::WorkflowError) message and the rest
+/// is empty.
+///
 /// ```
 /// use workflows::WorkflowFailed;
 ///
-/// let ev = WorkflowFailed { step: Some("fetch".into()), error: "network down".into() };
+/// let ev = WorkflowFailed {
+///     step: Some("fetch".into()),
+///     error: "network down".into(),
+///     error_type: Some("std::io::error::Error".into()),
+///     attempts: Some(3),
+///     elapsed_seconds: Some(1.5),
+/// };
 /// assert_eq!(ev.step.as_deref(), Some("fetch"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, crate::Event)]
@@ -65,6 +77,15 @@ pub struct WorkflowFailed {
     pub step: Option<String>,
     /// What went wrong.
     pub error: String,
+    /// The Rust type of the step's error (`panic` when it panicked), when a step failed.
+    #[serde(default)]
+    pub error_type: Option<String>,
+    /// How many attempts the failed step made.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Seconds from the failed step's first attempt to the end of its last one.
+    #[serde(default)]
+    pub elapsed_seconds: Option<f64>,
 }
 
 /// The last stream event of a run that was cancelled.

@@ -117,8 +117,33 @@ impl<T: StepOutput, Er: Into<BoxError> + Send + 'static> StepOutput for Result<T
     fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
         match self {
             Ok(out) => out.into_emitted(),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(Box::new(Thrown {
+                type_name: std::any::type_name::<Er>(),
+                error: err.into(),
+            })),
         }
+    }
+}
+
+/// A step's error on its way to the runtime, with the name of the type the step declared
+/// (`Result<_, Kaput>` gives `my_crate::Kaput`), which boxing would lose. The runtime unwraps
+/// it as soon as the attempt ends (`AttemptError::from_step`), so retry predicates, failure
+/// steps and callers see the step's own error.
+#[derive(Debug)]
+pub(crate) struct Thrown {
+    pub(crate) type_name: &'static str,
+    pub(crate) error: BoxError,
+}
+
+impl std::fmt::Display for Thrown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Thrown {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
     }
 }
 

@@ -93,8 +93,13 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             const KIND: #krate::EventKind = #krate::EventKind::#kind;
             const RESPONSE: ::core::option::Option<&'static str> = #response;
             fn schema() -> #krate::__private::serde_json::Value {
-                #krate::__private::serde_json::from_str(#schema)
-                    .expect("`#[derive(Event)]` writes a valid JSON schema")
+                #[allow(unused_imports)]
+                use #krate::__private::{FromFields as _, FromJsonSchema as _};
+                fn fields() -> #krate::__private::serde_json::Value {
+                    #krate::__private::serde_json::from_str(#schema)
+                        .expect("`#[derive(Event)]` writes a valid JSON schema")
+                }
+                (&&#krate::__private::SchemaProbe::<Self>::new()).event_schema(fields)
             }
         }
         impl #impl_generics #krate::__private::EventRole for #ident #ty_generics #where_clause {

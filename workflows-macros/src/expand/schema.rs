@@ -1,4 +1,6 @@
-//! A JSON Schema for a `#[derive(Event)]` type, written from its fields at compile time, in
+//! The fallback JSON Schema of a `#[derive(Event)]` type that does not derive
+//! `schemars::JsonSchema` (one that does gets `schemars`' exact schema instead: the runtime's
+//! `schema.rs` picks), written from its fields at compile time, in
 //! the shape pydantic gives (`title`, `type`, `properties`, `required`), so that a front end
 //! can build a form for a start event or an answer. Field types are read from their syntax:
 //! strings, booleans, numbers, options, sequences, maps and smart pointers are described;

@@ -54,8 +54,29 @@ pub(crate) async fn send(
             "Workflow already completed",
         ));
     }
-    let (name, data) = incoming(event, None).map_err(|e| ApiError::bad_request(e.0))?;
-    let decoded = decode_event(&name, data.clone()).map_err(ApiError::bad_request)?;
+    let sent = incoming(event, None).map_err(|e| ApiError::bad_request(e.0))?;
+    let accepted = engine.accepted_events(&record.workflow_name);
+    let (name, decoded) = match sent.resolve(&accepted) {
+        Ok(info) => (
+            info.name.to_owned(),
+            decode_event(info.name, sent.value.clone()).map_err(ApiError::bad_request)?,
+        ),
+        // Not a type the workflow declares: still taken if a step waits for it inside (a
+        // `wait_for_event` the graph cannot see), which the reference would refuse.
+        Err(refused) => {
+            let waited = match sent.registered_name() {
+                Some(name) => match workflows::registry::decode(name, sent.value.clone()) {
+                    Some(Ok(ev)) => engine
+                        .waits_for(&handler_id, &*ev, step.as_deref())
+                        .await?
+                        .then_some((name.to_owned(), ev)),
+                    _ => None,
+                },
+                None => None,
+            };
+            waited.ok_or_else(|| ApiError::bad_request(refused.0))?
+        }
+    };
     if decoded.kind() == EventKind::Internal {
         return Err(ApiError::bad_request(format!(
             "`{name}` is published by the runtime and cannot be sent into a run"
@@ -69,6 +90,7 @@ pub(crate) async fn send(
             record.workflow_name
         )));
     }
+    let data = sent.value;
     engine
         .storage
         .push_inbox(&handler_id, InboxItem::Event { name, data, step })

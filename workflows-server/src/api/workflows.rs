@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{ApiError, ApiResult, handler_json, json_body};
 use crate::describe::{event_schema, representation as graph_json, start_and_stop};
 use crate::engine::{Engine, StartError};
-use crate::envelope::incoming;
+use crate::envelope::{incoming, qualified_name};
 use crate::served::Served;
 use crate::storage::{HandlerRecord, Status};
 
@@ -75,16 +75,25 @@ async fn start(
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(raw) => raw.clone(),
     };
-    let (event, data) = incoming(&raw, Some(start_name)).map_err(|e| {
+    let invalid = |e: crate::envelope::BadEvent| {
         ApiError::bad_request(format!("Validation error for 'start_event': {}", e.0))
-    })?;
-    if event != start_name {
+    };
+    let sent = incoming(&raw, Some(start_name)).map_err(invalid)?;
+    let accepted = engine.accepted_events(name);
+    let info = sent.resolve(&accepted).map_err(invalid)?;
+    if info.name != start_name {
+        let start_type = accepted
+            .iter()
+            .find(|i| i.name == start_name)
+            .map_or("", |i| (i.type_name)());
         return Err(ApiError::bad_request(format!(
-            "Start event must be an instance of {start_name}, got {event}"
+            "Start event must be an instance of <class '{}'>",
+            qualified_name(start_name, start_type)
         )));
     }
+    let (event, data) = (info.name, sent.value);
     engine
-        .start(name, &event, data, handler_id)
+        .start(name, event, data, handler_id)
         .await
         .map_err(|e| match e {
             StartError::BadStart(message) => {
@@ -167,18 +176,13 @@ pub(crate) async fn events(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let graph = served(&engine, &name)?.graph();
-    let extra = engine.extra_events.get(&name).into_iter().flatten();
-    let mut seen = Vec::new();
-    let events: Vec<Value> = graph
-        .events()
+    if engine.workflow(&name).is_none() {
+        // The reference words this route's 404 differently from the others.
+        return Err(ApiError::not_found(format!("Workflow '{name}' not found")));
+    }
+    let events: Vec<Value> = engine
+        .accepted_events(&name)
         .iter()
-        .chain(extra)
-        .filter(|e| {
-            let new = !seen.contains(&e.name);
-            seen.push(e.name);
-            new
-        })
         .map(event_schema)
         .collect();
     Ok(Json(json!({ "events": events })))

@@ -136,6 +136,51 @@ impl Engine {
             .map(|(_, w)| w)
     }
 
+    /// The event types the workflow `name` declares (its graph's) and those registered for it
+    /// with [`Server::events`](crate::Server::events), each once: what may be sent into its
+    /// runs (besides a type a step waits for inside), and what `/workflows/{name}/events`
+    /// lists. Empty for a workflow this server does not serve.
+    pub(crate) fn accepted_events(&self, name: &str) -> Vec<EventInfo> {
+        let Some(served) = self.workflow(name) else {
+            return Vec::new();
+        };
+        let mut events: Vec<EventInfo> = Vec::new();
+        let extra = self.extra_events.get(name).into_iter().flatten();
+        for info in served.graph().events().iter().chain(extra) {
+            if !events.iter().any(|e| e.name == info.name) {
+                events.push(*info);
+            }
+        }
+        events
+    }
+
+    /// Whether the run `handler_id` waits, inside a step, for an event named `name` right
+    /// now (it may take it though its workflow does not declare it): asked of the run when
+    /// it is in memory, else read from its stored snapshot's waiters.
+    pub(crate) async fn waits_for(
+        &self,
+        handler_id: &str,
+        ev: &dyn workflows::AnyEvent,
+        step: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        if let Some(live) = self.live(handler_id) {
+            return Ok(live.run.can_take(ev, step));
+        }
+        let Some(state) = self.storage.run_state(handler_id).await? else {
+            return Ok(false);
+        };
+        let Some(snapshot) = state
+            .snapshot
+            .and_then(|text| serde_json::from_str::<workflows::Snapshot>(&text).ok())
+        else {
+            return Ok(false);
+        };
+        Ok(snapshot
+            .waiters
+            .iter()
+            .any(|w| w.event == ev.name() && step.is_none_or(|s| w.step == s)))
+    }
+
     /// The run `handler_id`, if it is in this server's memory.
     pub(crate) fn live(&self, handler_id: &str) -> Option<Arc<Live>> {
         lock(&self.live).get(handler_id).cloned()

@@ -19,7 +19,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::context::Placement;
 use crate::lifecycle::{StepState, StepStateChanged};
 use crate::runtime::attempt::{AttemptError, Completion, InFlight, poll_step};
-use crate::runtime::invocations::{Failure, Invocation, InvocationId};
+use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::{Queued, Start};
 use crate::runtime::shared::lock;
@@ -52,6 +52,7 @@ impl<W: Workflow> RunLoop<W> {
             failure: queued.failure,
             memo: None,
             retry_at: None,
+            started: tokio::time::Instant::now(),
             running: true,
         });
         self.attempt(id, cx);
@@ -103,10 +104,10 @@ impl<W: Workflow> RunLoop<W> {
         );
         let Some(mut fut) = self.runner.workflow.__invoke(step, ctx, &*inv.input) else {
             let event = inv.input.name().to_owned();
-            self.finish(Err(WorkflowError::Unroutable {
+            self.fail(WorkflowError::Unroutable {
                 step: info.name.to_owned(),
                 event,
-            }));
+            });
             return;
         };
         let polled = {
@@ -153,8 +154,9 @@ impl<W: Workflow> RunLoop<W> {
                         && !failure.recovered
                         && let Some(error) = failure.error.take()
                     {
+                        let facts = failure.facts;
                         drop(failure);
-                        self.finish(Err(error));
+                        self.fail_step(error, facts);
                         return;
                     }
                 }
@@ -213,10 +215,15 @@ impl<W: Workflow> RunLoop<W> {
             .routes
             .receivers(std::any::TypeId::of::<StepFailed>())
             .to_vec();
+        let facts = FailureFacts {
+            error_type: err.type_name(),
+            attempts: Some(inv.attempt),
+            elapsed: Some(inv.started.elapsed()),
+        };
         let error = err.into_workflow_error(name, inv.attempt);
         // A failing failure step ends the run with its own error.
         if failure_steps.is_empty() || failure_steps.contains(&step) {
-            self.finish(Err(error));
+            self.fail_step(error, facts);
             return;
         }
         let failed = StepFailed {
@@ -232,6 +239,7 @@ impl<W: Workflow> RunLoop<W> {
         };
         let failure = Arc::new(std::sync::Mutex::new(Failure {
             error: Some(error),
+            facts,
             undecided: failure_steps.len(),
             recovered: false,
         }));

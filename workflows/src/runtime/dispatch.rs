@@ -49,10 +49,10 @@ impl<W: Workflow> RunLoop<W> {
                 return;
             }
             match from {
-                Some(step) => self.finish(Err(WorkflowError::Unroutable {
+                Some(step) => self.fail(WorkflowError::Unroutable {
                     step: W::STEPS[step].name.to_owned(),
                     event: ev.name().to_owned(),
-                })),
+                }),
                 // Checked when sent; only a waiter that went away in between gets here.
                 None => tracing::warn!(
                     parent: &self.span,

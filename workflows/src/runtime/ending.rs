@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::runtime::invocations::FailureFacts;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::shared::lock;
 use crate::snapshot::RunStatus;
@@ -31,24 +32,32 @@ impl<W: Workflow> RunLoop<W> {
         self.finish_with(Ok(Box::new(stop.into_output())), published);
     }
 
-    /// Ends the run with `outcome`, publishing the matching last event.
-    pub(super) fn finish(&mut self, outcome: Result<Box<dyn std::any::Any + Send>, WorkflowError>) {
-        let last: Arc<dyn AnyEvent> = match &outcome {
-            Ok(_) => unreachable!("a result ends the run through finish_with"),
-            Err(WorkflowError::Cancelled) => Arc::new(WorkflowCancelled {}),
-            Err(WorkflowError::Timeout {
+    /// Ends the run with `error`, publishing the matching last event.
+    pub(super) fn fail(&mut self, error: WorkflowError) {
+        self.fail_step(error, FailureFacts::default());
+    }
+
+    /// Ends the run with `error`; for a step's failure, its last event also says what
+    /// `facts` hold.
+    pub(super) fn fail_step(&mut self, error: WorkflowError, facts: FailureFacts) {
+        let last: Arc<dyn AnyEvent> = match &error {
+            WorkflowError::Cancelled => Arc::new(WorkflowCancelled {}),
+            WorkflowError::Timeout {
                 timeout,
                 active_steps,
-            }) => Arc::new(WorkflowTimedOut {
+            } => Arc::new(WorkflowTimedOut {
                 timeout_ms: timeout.as_millis() as u64,
                 active_steps: active_steps.clone(),
             }),
-            Err(err) => Arc::new(WorkflowFailed {
+            err => Arc::new(WorkflowFailed {
                 step: step_of(err),
-                error: err.to_string(),
+                error: own_message(err),
+                error_type: facts.error_type.map(str::to_owned),
+                attempts: facts.attempts,
+                elapsed_seconds: facts.elapsed.map(|d| d.as_secs_f64()),
             }),
         };
-        self.finish_with(outcome, last);
+        self.finish_with(Err(error), last);
     }
 
     pub(super) fn finish_with(
@@ -95,6 +104,16 @@ impl<W: Workflow> RunLoop<W> {
     }
 }
 
+/// What went wrong, in the failing step's own words when a step failed (its error's message,
+/// or the panic's), else the run's error.
+fn own_message(err: &WorkflowError) -> String {
+    match err {
+        WorkflowError::StepFailed { source, .. } => source.to_string(),
+        WorkflowError::StepPanicked { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn step_of(err: &WorkflowError) -> Option<String> {
     match err {
         WorkflowError::StepFailed { step, .. }
@@ -116,7 +135,7 @@ impl<W: Workflow> Drop for RunLoop<W> {
     fn drop(&mut self) {
         // The runtime shut down under a live run: its handler must not wait forever.
         if !self.done {
-            self.finish(Err(WorkflowError::Cancelled));
+            self.fail(WorkflowError::Cancelled);
         }
     }
 }

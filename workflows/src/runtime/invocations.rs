@@ -41,6 +41,9 @@ pub(crate) struct Invocation {
     pub(crate) memo: Option<SharedMemo>,
     /// When the retry back-off in progress ends.
     pub(crate) retry_at: Option<tokio::time::Instant>,
+    /// When its first attempt began (when it was restored, for a restored invocation): how
+    /// long a step took before it failed for good is measured from here.
+    pub(crate) started: tokio::time::Instant,
     /// Whether a future for the current attempt exists or is due to be made. A restored
     /// invocation that was waiting has none until its waiter is answered.
     pub(crate) running: bool,
@@ -50,9 +53,22 @@ pub(crate) struct Invocation {
 /// The run fails with `error` once every failure step declined.
 pub(crate) struct Failure {
     pub(crate) error: Option<WorkflowError>,
+    /// What the run's last event says besides the error, if the failure ends the run.
+    pub(crate) facts: FailureFacts,
     /// Failure steps that have not finished yet.
     pub(crate) undecided: usize,
     pub(crate) recovered: bool,
+}
+
+/// What a run that a step's failure ended reports besides the error.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FailureFacts {
+    /// The Rust type of the step's error (`panic` for a panic), when known.
+    pub(crate) error_type: Option<&'static str>,
+    /// How many attempts the step made.
+    pub(crate) attempts: Option<u32>,
+    /// From the invocation's first attempt to its last one's end.
+    pub(crate) elapsed: Option<std::time::Duration>,
 }
 
 pub(crate) type SharedFailure = Arc<std::sync::Mutex<Failure>>;

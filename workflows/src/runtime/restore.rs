@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::runtime::attempt::InFlight;
-use crate::runtime::invocations::{Failure, Invocation, InvocationId, SharedFailure};
+use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
@@ -40,6 +40,10 @@ fn restored_failure(ev: &dyn AnyEvent, text: String) -> SharedFailure {
             attempts,
             source: text.into(),
         }),
+        facts: FailureFacts {
+            attempts: Some(attempts),
+            ..FailureFacts::default()
+        },
         undecided: 1,
         recovered: false,
     }))
@@ -158,6 +162,7 @@ pub(crate) fn resume<W: Workflow>(
             failure,
             memo: Some(Arc::new(Mutex::new(memo))),
             retry_at,
+            started: tokio::time::Instant::now(),
             running: false,
         });
         run_loop.scheduler.hold_worker(step);

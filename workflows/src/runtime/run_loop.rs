@@ -96,8 +96,8 @@ impl<W: Workflow> RunLoop<W> {
     fn handle_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Event { ev, target } => self.deliver(ev, target, None),
-            Msg::Cancel => self.finish(Err(WorkflowError::Cancelled)),
-            Msg::Fail(err) => self.finish(Err(*err)),
+            Msg::Cancel => self.fail(WorkflowError::Cancelled),
+            Msg::Fail(err) => self.fail(*err),
             Msg::Wait(request) => {
                 let Some(inv) = self.invocations.get(request.invocation) else {
                     return; // The invocation already ended; dropping the reply tells its future.
@@ -223,10 +223,10 @@ impl<W: Workflow> RunLoop<W> {
         }
         if let Some(timeout) = self.admission.poll_timed_out(cx) {
             let active_steps = self.scheduler.active_steps(W::STEPS);
-            self.finish(Err(WorkflowError::Timeout {
+            self.fail(WorkflowError::Timeout {
                 timeout,
                 active_steps,
-            }));
+            });
             return Poll::Ready(());
         }
         let run = self.run.clone();
@@ -279,7 +279,7 @@ impl<W: Workflow> RunLoop<W> {
                     if inbox.take_or_park(&mut self.taken, cx.waker()) {
                         continue;
                     }
-                    self.finish(Err(WorkflowError::Cancelled));
+                    self.fail(WorkflowError::Cancelled);
                     return Poll::Ready(());
                 }
                 if self.internal_events && !self.idle_published {
@@ -310,7 +310,7 @@ impl<W: Workflow> Future for RunLoop<W> {
             Ok(poll) => poll,
             Err(payload) => {
                 let message = PanicError::from_payload(&*payload).message;
-                this.finish(Err(WorkflowError::Panicked { message }));
+                this.fail(WorkflowError::Panicked { message });
                 Poll::Ready(())
             }
         }
