@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use workflows::prelude::*;
@@ -204,19 +205,30 @@ pub async fn serve(storage: impl Storage, config: Config) -> (RunningServer, Cli
     (running, client)
 }
 
-/// Starts a run of `workflow` without waiting; its handler id.
-pub async fn start(client: &Client, workflow: &str, start_event: Value) -> String {
-    let reply = client
-        .post(
-            &format!("/workflows/{workflow}/run-nowait"),
-            &json!({ "start_event": start_event }),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.json()["handler_id"].as_str().unwrap().to_owned()
+/// The Rust client for the server `client` talks to, its routes under `prefix`.
+pub fn api_at(client: &Client, prefix: &str) -> workflows_client::Client {
+    workflows_client::Client::new(&format!("http://{}{prefix}", client.addr)).expect("a base URL")
 }
 
-/// Polls the handler until its status is `status`; its JSON.
+/// The Rust client for the server `client` talks to.
+pub fn api(client: &Client) -> workflows_client::Client {
+    api_at(client, "")
+}
+
+/// How long a test waits for a run to reach a state before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Starts a run of `workflow` without waiting; its handler id.
+pub async fn start(client: &Client, workflow: &str, start_event: Value) -> String {
+    api(client)
+        .run_nowait(workflow, workflows_client::RunRequest::json(start_event))
+        .await
+        .unwrap_or_else(|e| panic!("starting {workflow}: {e}"))
+        .handler_id
+}
+
+/// Waits (following the run's events, not polling) until the handler has ended, checks that
+/// it ended with `status`, and gives its JSON.
 pub async fn until_status(client: &Client, handler_id: &str, status: &str) -> Value {
     until_status_at(client, "", handler_id, status).await
 }
@@ -228,15 +240,15 @@ pub async fn until_status_at(
     handler_id: &str,
     status: &str,
 ) -> Value {
-    for _ in 0..500 {
-        let reply = client.get(&format!("{prefix}/handlers/{handler_id}")).await;
-        let body = reply.json();
-        if body["status"] == status {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("handler {handler_id} never reached `{status}`");
+    let ended = tokio::time::timeout(PATIENCE, api_at(client, prefix).wait(handler_id))
+        .await
+        .unwrap_or_else(|_| panic!("handler {handler_id} did not end within {PATIENCE:?}"))
+        .unwrap_or_else(|e| panic!("waiting for {handler_id}: {e}"));
+    assert_eq!(ended.status.as_str(), status, "handler {handler_id}");
+    client
+        .get(&format!("{prefix}/handlers/{handler_id}"))
+        .await
+        .json()
 }
 
 /// Reads the handler's NDJSON stream from the start (waits for the run's end).
@@ -254,7 +266,7 @@ pub async fn all_events(client: &Client, handler_id: &str, internal: bool) -> Ve
         .collect()
 }
 
-/// Sends a `HumanResponseEvent` with `response`.
+/// Sends a `HumanResponseEvent` with `response`, as the Python client writes it (`_data`).
 pub async fn answer(client: &Client, handler_id: &str, response: &str) -> Reply {
     client
         .post(
@@ -266,32 +278,33 @@ pub async fn answer(client: &Client, handler_id: &str, response: &str) -> Reply 
 
 /// Waits until the handler's stream holds an event of type `ty`.
 pub async fn until_event(client: &Client, handler_id: &str, ty: &str) {
-    let mut stream = client
-        .stream(&format!("/events/{handler_id}?after_sequence=-1"), &[])
-        .await;
-    assert_eq!(stream.status, 200);
-    while let Some(frame) = stream.next_frame().await {
-        if parse_frame(&frame).1["type"] == ty {
-            return;
+    let mut stream = api(client).events(handler_id).stream();
+    let found = tokio::time::timeout(PATIENCE, async {
+        while let Some(ev) = stream.next().await {
+            if ev.expect("an event").type_name == ty {
+                return true;
+            }
         }
-    }
-    panic!("the stream of {handler_id} ended without a `{ty}`");
+        false
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{ty}` in the stream of {handler_id} within {PATIENCE:?}"));
+    assert!(found, "the stream of {handler_id} ended without a `{ty}`");
 }
 
 /// The sequence numbers of every event (internal ones included) of an ended run, asserting
 /// that they run from 0 without a gap or a repeat.
 pub async fn assert_gapless(client: &Client, handler_id: &str) -> Vec<u64> {
-    let mut stream = client
-        .stream(
-            &format!("/events/{handler_id}?after_sequence=-1&include_internal=true"),
-            &[],
-        )
+    let events: Vec<_> = api(client)
+        .events(handler_id)
+        .include_internal(true)
+        .stream()
+        .collect()
         .await;
-    assert_eq!(stream.status, 200);
-    let mut seqs = Vec::new();
-    while let Some(frame) = stream.next_frame().await {
-        seqs.push(parse_frame(&frame).0.expect("an id"));
-    }
+    let seqs: Vec<u64> = events
+        .into_iter()
+        .map(|ev| ev.expect("an event").sequence.expect("a sequence number"))
+        .collect();
     assert_eq!(
         seqs,
         (0..seqs.len() as u64).collect::<Vec<_>>(),
