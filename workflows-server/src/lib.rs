@@ -447,7 +447,7 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// This server's id, the name its leases go by.
     pub fn id(&self) -> &str {
-        &self.engine.id
+        self.engine.id()
     }
 
     /// How many runs this server holds in memory.

@@ -92,10 +92,8 @@ pub(crate) async fn send(
     }
     let data = sent.value;
     engine
-        .storage
-        .push_inbox(&handler_id, InboxItem::Event { name, data, step })
+        .deliver(&handler_id, InboxItem::Event { name, data, step })
         .await?;
-    engine.wake(&handler_id).await;
     Ok(Json(json!({ "status": "sent" })))
 }
 
@@ -131,7 +129,7 @@ impl Follow {
 
     fn beat_after(&self) -> Option<Instant> {
         self.engine
-            .config
+            .config()
             .heartbeat
             .filter(|_| self.sse)
             .map(|d| Instant::now() + d)
@@ -154,18 +152,10 @@ impl Follow {
                 let cut = std::io::Error::other("the server is shutting down; reconnect");
                 return Some((Err(cut), self));
             }
-            let live = self.engine.live(&self.handler_id);
-            let notified = live.as_ref().map(|l| l.stored.notified());
-            tokio::pin!(notified);
-            if let Some(n) = notified.as_mut().as_pin_mut() {
-                // Registered before the read, so an append in between still wakes us.
-                n.enable();
-            }
-            // Checked after registering: if the run leaves memory after this, we are woken.
-            let here = live.as_ref().is_some_and(|l| self.engine.still_live(l));
+            // Armed before the read: a change after it still ends the wait below.
+            let watch = self.engine.watch(&self.handler_id);
             let events = match self
                 .engine
-                .storage
                 .events_after(&self.run_id, self.cursor, 256)
                 .await
             {
@@ -190,15 +180,14 @@ impl Follow {
                 self.next_beat = self.beat_after();
                 continue;
             }
-            if live.is_none() {
+            if !watch.is_here() {
                 // Held elsewhere or parked: make sure the handler still exists, and stop once
                 // it has ended and every event it stored was read.
-                match self.engine.storage.handler(&self.handler_id).await {
+                match self.engine.handler(&self.handler_id).await {
                     Ok(Some(r)) if r.run_id == self.run_id && !r.status.is_terminal() => {}
                     Ok(Some(r)) if r.run_id == self.run_id => {
                         let rest = self
                             .engine
-                            .storage
                             .events_after(&self.run_id, self.cursor, 1)
                             .await
                             .unwrap_or_default();
@@ -210,28 +199,16 @@ impl Follow {
                     _ => return None,
                 }
             }
-            // A run in memory here wakes its readers when it stores events or leaves memory;
-            // only a run held elsewhere or parked is polled.
-            let poll_interval = self.engine.config.poll_interval;
-            let pause = async move {
-                if here {
-                    std::future::pending().await
-                } else {
-                    tokio::time::sleep(poll_interval).await
-                }
-            };
             let beat = async {
                 match self.next_beat {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
+            // A run in memory here wakes its readers when it stores events or leaves memory;
+            // only a run held elsewhere or parked is looked at again after a while.
             tokio::select! {
-                () = async { match notified.as_mut().as_pin_mut() {
-                    Some(n) => n.await,
-                    None => std::future::pending().await,
-                } } => {}
-                () = pause => {}
+                () = watch.changed() => {}
                 () = beat => {
                     self.pending.push_back(Bytes::from_static(b": heartbeat\n\n"));
                     self.next_beat = self.beat_after();
@@ -270,13 +247,12 @@ pub(crate) async fn stream(
         after = Some(id);
     }
     let record = load(&engine, &handler_id).await?;
-    let last = engine.storage.last_sequence(&record.run_id).await?;
+    let last = engine.last_sequence(&record.run_id).await?;
     let after = after.unwrap_or_else(|| last.map_or(-1, |s| s as i64));
     let nothing_left = last.is_none_or(|l| l as i64 <= after);
     if nothing_left {
         let ended_in_log = match last {
             Some(l) => engine
-                .storage
                 .events_after(&record.run_id, l as i64 - 1, 1)
                 .await?
                 .first()

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiResult, Params, handler_json, handler_status, load, params};
-use crate::engine::Engine;
-use crate::storage::{HandlerFilter, InboxItem, Status};
+use crate::engine::{CancelOutcome, Engine};
+use crate::storage::{HandlerFilter, Status};
 
 /// The non-blank values of a repeatable parameter; `None` when there are none.
 fn list_param(params: &[(String, String)], name: &str) -> Option<Vec<String>> {
@@ -34,7 +34,6 @@ pub(crate) async fn list(
         workflow_name_in: list_param(&params, "workflow_name"),
     };
     let handlers: Vec<Value> = engine
-        .storage
         .handlers(filter)
         .await?
         .iter()
@@ -79,27 +78,9 @@ pub(crate) async fn cancel(
     let purge = params
         .iter()
         .any(|(k, v)| k == "purge" && v.eq_ignore_ascii_case("true"));
-    let record = load(&engine, &handler_id).await?;
-    let running = !record.status.is_terminal();
-    if !purge && !running {
-        return Err(ApiError::not_found("Handler not found"));
+    match engine.cancel(&handler_id, purge).await? {
+        CancelOutcome::Cancelled => Ok(Json(json!({ "status": "cancelled" }))),
+        CancelOutcome::Deleted => Ok(Json(json!({ "status": "deleted" }))),
+        CancelOutcome::NotFound => Err(ApiError::not_found("Handler not found")),
     }
-    if running {
-        engine
-            .storage
-            .push_inbox(&handler_id, InboxItem::Cancel)
-            .await?;
-        engine.wake(&handler_id).await;
-        engine
-            .wait_ended(&handler_id, Some(engine.config.cancel_wait))
-            .await?;
-    }
-    if purge {
-        return if engine.storage.delete_handler(&handler_id).await? {
-            Ok(Json(json!({ "status": "deleted" })))
-        } else {
-            Err(ApiError::not_found("Handler not found"))
-        };
-    }
-    Ok(Json(json!({ "status": "cancelled" })))
 }

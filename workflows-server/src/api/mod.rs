@@ -80,7 +80,6 @@ pub(crate) fn params(query: Params) -> ApiResult<Vec<(String, String)>> {
 /// The handler `handler_id`; 404 when there is none.
 pub(crate) async fn load(engine: &Engine, handler_id: &str) -> ApiResult<HandlerRecord> {
     engine
-        .storage
         .handler(handler_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Handler not found"))
@@ -146,8 +145,8 @@ fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
 
 /// Every route, on `engine`, with `page` served at `/` if given.
 pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router {
-    let max_body = engine.config.max_body_bytes;
-    let cors = cors_layer(&engine.config.cors);
+    let max_body = engine.config().max_body_bytes;
+    let cors = cors_layer(&engine.config().cors);
     let mut router = Router::new()
         .route("/health", get(workflows::health))
         .route("/workflows", get(workflows::list))

@@ -20,9 +20,9 @@ use crate::storage::{HandlerRecord, Status};
 /// Healthy when the store answers; 503 otherwise, so that a load balancer stops sending
 /// requests to a server that cannot reach its runs.
 pub(crate) async fn health(State(engine): State<Arc<Engine>>) -> Response {
-    match engine.storage.handler("").await {
-        Ok(_) if !engine.is_closing() => Json(json!({ "status": "healthy" })).into_response(),
-        _ => (
+    match engine.is_healthy().await {
+        true => Json(json!({ "status": "healthy" })).into_response(),
+        false => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unhealthy" })),
         )
@@ -31,8 +31,7 @@ pub(crate) async fn health(State(engine): State<Arc<Engine>>) -> Response {
 }
 
 pub(crate) async fn list(State(engine): State<Arc<Engine>>) -> Json<Value> {
-    let names: Vec<&str> = engine.workflows.iter().map(|(n, _)| n.as_str()).collect();
-    Json(json!({ "workflows": names }))
+    Json(json!({ "workflows": engine.workflow_names() }))
 }
 
 fn served(engine: &Engine, name: &str) -> ApiResult<Arc<dyn Served>> {

@@ -12,9 +12,10 @@ use std::sync::atomic::Ordering;
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
-use workflows::{EventStream, Snapshot, StreamEvent};
+use workflows::{EventStream, Snapshot, StreamEvent, WorkflowIdle};
 
-use super::{Engine, Live, decode_event};
+use super::live::Live;
+use super::{Engine, decode_event};
 use crate::clock::now_us;
 use crate::envelope::{Outcome, outgoing};
 use crate::storage::ErrorChain;
@@ -136,7 +137,7 @@ impl Pump {
         let mut stored = Vec::with_capacity(batch.len());
         for ev in &batch {
             let out = outgoing(&*ev.event);
-            idle = ev.name() == "WorkflowIdle";
+            idle = ev.event.is::<WorkflowIdle>();
             if out.outcome.is_some() {
                 outcome = out.outcome;
             }

@@ -1,0 +1,59 @@
+//! The background round that finds work no request brought: inbox items of runs held here,
+//! runs held here but not in memory, and runs no live server holds.
+
+use std::sync::Arc;
+
+use super::Engine;
+use crate::storage::ErrorChain;
+
+impl Engine {
+    /// Hands inbox items to runs held here, lets go of runs held here that are not in memory
+    /// (a run whose pump stopped on a storage error), and adopts runs no live server holds.
+    /// Runs until the server stops.
+    pub(crate) async fn maintain(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.poll_interval).await;
+            if self.is_closing() {
+                return;
+            }
+            match self.storage.with_inbox(&self.id).await {
+                Ok(ids) => {
+                    for id in ids {
+                        // A run held here but not in memory is being started or adopted,
+                        // and takes its inbox once it is.
+                        if let Some(live) = self.live.get(&id) {
+                            live.kick.notify_one();
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("reading inboxes failed: {}", ErrorChain(&e)),
+            }
+            match self.storage.held(&self.id).await {
+                Ok(held) => {
+                    for (id, lease) in held {
+                        // Held across the release, so that no adoption starts meanwhile.
+                        let Some(_adopting) = self.live.begin_adopting(&id) else {
+                            continue;
+                        };
+                        if let Err(e) = self.storage.release(&id, &lease).await {
+                            tracing::error!(handler = %id, "letting go of the run failed: {}", ErrorChain(&e));
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("listing held runs failed: {}", ErrorChain(&e)),
+            }
+            match self.storage.orphans().await {
+                Ok(ids) => {
+                    for id in ids {
+                        if self.live.get(&id).is_none()
+                            && let Err(e) = self.adopt(&id).await
+                        {
+                            tracing::error!(handler = %id, "adopting the run failed: {}", ErrorChain(&e));
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("looking for orphaned runs failed: {}", ErrorChain(&e)),
+            }
+        }
+    }
+}
