@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, env = "WORKFLOWS_IDLE_RELEASE", default_value = "60s", value_parser = idle_release)]
     pub idle_release: IdleRelease,
     /// How long a server's hold on a run lasts without renewal: how soon another server takes
-    /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 1 s).
+    /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 100ms).
     #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
     pub lease_ttl: Duration,
 }
@@ -96,9 +96,10 @@ fn idle_release(text: &str) -> Result<IdleRelease, String> {
 
 fn lease_ttl(text: &str) -> Result<Duration, String> {
     let ttl = duration(text)?;
-    if ttl < Duration::from_secs(1) {
+    if ttl < crate::MIN_LEASE_TTL {
         return Err(format!(
-            "{ttl:?} is too short: a lease lasts at least 1 second"
+            "{ttl:?} is too short: a lease lasts at least {:?}",
+            crate::MIN_LEASE_TTL
         ));
     }
     Ok(ttl)
@@ -198,8 +199,8 @@ mod tests {
 
     #[test]
     fn bad_values_say_what_to_write() {
-        let short = parse(&["--lease-ttl", "500ms"]).unwrap_err().to_string();
-        assert!(short.contains("at least 1 second"), "{short}");
+        let short = parse(&["--lease-ttl", "50ms"]).unwrap_err().to_string();
+        assert!(short.contains("at least 100ms"), "{short}");
         let garbled = parse(&["--idle-release", "soon"]).unwrap_err().to_string();
         assert!(
             garbled.contains("write for instance 90s or 1m"),

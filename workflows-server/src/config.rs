@@ -3,6 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The shortest lease a server accepts: renewed every third of it, a shorter one could not be
+/// renewed in time on a busy machine.
+pub const MIN_LEASE_TTL: Duration = Duration::from_millis(100);
+
 /// How a [`Server`](crate::Server) behaves. Every field has a default suited to one server on
 /// a developer's machine; set them through the [`Server`](crate::Server) builder.
 #[derive(Debug, Clone)]
@@ -11,7 +15,8 @@ pub struct Config {
     /// configured.
     pub bind: SocketAddr,
     /// How long a server's hold on a run lasts without renewal (renewed every third of it).
-    /// A server that dies leaves its runs to the others after this long. Default 30 s.
+    /// A server that dies leaves its runs to the others after this long. Default 30 s; at
+    /// least [`MIN_LEASE_TTL`].
     pub lease_ttl: Duration,
     /// How often a server looks for work in the store (events sent to its runs through
     /// other servers, runs nobody holds), and how often a stream of a run held elsewhere

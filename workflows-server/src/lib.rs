@@ -92,7 +92,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use workflows::{Runner, Workflow};
 
-pub use config::{Config, Cors};
+pub use config::{Config, Cors, MIN_LEASE_TTL};
 
 use engine::Engine;
 use served::Served;
@@ -248,9 +248,9 @@ impl Server {
     /// Checks the configuration before anything is opened or bound.
     fn check(&self) -> Result<(), ServerError> {
         workflows::registry::check()?;
-        if self.config.lease_ttl < Duration::from_millis(100) {
+        if self.config.lease_ttl < MIN_LEASE_TTL {
             return Err(ServerError::Config(format!(
-                "lease_ttl is {:?}; a lease shorter than 100 ms cannot be renewed in time",
+                "lease_ttl is {:?}; a lease shorter than {MIN_LEASE_TTL:?} cannot be renewed in time",
                 self.config.lease_ttl
             )));
         }
@@ -464,7 +464,7 @@ impl ServerHandle {
         self.engine.shutdown().await;
         // It ends by itself once it sees the server closing (an adoption it is in the middle
         // of gives its lease back rather than start the run).
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.maintain)
+        if tokio::time::timeout(STOP_GRACE, &mut self.maintain)
             .await
             .is_err()
         {
@@ -473,6 +473,10 @@ impl ServerHandle {
         self.renew.abort();
     }
 }
+
+/// How long stopping waits for the background work, then for open requests, before it cuts
+/// them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A server that is serving. Dropping it leaves it serving until the runtime ends; call
 /// [`shutdown`](Self::shutdown) to stop it cleanly.
@@ -506,7 +510,7 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(Duration::from_secs(10), &mut self.serve).await {
+        match tokio::time::timeout(STOP_GRACE, &mut self.serve).await {
             Ok(Ok(result)) => result.map_err(ServerError::Serve),
             Ok(Err(_)) => Ok(()),
             Err(_) => {

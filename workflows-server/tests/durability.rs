@@ -110,12 +110,7 @@ fn a_run_in_the_middle_of_a_step_when_the_server_dies_runs_again_after_restart()
     let client = Client::new(addr);
     let id = doomed.block_on(async {
         let id = start(&client, "slow", json!({"ms": 60_000, "tag": "crash"})).await;
-        for _ in 0..500 {
-            if slow_starts("crash") > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(PATIENCE, || async { slow_starts("crash") > 0 }).await;
         id
     });
     assert_eq!(slow_starts("crash"), 1, "the step started");
@@ -129,12 +124,7 @@ fn a_run_in_the_middle_of_a_step_when_the_server_dies_runs_again_after_restart()
         // The run restarts from its start event (it had not waited yet, so had no snapshot);
         // the 60 s step would take a minute: cancel it once it has started again, which
         // shows it was resumed, then check the run ended cancelled.
-        for _ in 0..500 {
-            if slow_starts("crash") > 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(PATIENCE, || async { slow_starts("crash") > 1 }).await;
         assert_eq!(slow_starts("crash"), 2, "the step ran again");
         let cancelled = client
             .send("POST", &format!("/handlers/{id}/cancel"), None)
@@ -372,15 +362,7 @@ async fn a_waiting_run_is_parked_after_quick_answers_and_after_a_refused_event()
         .await
         .unwrap();
     let client = Client::new(server.local_addr());
-    let parked = || async {
-        for _ in 0..300 {
-            if server.runs_in_memory() == 0 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
-    };
+    let parked = || until(PATIENCE, || async { server.runs_in_memory() == 0 });
     for round in 0..4 {
         let id = start(&client, "chat", json!({})).await;
         until_event(&client, &id, "InputRequiredEvent").await;

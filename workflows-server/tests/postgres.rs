@@ -116,12 +116,10 @@ async fn two_servers_racing_for_a_run_never_both_execute_it() {
     for id in &ids {
         until_event(&client_a, id, "InputRequiredEvent").await;
     }
-    for _ in 0..300 {
-        if a.runs_in_memory() + b.runs_in_memory() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(PATIENCE, || async {
+        a.runs_in_memory() + b.runs_in_memory() == 0
+    })
+    .await;
     assert_eq!(a.runs_in_memory() + b.runs_in_memory(), 0, "all parked");
 
     let racers: Vec<_> = ids
@@ -402,13 +400,10 @@ async fn stored_answers(store: &PostgresStorage, id: &str) -> Vec<String> {
 }
 
 async fn until_answers(store: &PostgresStorage, id: &str, n: usize) -> Vec<String> {
-    for _ in 0..250 {
-        let answers = stored_answers(store, id).await;
-        if answers.len() >= n {
-            return answers;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(PATIENCE, || async {
+        stored_answers(store, id).await.len() >= n
+    })
+    .await;
     stored_answers(store, id).await
 }
 

@@ -10,7 +10,6 @@ mod common;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -55,12 +54,10 @@ impl Session {
             .expect("chromedriver starts");
         let client = Client::new(([127, 0, 0, 1], port).into());
         let driver = Driver { child, client };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(client.addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until(PATIENCE, || async {
+            tokio::net::TcpStream::connect(client.addr).await.is_ok()
+        })
+        .await;
         let profile = std::env::temp_dir().join(format!("wf-chromium-{}", std::process::id()));
         let created = client
             .post(
@@ -138,15 +135,20 @@ impl Session {
 
     /// Waits until the element's visible text satisfies `check`; the text.
     async fn until_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        for _ in 0..200 {
-            last = self.text(css).await;
-            if check(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("`{css}` never showed the expected text; last: {last:?}");
+        let last = std::cell::RefCell::new(String::new());
+        let shown = until(PATIENCE, || async {
+            let text = self.text(css).await;
+            let ok = check(&text);
+            *last.borrow_mut() = text;
+            ok
+        })
+        .await;
+        let last = last.into_inner();
+        assert!(
+            shown,
+            "`{css}` never showed the expected text; last: {last:?}"
+        );
+        last
     }
 
     async fn close(self) {

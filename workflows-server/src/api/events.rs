@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use workflows::EventKind;
 
 use super::{ApiError, ApiResult, Params, json_body, load, params};
-use crate::engine::{Engine, decode_event};
+use crate::engine::{EVENT_BATCH, Engine, decode_event};
 use crate::envelope::incoming;
 use crate::storage::ErrorChain;
 use crate::storage::{InboxItem, StoredEvent};
@@ -156,7 +156,7 @@ impl Follow {
             let watch = self.engine.watch(&self.handler_id);
             let events = match self
                 .engine
-                .events_after(&self.run_id, self.cursor, 256)
+                .events_after(&self.run_id, self.cursor, EVENT_BATCH)
                 .await
             {
                 Ok(events) => events,

@@ -37,6 +37,9 @@ use crate::storage::{HandlerFilter, HandlerRecord, InboxItem, Storage, StorageEr
 use live::LiveRuns;
 pub(crate) use runs::decode_event;
 
+/// How many events are stored in one write, or read in one query.
+pub(crate) const EVENT_BATCH: usize = 256;
+
 /// How long shutting down waits for the runs in memory to store their snapshots.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often shutting down looks whether they have.

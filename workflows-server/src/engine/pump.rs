@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use workflows::{EventStream, Snapshot, StreamEvent, WorkflowIdle};
 
 use super::live::Live;
-use super::{Engine, decode_event};
+use super::{EVENT_BATCH, Engine, decode_event};
 use crate::clock::now_us;
 use crate::envelope::{Outcome, outgoing};
 use crate::storage::ErrorChain;
@@ -99,7 +99,7 @@ impl Pump {
                         return Err(Stop::Lost);
                     };
                     let mut batch = vec![first];
-                    while batch.len() < 256 {
+                    while batch.len() < EVENT_BATCH {
                         match self.stream.next().now_or_never() {
                             Some(Some(ev)) => batch.push(ev),
                             _ => break,
@@ -198,7 +198,7 @@ impl Pump {
     async fn catch_up(&mut self, upto: u64) -> Result<(), Stop> {
         while self.stream.next_seq() < upto {
             let mut batch = Vec::new();
-            while self.stream.next_seq() < upto && batch.len() < 256 {
+            while self.stream.next_seq() < upto && batch.len() < EVENT_BATCH {
                 match self.stream.next().await {
                     Some(ev) => batch.push(ev),
                     None => break,

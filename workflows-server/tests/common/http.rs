@@ -1,12 +1,13 @@
-//! A small HTTP/1.1 client for the tests: one connection per request, bodies de-chunked,
-//! streaming responses read frame by frame.
+//! Raw HTTP for the tests that check the wire itself: exact statuses, headers and bodies,
+//! malformed requests, streaming responses read frame by frame, and whether a stream ended
+//! cleanly or was cut. Everything else goes through the Rust client (`workflows-client`).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A response read to its end.
 #[derive(Debug)]
@@ -38,7 +39,9 @@ impl Reply {
     }
 }
 
-/// A client for the server at `addr`.
+/// A client for the server at `addr`, for checks of the wire itself (exact bodies, headers,
+/// malformed requests, SSE frames, how a stream ends); requests go through reqwest, one
+/// connection each.
 #[derive(Clone, Copy, Debug)]
 pub struct Client {
     pub addr: SocketAddr,
@@ -56,28 +59,40 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Stream {
-        let mut conn = TcpStream::connect(self.addr).await.expect("connect");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
+        // A client per request: tests each run on a runtime of their own, and a pooled
+        // connection must not outlive the runtime that opened it.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = http.request(method.clone(), format!("http://{}{path}", self.addr));
         for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+            request = request.header(*k, *v);
         }
         if let Some(body) = body {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_vec());
         }
-        head.push_str("\r\n");
-        conn.write_all(head.as_bytes()).await.expect("write");
-        if let Some(body) = body {
-            conn.write_all(body).await.expect("write body");
-        }
-        Stream::read_head(conn)
+        let response = request
+            .send()
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        Stream {
+            status,
+            headers,
+            chunks: Box::pin(response.bytes_stream()),
+            body: Vec::new(),
+            ended: false,
+            clean: false,
+        }
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
@@ -100,16 +115,14 @@ impl Client {
     }
 }
 
+type Chunks = Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
 /// A response whose body is read as it arrives.
 pub struct Stream {
-    conn: TcpStream,
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    chunked: bool,
-    length: Option<usize>,
-    /// Raw bytes read past what was decoded.
-    raw: Vec<u8>,
-    /// Decoded body bytes not yet handed out.
+    chunks: Chunks,
+    /// Body bytes not yet handed out.
     body: Vec<u8>,
     ended: bool,
     /// Whether the body ended as HTTP says it should (the last chunk, or the length), not
@@ -118,57 +131,6 @@ pub struct Stream {
 }
 
 impl Stream {
-    async fn read_head(mut conn: TcpStream) -> std::io::Result<Stream> {
-        let mut raw = Vec::new();
-        let end = loop {
-            if let Some(i) = find(&raw, b"\r\n\r\n") {
-                break i;
-            }
-            let mut buf = [0u8; 4096];
-            let n = conn.read(&mut buf).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed before the response head",
-                ));
-            }
-            raw.extend_from_slice(&buf[..n]);
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-        let rest = raw[end + 4..].to_vec();
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("a status line");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let chunked = get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-        let length = get("content-length").and_then(|v| v.parse().ok());
-        let mut stream = Stream {
-            conn,
-            status,
-            headers,
-            chunked,
-            length,
-            raw: Vec::new(),
-            body: Vec::new(),
-            ended: status == 204 || status == 304 || length == Some(0),
-            clean: status == 204 || status == 304 || length == Some(0),
-        };
-        stream.take_raw(rest);
-        Ok(stream)
-    }
-
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -181,53 +143,27 @@ impl Stream {
         self.ended && self.clean
     }
 
-    /// Decodes what can be decoded of `bytes` (plus what was left before).
-    fn take_raw(&mut self, bytes: Vec<u8>) {
-        self.raw.extend(bytes);
-        if !self.chunked {
-            self.body.append(&mut self.raw);
-            if self.length.is_some_and(|l| self.body.len() >= l) {
-                self.ended = true;
-                self.clean = true;
-            }
-            return;
-        }
-        loop {
-            let Some(line_end) = find(&self.raw, b"\r\n") else {
-                return;
-            };
-            let size_text = String::from_utf8_lossy(&self.raw[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-                .expect("a chunk size");
-            if size == 0 {
-                self.ended = true;
-                self.clean = true;
-                self.raw.clear();
-                return;
-            }
-            if self.raw.len() < line_end + 2 + size + 2 {
-                return;
-            }
-            let start = line_end + 2;
-            self.body.extend_from_slice(&self.raw[start..start + size]);
-            self.raw.drain(..start + size + 2);
-        }
-    }
-
     /// Reads more of the body; false at its end.
     async fn fill(&mut self) -> bool {
         if self.ended {
             return false;
         }
-        let mut buf = [0u8; 8192];
-        // A reset connection is a cut one, as an end without the last chunk is.
-        let n = self.conn.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            self.ended = true;
-            return false;
+        match self.chunks.next().await {
+            Some(Ok(chunk)) => {
+                self.body.extend_from_slice(&chunk);
+                true
+            }
+            // A body cut short (the connection closed before the last chunk) is an error.
+            Some(Err(_)) => {
+                self.ended = true;
+                false
+            }
+            None => {
+                self.ended = true;
+                self.clean = true;
+                false
+            }
         }
-        self.take_raw(buf[..n].to_vec());
-        true
     }
 
     /// The next piece of the body ending with `separator` (without it), or `None` at the end.

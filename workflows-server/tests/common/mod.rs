@@ -313,14 +313,32 @@ pub async fn assert_gapless(client: &Client, handler_id: &str) -> Vec<u64> {
     seqs
 }
 
-/// Waits (up to 5 s) until `server` holds no run in memory; how many it holds then.
-pub async fn settled(server: &RunningServer) -> usize {
-    for _ in 0..500 {
-        if server.runs_in_memory() == 0 {
-            break;
+/// How often [`until`] looks at its condition.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// Waits until `condition` holds, looking every 10 ms; whether it did before `limit`. For
+/// state no event announces (a counter, a server's memory); a run's events and status are
+/// followed instead (`until_event`, `until_status`).
+pub async fn until<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
     }
+}
+
+/// Waits (up to [`PATIENCE`]) until `server` holds no run in memory; how many it holds then.
+pub async fn settled(server: &RunningServer) -> usize {
+    until(PATIENCE, || async { server.runs_in_memory() == 0 }).await;
     server.runs_in_memory()
 }
 
