@@ -2,8 +2,9 @@
 //! it starts it takes back the leases a previous process left, so a server that was killed
 //! resumes its runs at once on restart.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -44,8 +45,12 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStorage {
-    conn: Arc<Mutex<Connection>>,
+    /// The queue of the thread that owns the connection.
+    jobs: std::sync::mpsc::Sender<Job>,
 }
+
+/// Work for the connection's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database file at `path`.
@@ -71,41 +76,63 @@ impl SqliteStorage {
         Ok(Self::from_connection(conn))
     }
 
-    fn from_connection(conn: Connection) -> Self {
-        SqliteStorage {
-            conn: Arc::new(Mutex::new(conn)),
-        }
+    /// Gives `conn` to a thread of its own, which runs the store's statements one after the
+    /// other, in the order they were asked for, until the last clone of the store is dropped.
+    ///
+    /// One thread rather than a blocking task per statement around a shared lock: SQLite
+    /// writes one transaction at a time anyway, and a thousand requests at once would
+    /// otherwise keep hundreds of blocking threads contending for that lock and for the
+    /// runtime's blocking pool (which stalled a loaded server on a busy machine for minutes).
+    fn from_connection(mut conn: Connection) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("workflows-sqlite".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job(&mut conn);
+                }
+            })
+            .expect("a thread for the SQLite connection");
+        SqliteStorage { jobs }
     }
 
-    /// Runs `f` on the connection on a blocking thread; a failure says it was doing
-    /// `operation`.
+    /// Runs `f` on the connection's thread; a failure says it was doing `operation`.
     fn with<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, BoxError> + Send + 'static,
     ) -> StorageFuture<'static, T> {
-        let conn = self.conn.clone();
+        let jobs = self.jobs.clone();
         Box::pin(async move {
-            let done = tokio::task::spawn_blocking(move || {
-                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut conn)
-            })
-            .await;
-            match done {
-                Ok(Ok(value)) => Ok(value),
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job: Job = Box::new(move |conn| {
+                // A statement that panics fails its call, not the thread.
+                let done = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                    .unwrap_or_else(|_| Err("a statement panicked".into()));
+                let _ = reply.send(done);
+            });
+            let stopped = || StorageError::operation(operation, ThreadStopped);
+            jobs.send(job).map_err(|_| stopped())?;
+            match answer.await.map_err(|_| stopped())? {
+                Ok(value) => Ok(value),
                 // An error of the store's own (a schema too new) is told as it is.
-                Ok(Err(e)) => Err(match e.downcast::<StorageError>() {
+                Err(e) => Err(match e.downcast::<StorageError>() {
                     Ok(own) => *own,
                     Err(e) => StorageError::Operation {
                         operation,
                         source: Arc::from(e),
                     },
                 }),
-                Err(join) => Err(StorageError::operation(operation, join)),
             }
         })
     }
 }
+
+/// The connection's thread is gone (it cannot be, while a store value exists, unless the
+/// process is tearing down).
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite connection's thread has stopped")]
+struct ThreadStopped;
 
 impl SqlRow for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> Result<String, BoxError> {
