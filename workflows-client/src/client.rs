@@ -48,6 +48,16 @@ pub struct Client {
 }
 
 /// A workflow's start and stop event schemas (`GET /workflows/{name}/schema`).
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), workflows_client::ClientError> {
+/// let client = workflows_client::Client::new("http://127.0.0.1:8080")?;
+/// let schema = client.schema("number").await?;
+/// println!("start with: {}", schema.start["title"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[non_exhaustive]
 pub struct WorkflowSchema {

@@ -1,6 +1,20 @@
 //! What can go wrong talking to a server.
 
 /// A request to the server failed.
+///
+/// ```no_run
+/// use workflows_client::{Client, ClientError};
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let client = Client::new("http://127.0.0.1:8080").unwrap();
+/// match client.handler("nope").await {
+///     Err(ClientError::Refused { status: 404, detail }) => println!("no such run: {detail}"),
+///     Err(other) => println!("{other}"),
+///     Ok(run) => println!("{:?}", run.status),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {

@@ -22,6 +22,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<WireEvent, ClientError>> + Send>>;
 
 /// Which of a run's events to follow; see [`Client::events`].
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), workflows_client::ClientError> {
+/// let client = workflows_client::Client::new("http://127.0.0.1:8080")?;
+/// // Everything after event 4, internal events too, reopening up to 10 times in a row.
+/// let mut events = client
+///     .events("run-1")
+///     .after(4)
+///     .include_internal(true)
+///     .max_reconnects(10)
+///     .stream();
+/// while let Some(ev) = events.next().await {
+///     let ev = ev?;
+///     println!("{:?} {}", ev.sequence, ev.type_name);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "call .stream() to read the events"]
 pub struct Events {

@@ -9,6 +9,13 @@ use workflows::Event;
 use crate::ClientError;
 
 /// Where a run stands.
+///
+/// ```
+/// use workflows_client::Status;
+///
+/// assert_eq!(Status::Failed.as_str(), "failed");
+/// assert!(Status::Cancelled.is_terminal() && !Status::Running.is_terminal());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -40,6 +47,17 @@ impl Status {
 }
 
 /// A run as the server reports it (`GET /handlers/{id}`).
+///
+/// ```
+/// use workflows_client::{HandlerInfo, Status};
+///
+/// let failed: HandlerInfo = serde_json::from_value(serde_json::json!({
+///     "handler_id": "h1", "workflow_name": "review", "run_id": "r1", "status": "failed",
+///     "error": "kaput", "result": null, "started_at": "2026-12-02T10:00:00+00:00",
+///     "updated_at": "2026-12-02T10:00:01+00:00", "completed_at": "2026-12-02T10:00:01+00:00",
+/// })).unwrap();
+/// assert_eq!((failed.status, failed.error.as_deref()), (Status::Failed, Some("kaput")));
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
 pub struct HandlerInfo {

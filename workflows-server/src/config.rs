@@ -5,6 +5,12 @@ use std::time::Duration;
 
 /// The shortest lease a server accepts: renewed every third of it, a shorter one could not be
 /// renewed in time on a busy machine.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(workflows_server::MIN_LEASE_TTL, Duration::from_millis(100));
+/// ```
 pub const MIN_LEASE_TTL: Duration = Duration::from_millis(100);
 
 /// How a [`Server`](crate::Server) behaves. Every field has a default suited to one server on

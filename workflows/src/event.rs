@@ -203,6 +203,13 @@ pub trait AnyEvent: Any + Send + Sync + Debug {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
     /// The concrete type's path (`my_crate::review::Decision`), as [`std::any::type_name`]
     /// gives it.
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// let ev: Box<dyn AnyEvent> = Box::new(HumanResponseEvent::new("yes"));
+    /// assert!(ev.type_name().ends_with("::HumanResponseEvent"));
+    /// ```
     fn type_name(&self) -> &'static str;
 }
 

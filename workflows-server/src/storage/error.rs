@@ -8,6 +8,15 @@ use std::sync::Arc;
 
 /// The database's own error behind a [`StorageError`], shared so that the error can be cloned
 /// (one failed write may be reported to several waiting callers).
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflows_server::storage::{Cause, StorageError};
+///
+/// let cause: Cause = Arc::new(std::io::Error::other("disk full"));
+/// let e = StorageError::Operation { operation: "store a run's events", source: cause };
+/// assert_eq!(e.clone().to_string(), "the store could not store a run's events");
+/// ```
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A store failed. Its `Display` says what the server was doing; [`source`] chains to the

@@ -112,6 +112,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The version this build brings a database to.
+///
+/// ```
+/// assert!(workflows_server::storage::SCHEMA_VERSION >= 2);
+/// ```
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Creates the table that records the version, if missing.
