@@ -271,7 +271,12 @@ async fn shutdown_ends_a_pending_run_request_with_503_and_keeps_the_run() {
             .post("/workflows/number/run", &json!({"handler_id": "pending"}))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The run waits for its human, and the request for the run's end.
+    until(PATIENCE, || async {
+        client.get("/handlers/pending").await.status == 202
+    })
+    .await;
+    until_event(&client, "pending", "InputRequiredEvent").await;
     tokio::time::timeout(Duration::from_secs(5), server.shutdown())
         .await
         .expect("shutdown does not wait for the run's human")
@@ -439,7 +444,19 @@ async fn a_run_let_go_of_after_a_storage_error_is_not_released_under_a_new_adopt
     let client = Client::new(server.local_addr());
     let id = start(&client, "echo", json!({})).await;
     until_event(&client, &id, "InputRequiredEvent").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its waiting snapshot is stored.
+    let stored_idle = until(PATIENCE, || async {
+        knobs
+            .inner
+            .handler(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .idle_since
+            .is_some()
+    })
+    .await;
+    assert!(stored_idle, "the waiting run's snapshot is stored");
 
     // The run's next event write fails: its pump stops, the lease stays this server's, and
     // the server's sweep gives it up, slowly (a release takes 400 ms).
