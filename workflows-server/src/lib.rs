@@ -49,7 +49,8 @@
 //! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |
 //!
 //! Errors are `{"detail": "..."}` with the reference's status codes; a body over the limit
-//! (1 MiB by default) is a 413.
+//! (1 MiB by default) is a 413, and a handler id that cannot name a handler (empty, over 256
+//! bytes, or holding a control character) is a 400.
 //!
 //! # Cargo features
 //!

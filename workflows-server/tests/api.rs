@@ -672,3 +672,52 @@ async fn a_type_a_step_waits_for_inside_is_taken_though_undeclared() {
         running.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn handler_ids_that_cannot_name_a_handler_are_a_400() {
+    let (_server, client) = test_server().await;
+    let long = "x".repeat(257);
+    for path in [
+        format!("/handlers/{long}"),
+        "/handlers/a%00b".to_owned(),
+        "/events/a%0Ab".to_owned(),
+        format!("/handlers/{long}/cancel"),
+    ] {
+        let method = if path.ends_with("/cancel") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let reply = client.send(method, &path, None).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert!(
+            reply.detail().starts_with("Invalid handler id"),
+            "{path}: {}",
+            reply.body
+        );
+    }
+    for id in [json!(""), json!("a\u{0}b"), json!(long)] {
+        let reply = client
+            .post("/workflows/number/run-nowait", &json!({ "handler_id": id }))
+            .await;
+        assert_eq!(reply.status, 400, "{id}: {}", reply.body);
+        assert!(
+            reply.detail().contains("Invalid handler id"),
+            "{id}: {}",
+            reply.body
+        );
+    }
+    // The longest id that is allowed works.
+    let longest = "y".repeat(256);
+    let reply = client
+        .post(
+            "/workflows/number/run-nowait",
+            &json!({ "handler_id": longest }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        client.get(&format!("/handlers/{longest}")).await.status,
+        202
+    );
+}

@@ -1476,3 +1476,26 @@ async fn lease_names_fence_stale_copies(storage: &dyn Storage) {
     assert_eq!(storage.orphans().await.unwrap(), ["h"]);
     assert!(storage.claim("h", "other/1", LIVE).await.unwrap());
 }
+
+/// SQLite only: the database holds every answer people gave, so a new file (and the `-wal`
+/// and `-shm` files SQLite makes beside it) is readable by its owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let path =
+        std::env::temp_dir().join(format!("wf-private-{}.db", uuid::Uuid::new_v4().simple()));
+    let storage = SqliteStorage::open(&path).unwrap();
+    storage.migrate().await.unwrap();
+    create_held(&storage, "h", "srv/0").await;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}: {mode:o}");
+    }
+    drop(storage);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

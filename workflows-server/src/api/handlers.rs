@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, Params, handler_json, handler_status, load, params};
+use super::{
+    ApiError, ApiResult, Params, checked_handler_id, handler_json, handler_status, load, params,
+};
 use crate::engine::{CancelOutcome, Engine};
 use crate::storage::{HandlerFilter, Status};
 
@@ -78,6 +80,7 @@ pub(crate) async fn cancel(
     let purge = params
         .iter()
         .any(|(k, v)| k == "purge" && v.eq_ignore_ascii_case("true"));
+    checked_handler_id(&handler_id)?;
     match engine.cancel(&handler_id, purge).await? {
         CancelOutcome::Cancelled => Ok(Json(json!({ "status": "cancelled" }))),
         CancelOutcome::Deleted => Ok(Json(json!({ "status": "deleted" }))),

@@ -38,6 +38,11 @@ impl ApiError {
         }
     }
 
+    /// What the answer says.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
     }
@@ -77,8 +82,29 @@ pub(crate) fn params(query: Params) -> ApiResult<Vec<(String, String)>> {
         .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))
 }
 
-/// The handler `handler_id`; 404 when there is none.
+/// The longest handler id accepted, in bytes.
+pub(crate) const MAX_HANDLER_ID: usize = 256;
+
+/// `id` if it can name a handler: 1 to [`MAX_HANDLER_ID`] bytes, no control characters (a
+/// NUL, a newline); a 400 that says so otherwise.
+pub(crate) fn checked_handler_id(id: &str) -> ApiResult<&str> {
+    if id.is_empty() || id.len() > MAX_HANDLER_ID {
+        return Err(ApiError::bad_request(format!(
+            "Invalid handler id: it must be 1 to {MAX_HANDLER_ID} bytes long, got {}",
+            id.len()
+        )));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid handler id: it must not hold control characters, found {c:?}"
+        )));
+    }
+    Ok(id)
+}
+
+/// The handler `handler_id`; 404 when there is none, 400 when the id cannot name one.
 pub(crate) async fn load(engine: &Engine, handler_id: &str) -> ApiResult<HandlerRecord> {
+    checked_handler_id(handler_id)?;
     engine
         .handler(handler_id)
         .await?

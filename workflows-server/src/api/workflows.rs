@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, ApiResult, handler_json, json_body};
+use super::{ApiError, ApiResult, checked_handler_id, handler_json, json_body};
 use crate::describe::{event_schema, representation as graph_json, start_and_stop};
 use crate::engine::{Engine, StartError};
 use crate::envelope::{incoming, qualified_name};
@@ -61,7 +61,13 @@ async fn start(
     }
     let handler_id = match body.get("handler_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(Value::String(id)) => Some(
+            checked_handler_id(id)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("Error processing request body: {}", e.detail()))
+                })?
+                .to_owned(),
+        ),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "Error processing request body: `handler_id` must be a non-empty string, got {other}"

@@ -53,12 +53,14 @@ pub struct SqliteStorage {
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`. A new file is readable and
+    /// writable by its owner only (it holds every answer people gave); SQLite gives its
+    /// `-wal` and `-shm` files the same permissions.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
-        let opened = |e: rusqlite::Error| {
-            StorageError::open(format!("open the SQLite file {}", path.display()), e)
-        };
+        let target = || format!("open the SQLite file {}", path.display());
+        create_private(path).map_err(|e| StorageError::open(target(), e))?;
+        let opened = |e: rusqlite::Error| StorageError::open(target(), e);
         let conn = Connection::open(path).map_err(opened)?;
         // WAL lets readers go on while a run writes; a writer waits instead of failing.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -125,6 +127,24 @@ impl SqliteStorage {
                 }),
             }
         })
+    }
+}
+
+/// Creates `path` empty, readable and writable by its owner only, unless it exists (or names
+/// no file: `:memory:`, or a `file:` URI, which SQLite opens itself).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let text = path.to_string_lossy();
+    if text == ":memory:" || text.starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
