@@ -155,12 +155,8 @@ impl Client {
         request: RunRequest,
     ) -> Result<HandlerInfo, ClientError> {
         let response = self
-            .http
-            .post(self.url(&format!("/workflows/{workflow}/run")))
-            .json(&request.body())
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .post_json(&format!("/workflows/{workflow}/run"), &request.body())
+            .await?;
         handler_answer(response).await
     }
 
@@ -171,12 +167,11 @@ impl Client {
         request: RunRequest,
     ) -> Result<HandlerInfo, ClientError> {
         let response = self
-            .http
-            .post(self.url(&format!("/workflows/{workflow}/run-nowait")))
-            .json(&request.body())
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .post_json(
+                &format!("/workflows/{workflow}/run-nowait"),
+                &request.body(),
+            )
+            .await?;
         read(response).await
     }
 
@@ -204,12 +199,8 @@ impl Client {
     /// "step": ...}`.
     pub async fn send_json(&self, handler_id: &str, body: Value) -> Result<(), ClientError> {
         let response = self
-            .http
-            .post(self.url(&format!("/events/{handler_id}")))
-            .json(&body)
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .post_json(&format!("/events/{handler_id}"), &body)
+            .await?;
         let _: Value = read(response).await?;
         Ok(())
     }
@@ -280,6 +271,15 @@ impl Client {
             .map_err(ClientError::Transport)?;
         let _: Value = read(response).await?;
         Ok(())
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Result<reqwest::Response, ClientError> {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .map_err(ClientError::Transport)
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, ClientError> {

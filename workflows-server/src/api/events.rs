@@ -56,7 +56,7 @@ pub(crate) async fn send(
     }
     let sent = incoming(event, None).map_err(|e| ApiError::bad_request(e.0))?;
     let accepted = engine.accepted_events(&record.workflow_name);
-    let (name, decoded) = match sent.resolve(&accepted) {
+    let (name, decoded) = match sent.resolve(accepted) {
         Ok(info) => (
             info.name.to_owned(),
             decode_event(info.name, sent.value.clone()).map_err(ApiError::bad_request)?,

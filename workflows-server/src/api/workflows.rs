@@ -85,7 +85,7 @@ async fn start(
     };
     let sent = incoming(&raw, Some(start_name)).map_err(invalid)?;
     let accepted = engine.accepted_events(name);
-    let info = sent.resolve(&accepted).map_err(invalid)?;
+    let info = sent.resolve(accepted).map_err(invalid)?;
     if info.name != start_name {
         let start_type = accepted
             .iter()

@@ -82,8 +82,8 @@ pub(crate) struct Engine {
     storage: Arc<dyn Storage>,
     /// Registered workflows, in registration order.
     workflows: Vec<(String, Arc<dyn Served>)>,
-    /// Events listed for a workflow beyond those of its steps.
-    extra_events: HashMap<String, Vec<EventInfo>>,
+    /// Per workflow, the event types its runs take: see [`Engine::accepted_events`].
+    accepted: HashMap<String, Vec<EventInfo>>,
     config: Config,
     live: LiveRuns,
     closing: AtomicBool,
@@ -100,11 +100,25 @@ impl Engine {
         extra_events: HashMap<String, Vec<EventInfo>>,
         config: Config,
     ) -> Self {
+        // Worked out once: every event sent to a run is checked against it.
+        let accepted = workflows
+            .iter()
+            .map(|(name, served)| {
+                let mut events: Vec<EventInfo> = Vec::new();
+                let extra = extra_events.get(name).into_iter().flatten();
+                for info in served.graph().events().iter().chain(extra) {
+                    if !events.iter().any(|e| e.name == info.name) {
+                        events.push(*info);
+                    }
+                }
+                (name.clone(), events)
+            })
+            .collect();
         Engine {
             id: format!("server-{}", crate::clock::new_id()),
             storage,
             workflows,
-            extra_events,
+            accepted,
             config,
             live: LiveRuns::default(),
             leases_ok: AtomicBool::new(true),
@@ -155,18 +169,8 @@ impl Engine {
     /// with [`Server::events`](crate::Server::events), each once: what may be sent into its
     /// runs (besides a type a step waits for inside), and what `/workflows/{name}/events`
     /// lists. Empty for a workflow this server does not serve.
-    pub(crate) fn accepted_events(&self, name: &str) -> Vec<EventInfo> {
-        let Some(served) = self.workflow(name) else {
-            return Vec::new();
-        };
-        let mut events: Vec<EventInfo> = Vec::new();
-        let extra = self.extra_events.get(name).into_iter().flatten();
-        for info in served.graph().events().iter().chain(extra) {
-            if !events.iter().any(|e| e.name == info.name) {
-                events.push(*info);
-            }
-        }
-        events
+    pub(crate) fn accepted_events(&self, name: &str) -> &[EventInfo] {
+        self.accepted.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// Whether the run `handler_id` waits, inside a step, for an event named `name` right

@@ -9,6 +9,18 @@ use super::{HandlerRecord, Status, StoredEvent};
 /// An error while reading or writing: the database's own, or a row this build cannot read.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A failed call of a SQL store as a [`StorageError`]: an error of the store's own (a schema
+/// too new) as it is, any other as `operation` failing because of it.
+pub(super) fn failure(operation: &'static str, error: BoxError) -> super::StorageError {
+    match error.downcast::<super::StorageError>() {
+        Ok(own) => *own,
+        Err(error) => super::StorageError::Operation {
+            operation,
+            source: std::sync::Arc::from(error),
+        },
+    }
+}
+
 /// The columns of a handler, in the order [`handler`] reads them.
 pub(super) const HANDLER_COLUMNS: &str = "handler_id, workflow_name, run_id, status, error, \
      result, started_at, updated_at, completed_at, idle_since, owner, lease_until";

@@ -4,7 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -115,17 +115,10 @@ impl SqliteStorage {
             });
             let stopped = || StorageError::operation(operation, ThreadStopped);
             jobs.send(job).map_err(|_| stopped())?;
-            match answer.await.map_err(|_| stopped())? {
-                Ok(value) => Ok(value),
-                // An error of the store's own (a schema too new) is told as it is.
-                Err(e) => Err(match e.downcast::<StorageError>() {
-                    Ok(own) => *own,
-                    Err(e) => StorageError::Operation {
-                        operation,
-                        source: Arc::from(e),
-                    },
-                }),
-            }
+            answer
+                .await
+                .map_err(|_| stopped())?
+                .map_err(|e| sql::failure(operation, e))
         })
     }
 }

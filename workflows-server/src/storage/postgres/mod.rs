@@ -5,7 +5,7 @@
 mod connect;
 
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
@@ -118,14 +118,7 @@ impl PostgresStorage {
                 Ok(client) => f(client).await,
                 Err(e) => Err(connect::unpooled(e)),
             };
-            done.map_err(|e| match e.downcast::<StorageError>() {
-                // An error of the store's own (a schema too new) is told as it is.
-                Ok(own) => *own,
-                Err(e) => StorageError::Operation {
-                    operation,
-                    source: Arc::from(e),
-                },
-            })
+            done.map_err(|e| sql::failure(operation, e))
         })
     }
 }
