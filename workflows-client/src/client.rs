@@ -71,10 +71,32 @@ impl Client {
     /// A client of the server at `base_url` (`http://host:port`, or with a path prefix where
     /// the server's routes are mounted: `http://host/api`).
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Small requests and answers go out at once rather than waiting for an ACK.
-            .tcp_nodelay(true)
+        let http = http_builder().build().map_err(ClientError::Transport)?;
+        Self::with_http_client(base_url, http)
+    }
+
+    /// A client of a server that needs a bearer token (one of those it was started with,
+    /// `--auth-token-file` or `WORKFLOWS_AUTH_TOKENS`): every request bears
+    /// `Authorization: Bearer <token>`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), workflows_client::ClientError> {
+    /// let token = std::env::var("WORKFLOWS_TOKEN").unwrap_or_default();
+    /// let client = workflows_client::Client::with_token("http://10.0.0.5:8080", &token)?;
+    /// println!("{:?}", client.workflows().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_token(base_url: &str, token: &str) -> Result<Client, ClientError> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ClientError::Token)?;
+        // Kept out of debug output and of HTTP/2 header compression tables.
+        value.set_sensitive(true);
+        let headers =
+            reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        let http = http_builder()
+            .default_headers(headers)
             .build()
             .map_err(ClientError::Transport)?;
         Self::with_http_client(base_url, http)
@@ -289,6 +311,14 @@ impl Client {
             .await
             .map_err(ClientError::Transport)
     }
+}
+
+/// The settings of every client this crate makes.
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Small requests and answers go out at once rather than waiting for an ACK.
+        .tcp_nodelay(true)
 }
 
 /// The body of a successful answer; a refusal otherwise.

@@ -26,6 +26,9 @@ pub enum ClientError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The bearer token cannot be sent in an HTTP header (it holds a control character).
+    #[error("the token cannot be sent in an Authorization header: it must be visible ASCII")]
+    Token,
     /// The server could not be reached, or the connection broke.
     #[error("could not reach the server: {0}")]
     Transport(#[source] reqwest::Error),

@@ -19,7 +19,8 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), workflows_server::ServerError> {
-//! // --bind, --db, --postgres, --idle-release, --lease-ttl, --help, --version
+//! // --bind, --db, --postgres, --idle-release, --lease-ttl, --auth-token-file, --no-auth,
+//! // --cors-origin, --allowed-host, --help, --version
 //! let args = Args::parse();
 //! let server = Server::new().workflow("echo", Echo.runner());
 //! args.apply(server).await?.serve().await
@@ -30,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{Config, Server, ServerError};
+use crate::{Auth, Config, Cors, Server, ServerError, Tokens};
 
 /// The flags of a server binary. Each can also come from the environment variable named in
 /// `--help`; a flag on the command line wins over its variable.
@@ -70,6 +71,34 @@ pub struct Args {
     /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 100ms).
     #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
     pub lease_ttl: Duration,
+    /// A file of bearer tokens (one per line; `#` starts a comment), any of which a request
+    /// must bear in `Authorization: Bearer <token>`. Needed to listen beyond loopback.
+    #[arg(long, env = "WORKFLOWS_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Bearer tokens, separated by commas or spaces, as from --auth-token-file (both may be
+    /// given).
+    #[arg(long, env = "WORKFLOWS_AUTH_TOKENS", hide_env_values = true)]
+    pub auth_tokens: Option<String>,
+    /// Listen beyond loopback without tokens: anyone who reaches the port can read, answer,
+    /// cancel and purge every run. For a server behind a gateway that authenticates.
+    #[arg(long, conflicts_with_all = ["auth_token_file", "auth_tokens"])]
+    pub no_auth: bool,
+    /// Let web pages of this origin (`https://console.example.com`) call the API from a
+    /// browser; repeat for more. By default only the server's own page may.
+    #[arg(
+        long = "cors-origin",
+        env = "WORKFLOWS_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Answer requests addressed to this host name (behind a proxy, or at a name of your own);
+    /// repeat for more. By default a server on loopback answers loopback names only.
+    #[arg(
+        long = "allowed-host",
+        env = "WORKFLOWS_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// When a waiting run leaves memory: after a while, or never.
@@ -106,20 +135,43 @@ fn lease_ttl(text: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    /// The server's [`Config`] these flags ask for, the rest default.
-    pub fn config(&self) -> Config {
-        Config {
+    /// The server's [`Config`] these flags ask for, the rest default; an error when the
+    /// token file cannot be read or holds no usable token.
+    pub fn config(&self) -> Result<Config, ServerError> {
+        let mut tokens = Vec::new();
+        if let Some(path) = &self.auth_token_file {
+            tokens.extend(Tokens::read(path)?.into_vec());
+        }
+        if let Some(text) = &self.auth_tokens {
+            tokens.extend(Tokens::parse(text)?.into_vec());
+        }
+        let auth = if !tokens.is_empty() {
+            Auth::Tokens(Tokens::new(tokens)?)
+        } else if self.no_auth {
+            Auth::Off
+        } else {
+            Auth::LoopbackOnly
+        };
+        let cors = if self.cors_origins.is_empty() {
+            Cors::SameOrigin
+        } else {
+            Cors::Origins(self.cors_origins.clone())
+        };
+        Ok(Config {
             bind: self.bind,
             idle_release: self.idle_release.0,
             lease_ttl: self.lease_ttl,
+            auth,
+            cors,
+            allowed_hosts: self.allowed_hosts.clone(),
             ..Config::default()
-        }
+        })
     }
 
     /// `server` with these flags' configuration and store (opened here), saying on stdout
     /// which store it uses.
     pub async fn apply(&self, server: Server) -> Result<Server, ServerError> {
-        let server = server.config(self.config());
+        let server = server.config(self.config()?);
         match (&self.db, &self.postgres) {
             (None, Some(url)) => self.with_postgres(server, url).await,
             (db, _) => {
@@ -211,9 +263,63 @@ mod tests {
     }
 
     #[test]
+    fn tokens_come_from_a_file_and_the_environment_and_no_auth_excludes_them() {
+        let dir = std::env::temp_dir().join(format!("wf-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(&file, "# the console\nfile-token-0123456789\n\n").unwrap();
+        let args = parse(&[
+            "--auth-token-file",
+            file.to_str().unwrap(),
+            "--auth-tokens",
+            "flag-token-0123456789,other-token-0123456789",
+        ])
+        .unwrap();
+        match args.config().unwrap().auth {
+            Auth::Tokens(tokens) => {
+                assert_eq!(tokens.len(), 3);
+                assert!(tokens.admit(b"file-token-0123456789"));
+                assert!(tokens.admit(b"other-token-0123456789"));
+                assert!(!tokens.admit(b"file-token-012345678"));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&file, "# nothing but a comment\n").unwrap();
+        let empty = parse(&["--auth-token-file", file.to_str().unwrap()]).unwrap();
+        let refused = empty.config().unwrap_err().to_string();
+        assert!(refused.contains("no authentication token"), "{refused}");
+        let short = parse(&["--auth-tokens", "short"]).unwrap().config();
+        assert!(
+            short.unwrap_err().to_string().contains("at least 16"),
+            "a short token is refused"
+        );
+        let both = parse(&["--no-auth", "--auth-tokens", "flag-token-0123456789"]);
+        assert!(both.is_err(), "--no-auth conflicts with tokens");
+        assert_eq!(
+            parse(&["--no-auth"]).unwrap().config().unwrap().auth,
+            Auth::Off
+        );
+        let origins = parse(&[
+            "--cors-origin",
+            "https://a.example",
+            "--allowed-host",
+            "app.example",
+        ])
+        .unwrap()
+        .config()
+        .unwrap();
+        assert_eq!(
+            origins.cors,
+            Cors::Origins(vec!["https://a.example".into()])
+        );
+        assert_eq!(origins.allowed_hosts, vec!["app.example".to_owned()]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn the_defaults_are_the_configs() {
         let args = parse(&[]).unwrap();
-        let config = args.config();
+        let config = args.config().unwrap();
         let default = Config::default();
         assert_eq!(
             (config.bind, config.idle_release, config.lease_ttl),

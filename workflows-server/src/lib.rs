@@ -48,6 +48,12 @@
 //! | `GET /handlers/{handler_id}` | one handler: 200 completed, 202 running, 500 failed or cancelled |
 //! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |
 //!
+//! Who may call: with [`Auth::Tokens`] every route but `/health` and the page needs
+//! `Authorization: Bearer <token>` (`401`); a server without tokens listens on loopback only
+//! (or says [`Auth::Off`]); requests from other origins' pages are refused (`403`) unless
+//! [`Config::cors`] allows them; a server on loopback answers to loopback host names and
+//! [`Config::allowed_hosts`] only (`403`).
+//!
 //! Errors are `{"detail": "..."}` with the reference's status codes; a body over the limit
 //! (1 MiB by default) is a 413, and a handler id that cannot name a handler (empty, over 256
 //! bytes, or holding a control character) is a 400.
@@ -93,7 +99,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use workflows::{Runner, Workflow};
 
-pub use config::{Config, Cors, MIN_LEASE_TTL};
+pub use config::{Auth, Config, Cors, MIN_LEASE_TTL, MIN_TOKEN_LEN, Tokens};
 
 use engine::Engine;
 use served::Served;
@@ -276,8 +282,12 @@ impl Server {
     }
 
     /// Prepares the store, resumes stored runs and starts the background work; returns the
-    /// routes and the handle of that work.
-    async fn launch(self) -> Result<(axum::Router, ServerHandle), ServerError> {
+    /// routes and the handle of that work. `listening`: the address bound, when the server
+    /// serves the routes itself.
+    async fn launch(
+        self,
+        listening: Option<SocketAddr>,
+    ) -> Result<(axum::Router, ServerHandle), ServerError> {
         let storage = match self.storage {
             Some(s) => s,
             None => default_storage()?,
@@ -291,7 +301,7 @@ impl Server {
         ));
         let maintain = tokio::spawn(engine.clone().maintain());
         let renew = tokio::spawn(engine.clone().renew_leases());
-        let router = api::router(engine.clone(), self.page);
+        let router = api::router(engine.clone(), self.page, listening);
         Ok((
             router,
             ServerHandle {
@@ -309,7 +319,9 @@ impl Server {
     /// [`ServerHandle::shutdown`] before you stop serving them.
     ///
     /// The routes carry the CORS layer [`Config::cors`] asks for (`Cors::Off` when your app
-    /// has its own). A [`page`](Self::page) is served at the mount point.
+    /// has its own), the refusal of other origins' pages, and [`Config::auth`]'s tokens; the
+    /// `Host` header is checked only against [`Config::allowed_hosts`], if you list any. A
+    /// [`page`](Self::page) is served at the mount point.
     ///
     /// ```no_run
     /// use axum::routing::get;
@@ -345,18 +357,26 @@ impl Server {
     /// ```
     pub async fn into_router(self) -> Result<(axum::Router, ServerHandle), ServerError> {
         self.check()?;
-        self.launch().await
+        self.launch(None).await
     }
 
     /// Prepares the store, binds, resumes stored runs and serves in the background.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         self.check()?;
         let addr = self.config.bind;
+        if !addr.ip().is_loopback() && self.config.auth == Auth::LoopbackOnly {
+            return Err(ServerError::Config(format!(
+                "listening on {addr}, beyond loopback, needs authentication: give tokens \
+                 (--auth-token-file, WORKFLOWS_AUTH_TOKENS, or Config::auth = Auth::Tokens), \
+                 or say that anyone who reaches the port may drive every run (--no-auth, \
+                 Auth::Off)"
+            )));
+        }
         let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let (app, handle) = self.launch().await?;
+        let (app, handle) = self.launch(Some(local_addr)).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(without_nagle(listener), app)

@@ -4,7 +4,9 @@
 //! ```text
 //! cargo run -p workflows-server --release [--features postgres-tls] --
 //!     [--bind 127.0.0.1:8080] [--db workflows.db | --postgres URL [--postgres-pool-size 16]
-//!     [--postgres-ca-file PEM]] [--idle-release 60s|never] [--lease-ttl 30s] [--help] [--version]
+//!     [--postgres-ca-file PEM]] [--idle-release 60s|never] [--lease-ttl 30s]
+//!     [--auth-token-file FILE | --no-auth] [--cors-origin ORIGIN]... [--allowed-host NAME]...
+//!     [--help] [--version]
 //! ```
 //!
 //! Open <http://127.0.0.1:8080/> for the page; point `llama-agents-client` at the same address.

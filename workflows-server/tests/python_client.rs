@@ -68,3 +68,33 @@ async fn the_python_client_drives_a_human_in_the_loop_run() {
     );
     assert!(stdout.contains("all client checks passed"), "{stdout}");
 }
+
+/// A server that needs a token: the Python client gets a 401 without one, and drives a whole
+/// run with the token in the headers of the httpx client it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_passes_a_token_in_its_httpx_headers() {
+    let python = tokio::task::spawn_blocking(python_with_client)
+        .await
+        .unwrap();
+    let token = "python-token-0123456789abcdef";
+    let config = workflows_server::Config {
+        auth: workflows_server::Auth::Tokens(workflows_server::Tokens::new([token]).unwrap()),
+        ..config()
+    };
+    let (_server, client) = serve(SqliteStorage::in_memory().unwrap(), config).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/token_flow.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", client.addr))
+        .arg(token)
+        .output()
+        .await
+        .expect("the script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all token checks passed"), "{stdout}");
+}

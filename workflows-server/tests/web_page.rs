@@ -58,7 +58,10 @@ impl Session {
             tokio::net::TcpStream::connect(client.addr).await.is_ok()
         })
         .await;
-        let profile = std::env::temp_dir().join(format!("wf-chromium-{}", std::process::id()));
+        // A profile per session: two browsers cannot share one.
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let profile = std::env::temp_dir().join(format!("wf-chromium-{}-{n}", std::process::id()));
         let created = client
             .post(
                 "/session",
@@ -160,8 +163,8 @@ impl Session {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
+/// Chromium and ChromeDriver, if installed (under CI they must be).
+fn browser() -> Option<(PathBuf, PathBuf)> {
     let (Some(chromedriver), Some(chromium)) = (
         tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
         tool("CHROMIUM", "/usr/bin/chromium"),
@@ -171,6 +174,14 @@ async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
             "chromium and chromedriver are missing: .ci/run installs them"
         );
         eprintln!("chromium or chromedriver is not installed: skipping the browser test");
+        return None;
+    };
+    Some((chromedriver, chromium))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
+    let Some((chromedriver, chromium)) = browser() else {
         return;
     };
     let db = std::env::temp_dir().join(format!("wf-web-{}.db", std::process::id()));
@@ -219,6 +230,40 @@ async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "completed");
     assert_eq!(runs[0]["result"]["value"]["result"], "42");
+    session.close().await;
+    let _ = std::fs::remove_file(&db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_for_the_token_a_server_needs_and_uses_it_for_every_call() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let token = "page-token-0123456789abcdef";
+    let db = std::env::temp_dir().join(format!("wf-web-token-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let server = Binary::start_with(&db, &["--auth-tokens", token]);
+    let session = Session::start(&chromedriver, &chromium).await;
+    session
+        .command("/url", json!({"url": format!("http://{}/", server.addr)}))
+        .await;
+    assert!(!session.displayed("#token-form").await);
+    session.click("#start").await;
+    until(PATIENCE, || session.displayed("#token-form")).await;
+    assert!(
+        !session.displayed("#answer-form").await,
+        "no run without a token"
+    );
+    session.type_into("#token", token).await;
+    session.click("#token-form button").await;
+    // The start is retried with the token; the stream and the answer carry it too.
+    let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
+    assert_eq!(prompt, "Enter a number:");
+    session.type_into("#answer", "7").await;
+    session.click("#send").await;
+    let result = session.until_text("#result-value", |t| !t.is_empty()).await;
+    assert_eq!(result, "7");
+    assert!(!session.displayed("#token-form").await);
     session.close().await;
     let _ = std::fs::remove_file(&db);
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: the routes and JSON shapes of llama-agents-server 0.8.0.
 
+mod access;
 mod events;
 mod handlers;
 mod workflows;
@@ -153,28 +154,36 @@ pub(crate) fn handler_status(r: &HandlerRecord) -> StatusCode {
     }
 }
 
-/// The CORS layer for `cors` (`Origins` were checked when the server started).
+/// The CORS layer for `cors` (`Origins` were checked when the server started): none for the
+/// same origin only; credentials for listed origins; never a wildcard with credentials.
 fn cors_layer(cors: &Cors) -> Option<CorsLayer> {
-    let origins = match cors {
-        Cors::Off => return None,
-        Cors::AnyOrigin => AllowOrigin::mirror_request(),
-        Cors::Origins(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(origins)
-            .allow_methods(AllowMethods::mirror_request())
-            .allow_headers(AllowHeaders::mirror_request())
-            .allow_credentials(true),
-    )
+    let layer = CorsLayer::new()
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request());
+    match cors {
+        Cors::SameOrigin | Cors::Off => None,
+        Cors::AnyOrigin => Some(layer.allow_origin(AllowOrigin::any())),
+        Cors::Origins(list) => Some(
+            layer
+                .allow_origin(AllowOrigin::list(
+                    list.iter().filter_map(|o| o.parse().ok()),
+                ))
+                .allow_credentials(true),
+        ),
+    }
 }
 
-/// Every route, on `engine`, with `page` served at `/` if given.
-pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router {
+/// Every route, on `engine`, with `page` served at `/` if given. `listening` is the address the
+/// server listens on when it binds one itself (see [`access::Access::new`]).
+pub(crate) fn router(
+    engine: Arc<Engine>,
+    page: Option<&'static str>,
+    listening: Option<std::net::SocketAddr>,
+) -> Router {
     let max_body = engine.config().max_body_bytes;
     let cors = cors_layer(&engine.config().cors);
+    let access = access::Access::new(engine.config(), listening);
     let mut router = Router::new()
-        .route("/health", get(workflows::health))
         .route("/workflows", get(workflows::list))
         .route("/workflows/{name}/run", post(workflows::run))
         .route("/workflows/{name}/run-nowait", post(workflows::run_nowait))
@@ -191,13 +200,20 @@ pub(crate) fn router(engine: Arc<Engine>, page: Option<&'static str>) -> Router 
         )
         .route("/handlers", get(handlers::list))
         .route("/handlers/{handler_id}", get(handlers::get))
-        .route("/handlers/{handler_id}/cancel", post(handlers::cancel));
+        .route("/handlers/{handler_id}/cancel", post(handlers::cancel))
+        // Above: what needs a token (when the server has tokens). Below: what anyone may ask.
+        .route_layer(axum::middleware::from_fn_with_state(
+            access.clone(),
+            access::authenticate,
+        ))
+        .route("/health", get(workflows::health));
     if let Some(page) = page {
         router = router.route("/", get(move || async move { Html(page) }));
     }
     let router = router
         .fallback(|| async { ApiError::not_found("Not Found") })
-        .layer(DefaultBodyLimit::max(max_body));
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(access, access::screen));
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -12,9 +12,15 @@ pub struct Binary {
 
 impl Binary {
     pub fn start(path: &std::path::Path) -> Binary {
+        Self::start_with(path, &[])
+    }
+
+    /// Started with more flags.
+    pub fn start_with(path: &std::path::Path, flags: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_workflows-server"))
             .args(["--bind", "127.0.0.1:0", "--db"])
             .arg(path)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

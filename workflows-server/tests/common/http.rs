@@ -71,9 +71,13 @@ impl Client {
             request = request.header(*k, *v);
         }
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_vec());
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                request = request.header("content-type", "application/json");
+            }
+            request = request.body(body.to_vec());
         }
         let response = request
             .send()
@@ -93,6 +97,18 @@ impl Client {
             ended: false,
             clean: false,
         }
+    }
+
+    /// A request with headers of the test's own (a `content-type` among them replaces
+    /// `application/json`).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        self.open(method, path, headers, body).await.finish().await
     }
 
     pub async fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
