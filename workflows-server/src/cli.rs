@@ -71,6 +71,17 @@ pub struct Args {
     /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 100ms).
     #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
     pub lease_ttl: Duration,
+    /// How long a client may take to send a request's line and headers, counted from when it
+    /// connected or got its previous answer (so also how long an idle connection stays open).
+    #[arg(long, env = "WORKFLOWS_HEADER_TIMEOUT", default_value = "10s", value_parser = positive)]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (408 after that).
+    #[arg(long, env = "WORKFLOWS_BODY_TIMEOUT", default_value = "30s", value_parser = positive)]
+    pub body_timeout: Duration,
+    /// The most connections open at once; more wait to be accepted [default: three quarters
+    /// of the open-file limit].
+    #[arg(long, env = "WORKFLOWS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
     /// A file of bearer tokens (one per line; `#` starts a comment), any of which a request
     /// must bear in `Authorization: Bearer <token>`. Needed to listen beyond loopback.
     #[arg(long, env = "WORKFLOWS_AUTH_TOKEN_FILE")]
@@ -123,6 +134,14 @@ fn idle_release(text: &str) -> Result<IdleRelease, String> {
     duration(text).map(|d| IdleRelease(Some(d)))
 }
 
+fn positive(text: &str) -> Result<Duration, String> {
+    let d = duration(text)?;
+    if d.is_zero() {
+        return Err("it must be longer than zero".into());
+    }
+    Ok(d)
+}
+
 fn lease_ttl(text: &str) -> Result<Duration, String> {
     let ttl = duration(text)?;
     if ttl < crate::MIN_LEASE_TTL {
@@ -164,6 +183,9 @@ impl Args {
             auth,
             cors,
             allowed_hosts: self.allowed_hosts.clone(),
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections.map(|n| n as usize),
             ..Config::default()
         })
     }
@@ -324,6 +346,18 @@ mod tests {
         assert_eq!(
             (config.bind, config.idle_release, config.lease_ttl),
             (default.bind, default.idle_release, default.lease_ttl)
+        );
+        assert_eq!(
+            (
+                config.header_timeout,
+                config.body_timeout,
+                config.max_connections
+            ),
+            (
+                default.header_timeout,
+                default.body_timeout,
+                default.max_connections
+            )
         );
     }
 }

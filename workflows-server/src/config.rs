@@ -37,6 +37,19 @@ pub struct Config {
     pub heartbeat: Option<Duration>,
     /// The largest request body accepted (413 beyond). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// How long a client may take to send the head of a request (its line and headers),
+    /// counted from when its connection opened or its previous response was sent; the
+    /// connection is closed after that. So it is also how long an idle keep-alive connection
+    /// stays open. Default 10 s. Applies where the server listens itself
+    /// ([`Server::start`](crate::Server::start)).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body once its head has arrived (`408`
+    /// after that). Default 30 s.
+    pub body_timeout: Duration,
+    /// The most connections open at once; more wait to be accepted. `None` (the default):
+    /// three quarters of the process's open-file limit, the rest being left to the store.
+    /// Applies where the server listens itself.
+    pub max_connections: Option<usize>,
     /// How long a cancel request waits for the run to end before answering. Default 10 s.
     pub cancel_wait: Duration,
     /// Which web pages of other origins may call the API from a browser. Default
@@ -228,6 +241,9 @@ impl Default for Config {
             idle_release: Some(Duration::from_secs(60)),
             heartbeat: Some(Duration::from_secs(15)),
             max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: None,
             cancel_wait: Duration::from_secs(10),
             cors: Cors::default(),
             auth: Auth::default(),

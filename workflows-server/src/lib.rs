@@ -85,6 +85,7 @@ mod api;
 pub mod cli;
 mod clock;
 mod config;
+mod connections;
 mod describe;
 mod engine;
 mod envelope;
@@ -100,6 +101,7 @@ use tokio::task::JoinHandle;
 use workflows::{Runner, Workflow};
 
 pub use config::{Auth, Config, Cors, MIN_LEASE_TTL, MIN_TOKEN_LEN, Tokens};
+pub use connections::raise_open_file_limit;
 
 use engine::Engine;
 use served::Served;
@@ -261,6 +263,16 @@ impl Server {
                 self.config.lease_ttl
             )));
         }
+        if self.config.header_timeout.is_zero() || self.config.body_timeout.is_zero() {
+            return Err(ServerError::Config(
+                "header_timeout and body_timeout must not be zero".into(),
+            ));
+        }
+        if self.config.max_connections == Some(0) {
+            return Err(ServerError::Config(
+                "max_connections must be at least 1".into(),
+            ));
+        }
         if self.config.poll_interval.is_zero() {
             return Err(ServerError::Config("poll_interval must not be zero".into()));
         }
@@ -372,22 +384,24 @@ impl Server {
                  Auth::Off)"
             )));
         }
-        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener =
+            connections::listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let config = self.config.clone();
         let (app, handle) = self.launch(Some(local_addr)).await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let serve = tokio::spawn(async move {
-            axum::serve(without_nagle(listener), app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let cap = connections::Cap::new(&config);
+        let gate = cap.clone();
+        let serve =
+            tokio::spawn(
+                async move { connections::serve(listener, app, &config, gate, stopped).await },
+            );
         tracing::info!("serving on http://{local_addr}");
         Ok(RunningServer {
             local_addr,
+            cap,
             handle,
             stop: Some(stop),
             serve,
@@ -405,33 +419,6 @@ impl Server {
         shutdown_signal().await;
         running.shutdown().await
     }
-}
-
-/// A listener with a deep accept queue: a burst of connections (a thousand browsers at once)
-/// waits to be accepted instead of being reset.
-fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
-}
-
-/// Accepts connections with Nagle's algorithm off. The API answers with small writes (a
-/// `200`, one NDJSON line per event); with Nagle on, each waited for the client's delayed ACK,
-/// about 40 ms per round trip of a human answering a prompt.
-fn without_nagle(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("could not turn Nagle's algorithm off on a connection: {err}");
-        }
-    })
 }
 
 async fn shutdown_signal() {
@@ -503,6 +490,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// [`shutdown`](Self::shutdown) to stop it cleanly.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    cap: connections::Cap,
     handle: ServerHandle,
     stop: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
@@ -524,6 +512,11 @@ impl RunningServer {
         self.handle.runs_in_memory()
     }
 
+    /// How many connections are open now (at most [`Config::max_connections`]).
+    pub fn open_connections(&self) -> usize {
+        self.cap.open()
+    }
+
     /// Stops the background work as [`ServerHandle::shutdown`] does, then stops accepting
     /// requests; requests still open after another 10 s are cut.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
@@ -539,23 +532,5 @@ impl RunningServer {
                 Ok(())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::serve::Listener;
-
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_for_delayed_acks() {
-        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut listener = super::without_nagle(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await;
-        assert!(
-            accepted.nodelay().unwrap(),
-            "TCP_NODELAY is off on an accepted connection"
-        );
     }
 }

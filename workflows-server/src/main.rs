@@ -5,6 +5,7 @@
 //! cargo run -p workflows-server --release [--features postgres-tls] --
 //!     [--bind 127.0.0.1:8080] [--db workflows.db | --postgres URL [--postgres-pool-size 16]
 //!     [--postgres-ca-file PEM]] [--idle-release 60s|never] [--lease-ttl 30s]
+//!     [--header-timeout 10s] [--body-timeout 30s] [--max-connections N]
 //!     [--auth-token-file FILE | --no-auth] [--cors-origin ORIGIN]... [--allowed-host NAME]...
 //!     [--help] [--version]
 //! ```
@@ -65,6 +66,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), ServerError> {
+    // Each connection takes a file: allow as many as the system lets this process have.
+    workflows_server::raise_open_file_limit();
     let server = Server::new()
         .workflow("number", NumberWorkflow.runner())
         .page(include_str!("../static/index.html"));

@@ -1,6 +1,7 @@
 //! The HTTP API: the routes and JSON shapes of llama-agents-server 0.8.0.
 
 mod access;
+mod body;
 mod events;
 mod handlers;
 mod workflows;
@@ -213,6 +214,13 @@ pub(crate) fn router(
     let router = router
         .fallback(|| async { ApiError::not_found("Not Found") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            body::Limits {
+                max_bytes: max_body,
+                deadline: engine.config().body_timeout,
+            },
+            body::read_whole,
+        ))
         .layer(axum::middleware::from_fn_with_state(access, access::screen));
     match cors {
         Some(cors) => router.layer(cors),
