@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::storage::Durability;
 use crate::{Auth, Config, Cors, Server, ServerError, Tokens};
 
 /// The flags of a server binary. Each can also come from the environment variable named in
@@ -71,6 +72,10 @@ pub struct Args {
     /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 100ms).
     #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
     pub lease_ttl: Duration,
+    /// What an acknowledged answer survives: `power-loss` (synced to disk before the `200`)
+    /// or `process-crash` (faster; an OS crash or power cut may lose the last answers).
+    #[arg(long, env = "WORKFLOWS_DURABILITY", default_value = "power-loss", value_parser = durability)]
+    pub durability: Durability,
     /// How long a client may take to send a request's line and headers, counted from when it
     /// connected or got its previous answer (so also how long an idle connection stays open).
     #[arg(long, env = "WORKFLOWS_HEADER_TIMEOUT", default_value = "10s", value_parser = positive)]
@@ -132,6 +137,16 @@ fn idle_release(text: &str) -> Result<IdleRelease, String> {
         return Ok(IdleRelease(None));
     }
     duration(text).map(|d| IdleRelease(Some(d)))
+}
+
+fn durability(text: &str) -> Result<Durability, String> {
+    match text.trim() {
+        "power-loss" => Ok(Durability::PowerLoss),
+        "process-crash" => Ok(Durability::ProcessCrash),
+        other => Err(format!(
+            "`{other}` is not a durability: write power-loss or process-crash"
+        )),
+    }
 }
 
 fn positive(text: &str) -> Result<Duration, String> {
@@ -198,7 +213,7 @@ impl Args {
             (None, Some(url)) => self.with_postgres(server, url).await,
             (db, _) => {
                 let path = db.clone().unwrap_or_else(|| "workflows.db".into());
-                with_sqlite(server, &path)
+                with_sqlite(server, &path, self.durability)
             }
         }
     }
@@ -208,6 +223,7 @@ impl Args {
         let options = crate::storage::PostgresOptions {
             pool_size: self.postgres_pool_size.into(),
             ca_file: self.postgres_ca_file.clone(),
+            durability: self.durability,
             ..Default::default()
         };
         let storage = crate::storage::PostgresStorage::connect_with(url, &options).await?;
@@ -227,14 +243,22 @@ impl Args {
 }
 
 #[cfg(feature = "sqlite")]
-fn with_sqlite(server: Server, path: &std::path::Path) -> Result<Server, ServerError> {
-    let server = server.sqlite(path)?;
+fn with_sqlite(
+    server: Server,
+    path: &std::path::Path,
+    durability: Durability,
+) -> Result<Server, ServerError> {
+    let server = server.storage(crate::storage::SqliteStorage::open_with(path, durability)?);
     println!("storing runs in the SQLite file {}", path.display());
     Ok(server)
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn with_sqlite(_server: Server, _path: &std::path::Path) -> Result<Server, ServerError> {
+fn with_sqlite(
+    _server: Server,
+    _path: &std::path::Path,
+    _durability: Durability,
+) -> Result<Server, ServerError> {
     Err(ServerError::Config(
         "this build has no SQLite support: name a Postgres database with --postgres, or build \
          workflows-server with the `sqlite` feature"
@@ -279,6 +303,17 @@ mod tests {
         assert!(
             garbled.contains("write for instance 90s or 1m"),
             "{garbled}"
+        );
+        let durability = parse(&["--durability", "fsync"]).unwrap_err().to_string();
+        assert!(
+            durability.contains("power-loss or process-crash"),
+            "{durability}"
+        );
+        assert_eq!(
+            parse(&["--durability", "process-crash"])
+                .unwrap()
+                .durability,
+            Durability::ProcessCrash
         );
         let version = parse(&["--version"]).unwrap_err();
         assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);

@@ -489,3 +489,140 @@ async fn a_store_that_is_slow_but_steady_keeps_the_runs() {
     assert_eq!(done["result"]["value"]["result"], 1500);
     assert_eq!(slow_starts("steady"), 1, "the run was never given up");
 }
+
+/// A server dies while another session (a server frozen mid-write, an operator's open
+/// transaction) holds one of its runs' rows locked: the survivor takes over every other run
+/// at once, stays healthy, and takes the locked one once the lock goes.
+#[test]
+fn a_row_another_session_holds_locked_does_not_hold_up_the_takeover_of_the_others() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(url) = runtime.block_on(fresh_database()) else {
+        return;
+    };
+    let lease = Duration::from_secs(1);
+    let quick = workflows_server::Config {
+        lease_ttl: lease,
+        ..config()
+    };
+    // Server A, on a runtime of its own, holds ten waiting runs.
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<String> = doomed.block_on(async {
+        let running = server(storage(&url).await, quick.clone())
+            .start()
+            .await
+            .unwrap();
+        let client = Client::new(running.local_addr());
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            ids.push(start(&client, "number", json!({})).await);
+        }
+        for id in &ids {
+            until_event(&client, id, "InputRequiredEvent").await;
+        }
+        std::mem::forget(running);
+        ids
+    });
+
+    runtime.block_on(async {
+        let (_b, client_b) = serve(storage(&url).await, quick).await;
+        let (foreign, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        foreign.batch_execute("BEGIN").await.unwrap();
+        let locked = foreign
+            .query(
+                "SELECT handler_id FROM wf_handlers WHERE handler_id = $1 FOR UPDATE",
+                &[&ids[0]],
+            )
+            .await
+            .unwrap();
+        assert_eq!(locked.len(), 1);
+
+        // B's health, looked at all along.
+        let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let probe = tokio::spawn({
+            let probing = probing.clone();
+            async move {
+                let mut slowest = Duration::ZERO;
+                while probing.load(std::sync::atomic::Ordering::SeqCst) {
+                    let asked = std::time::Instant::now();
+                    let health = client_b.get("/health").await;
+                    assert_eq!(health.status, 200, "{}", health.body);
+                    slowest = slowest.max(asked.elapsed());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                slowest
+            }
+        });
+
+        // A dies without a word.
+        doomed.shutdown_background();
+        let killed = std::time::Instant::now();
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            assert_eq!(answer(&client_b, id, &format!("{i}")).await.status, 200);
+        }
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            let done = until_status(&client_b, id, "completed").await;
+            assert_eq!(done["result"]["value"]["result"], format!("{i}"));
+        }
+        let took = killed.elapsed();
+        probing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let slowest = probe.await.unwrap();
+        eprintln!("9 runs taken over in {took:?}; slowest /health {slowest:?}");
+        assert!(
+            took < lease * 3 + Duration::from_secs(2),
+            "the takeover waited on the locked row: {took:?}"
+        );
+        assert!(
+            slowest < Duration::from_secs(1),
+            "/health waited: {slowest:?}"
+        );
+
+        // The lock goes: the last run is taken over too.
+        let record = client_b.get(&format!("/handlers/{}", ids[0])).await.json();
+        assert_eq!(record["status"], "running");
+        foreign.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(answer(&client_b, &ids[0], "last").await.status, 200);
+        let done = until_status(&client_b, &ids[0], "completed").await;
+        assert_eq!(done["result"]["value"]["result"], "last");
+    });
+}
+
+/// Every session of the server carries the timeouts that keep one stuck statement or one
+/// frozen server from holding the others up, and syncs its commits.
+#[tokio::test]
+async fn the_servers_sessions_time_out_stuck_statements_and_frozen_transactions() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let store = PostgresStorage::connect(&url, 1).await.unwrap();
+    let settings = store.session_settings().await.unwrap();
+    let get = |name: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{name} not shown"))
+    };
+    assert_eq!(get("synchronous_commit"), "on");
+    assert_eq!(get("statement_timeout"), "10s");
+    assert_eq!(get("lock_timeout"), "2s");
+    assert_eq!(get("idle_in_transaction_session_timeout"), "10s");
+    assert_eq!(get("tcp_keepalives_idle"), "10");
+    assert_eq!(get("tcp_user_timeout"), "25000");
+
+    let relaxed = workflows_server::storage::PostgresOptions {
+        durability: workflows_server::storage::Durability::ProcessCrash,
+        idle_in_transaction_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = PostgresStorage::connect_with(&url, &relaxed).await.unwrap();
+    let settings = store.session_settings().await.unwrap();
+    assert!(settings.contains(&("synchronous_commit".into(), "off".into())));
+    assert!(settings.contains(&("idle_in_transaction_session_timeout".into(), "300ms".into())));
+}

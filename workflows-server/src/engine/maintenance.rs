@@ -4,6 +4,9 @@
 use std::sync::Arc;
 
 use super::Engine;
+
+/// How many orphaned runs one round adopts at the same time.
+const ADOPTIONS_AT_ONCE: usize = 8;
 use crate::storage::ErrorChain;
 
 impl Engine {
@@ -44,13 +47,22 @@ impl Engine {
             }
             match self.storage.orphans().await {
                 Ok(ids) => {
-                    for id in ids {
-                        if self.live.get(&id).is_none()
-                            && let Err(e) = self.adopt(&id).await
-                        {
-                            tracing::error!(handler = %id, "adopting the run failed: {}", ErrorChain(&e));
-                        }
-                    }
+                    let engine = &self;
+                    // Several at once, so that one slow adoption (a locked row, a big
+                    // snapshot) does not hold up the rest; a bounded number, so that a
+                    // thousand orphans do not take every connection of the store.
+                    futures_util::StreamExt::for_each_concurrent(
+                        futures_util::stream::iter(ids),
+                        ADOPTIONS_AT_ONCE,
+                        |id| async move {
+                            if engine.live.get(&id).is_none()
+                                && let Err(e) = engine.adopt(&id).await
+                            {
+                                tracing::error!(handler = %id, "adopting the run failed: {}", ErrorChain(&e));
+                            }
+                        },
+                    )
+                    .await;
                 }
                 Err(e) => tracing::error!("looking for orphaned runs failed: {}", ErrorChain(&e)),
             }

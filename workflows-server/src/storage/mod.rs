@@ -34,6 +34,28 @@ pub use schema::SCHEMA_VERSION;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStorage;
 
+/// What a write the server has acknowledged (an answer's `200`, a stored event) survives.
+///
+/// ```
+/// use workflows_server::storage::Durability;
+///
+/// assert_eq!(Durability::default(), Durability::PowerLoss);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A crash of the process, of the operating system, or a power cut: the write is on disk
+    /// (synced) before it is acknowledged. SQLite runs with `synchronous=FULL`, its writes
+    /// grouped so that one sync covers every write waiting at that moment; Postgres with
+    /// `synchronous_commit=on`.
+    #[default]
+    PowerLoss,
+    /// A crash of the process only: the write is handed to the operating system, not synced,
+    /// so an OS crash or a power cut can lose the last acknowledged writes (the database stays
+    /// consistent). SQLite `synchronous=NORMAL`, Postgres `synchronous_commit=off`.
+    ProcessCrash,
+}
+
 /// A boxed future, so that [`Storage`] can be used as a trait object.
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 

@@ -35,6 +35,9 @@ pub(super) struct Dialect {
     /// Appended to a `SELECT` of one handler inside a write: locks the row until commit
     /// (SQLite's write transactions already exclude each other).
     pub lock_row: &'static str,
+    /// Appended to a `SELECT` of handlers inside a write: locks the rows it finds, skipping
+    /// rows another session has locked instead of waiting for them.
+    pub lock_unless_locked: &'static str,
     /// `column` matches any element of the list bound to parameter `$n`.
     pub any_of: fn(column: &str, n: u8) -> String,
     /// Rewrites the shared `$n` parameters into the dialect's own form.
@@ -74,6 +77,7 @@ impl Statements {
     pub(super) fn new(d: &Dialect) -> Statements {
         let now = d.now_ms;
         let lock = d.lock_row;
+        let unless_locked = d.lock_unless_locked;
         // A lease `{server}/{n}` belongs to the server named `$1`.
         let of_server = "substr(owner, 1, length(CAST($1 AS TEXT)) + 1) = $1 || '/'";
         let sql = |text: String| (d.parameters)(text);
@@ -128,15 +132,22 @@ impl Statements {
                    lease_until = CASE WHEN $10 THEN NULL ELSE lease_until END \
                  WHERE handler_id = $1"
                 .into()),
-            // One statement: the database re-checks the condition on the row it locks, so of
-            // two servers claiming at once exactly one gets the run.
+            // One statement: the database checks the condition on the row it locks, so of
+            // two servers claiming at once exactly one gets the run. A row another session
+            // has locked (a server frozen mid-write) is skipped, not waited for: the claim
+            // fails now and is tried again on a later round.
             claim: sql(format!(
                 "UPDATE wf_handlers SET owner = $2, lease_until = {now} + $3 \
-                 WHERE handler_id = $1 AND status = 'running' \
-                   AND (owner IS NULL OR owner = $2 OR lease_until < {now})"
+                 WHERE handler_id = (SELECT handler_id FROM wf_handlers \
+                   WHERE handler_id = $1 AND status = 'running' \
+                     AND (owner IS NULL OR owner = $2 OR lease_until < {now}){unless_locked})"
             )),
+            // A row locked by another session keeps its old lease rather than holding up the
+            // renewal of every other run.
             renew: sql(format!(
-                "UPDATE wf_handlers SET lease_until = {now} + $2 WHERE {of_server}"
+                "UPDATE wf_handlers SET lease_until = {now} + $2 \
+                 WHERE handler_id IN (SELECT handler_id FROM wf_handlers \
+                   WHERE {of_server}{unless_locked})"
             )),
             release: sql("UPDATE wf_handlers SET owner = NULL, lease_until = NULL \
                  WHERE handler_id = $1 AND owner = $2"

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::schema::{self, CREATE_VERSION_TABLE};
 use super::sql::{self, BoxError, Dialect, SqlRow, Statements};
 use super::{
-    Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status, Storage,
-    StorageError, StorageFuture, StoredEvent,
+    Created, Durability, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status,
+    Storage, StorageError, StorageFuture, StoredEvent,
 };
 
 /// How long a statement waits for another connection's write to the same file before it
@@ -25,6 +25,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
     Statements::new(&Dialect {
         now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        lock_unless_locked: "",
         lock_row: "",
         any_of: |column, n| format!("{column} IN (SELECT value FROM json_each(${n}))"),
         parameters: |sql| sql.replace('$', "?"),
@@ -43,20 +44,51 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
 /// assert!(storage.handler("nope").await.unwrap().is_none());
 /// # }
 /// ```
+///
+/// # Group commit
+///
+/// One thread owns the connection and runs the store's calls in the order they were made.
+/// It takes every call waiting in its queue (up to [`GROUP`]) into one transaction, each call
+/// under a savepoint of its own (a call that fails undoes only its own statements), commits
+/// once, and only then answers them all: with [`Durability::PowerLoss`] one sync of the
+/// write-ahead log covers every write of the group, and no call is answered before its write
+/// is on disk. If the commit fails, every call of the group fails.
 #[derive(Clone)]
 pub struct SqliteStorage {
     /// The queue of the thread that owns the connection.
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-/// Work for the connection's thread.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// The most calls committed together.
+pub const GROUP: usize = 256;
+
+/// Work for the connection's thread: runs its statements inside the group's transaction and
+/// gives back how to answer its caller once the group's commit is known.
+type Job = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
+
+/// Answers one call, given whether the group's commit failed.
+type Answer = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database file at `path`. A new file is readable and
-    /// writable by its owner only (it holds every answer people gave); SQLite gives its
-    /// `-wal` and `-shm` files the same permissions.
+    /// Opens (creating if needed) the database file at `path`; an acknowledged write survives
+    /// a power cut ([`Durability::PowerLoss`]). A new file is readable and writable by its
+    /// owner only (it holds every answer people gave); SQLite gives its `-wal` and `-shm`
+    /// files the same permissions.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with(path, Durability::PowerLoss)
+    }
+
+    /// Opens the database file at `path`, its acknowledged writes surviving what
+    /// `durability` says.
+    ///
+    /// ```no_run
+    /// use workflows_server::storage::{Durability, SqliteStorage};
+    ///
+    /// // Faster on a disk with slow syncs; an OS crash may lose the last answers.
+    /// let storage = SqliteStorage::open_with("runs.db", Durability::ProcessCrash)?;
+    /// # Ok::<(), workflows_server::storage::StorageError>(())
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
         let path = path.as_ref();
         let target = || format!("open the SQLite file {}", path.display());
         create_private(path).map_err(|e| StorageError::open(target(), e))?;
@@ -65,7 +97,11 @@ impl SqliteStorage {
         // WAL lets readers go on while a run writes; a writer waits instead of failing.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(opened)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        let synchronous = match durability {
+            Durability::PowerLoss => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(opened)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(opened)?;
         Ok(Self::from_connection(conn))
@@ -78,8 +114,9 @@ impl SqliteStorage {
         Ok(Self::from_connection(conn))
     }
 
-    /// Gives `conn` to a thread of its own, which runs the store's statements one after the
-    /// other, in the order they were asked for, until the last clone of the store is dropped.
+    /// Gives `conn` to a thread of its own, which runs the store's calls in groups (see
+    /// [Group commit](#group-commit)), in the order they were made, until the last clone of
+    /// the store is dropped.
     ///
     /// One thread rather than a blocking task per statement around a shared lock: SQLite
     /// writes one transaction at a time anyway, and a thousand requests at once would
@@ -90,15 +127,54 @@ impl SqliteStorage {
         std::thread::Builder::new()
             .name("workflows-sqlite".into())
             .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    job(&mut conn);
+                let mut answers: Vec<Answer> = Vec::with_capacity(GROUP);
+                // A call taken from the queue after its group's transaction was undone under
+                // it: the first of the next group.
+                let mut carried: Option<Job> = None;
+                loop {
+                    let first = match carried.take() {
+                        Some(job) => job,
+                        None => match queue.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                    };
+                    // IMMEDIATE: the write lock is taken now, so the group cannot fail half
+                    // way for want of it (only another process could hold it).
+                    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                        // Run outside a transaction, undone by nothing; answered as failed.
+                        // (BEGIN fails only when the file is locked or unwritable.)
+                        first(&mut conn)(Some(&e));
+                        continue;
+                    }
+                    answers.push(first(&mut conn));
+                    while answers.len() < GROUP {
+                        let Ok(job) = queue.try_recv() else { break };
+                        // SQLite undoes the whole transaction on some errors (a full disk, an
+                        // I/O error): the rest of the group would then run outside it, each
+                        // call committed alone, while its caller is told the group failed.
+                        if conn.is_autocommit() {
+                            carried = Some(job);
+                            break;
+                        }
+                        answers.push(job(&mut conn));
+                    }
+                    let committed = conn.execute_batch("COMMIT");
+                    if committed.is_err() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    for answer in answers.drain(..) {
+                        answer(committed.as_ref().err());
+                    }
                 }
             })
             .expect("a thread for the SQLite connection");
         SqliteStorage { jobs }
     }
 
-    /// Runs `f` on the connection's thread; a failure says it was doing `operation`.
+    /// Runs `f` on the connection's thread, inside the current group's transaction under a
+    /// savepoint of its own (undone if `f` fails); a failure says it was doing `operation`.
+    /// Answers once the group is committed.
     fn with<T: Send + 'static>(
         &self,
         operation: &'static str,
@@ -108,10 +184,15 @@ impl SqliteStorage {
         Box::pin(async move {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let job: Job = Box::new(move |conn| {
-                // A statement that panics fails its call, not the thread.
-                let done = catch_unwind(AssertUnwindSafe(|| f(conn)))
-                    .unwrap_or_else(|_| Err("a statement panicked".into()));
-                let _ = reply.send(done);
+                let done = in_savepoint(conn, f);
+                Box::new(move |commit_failed: Option<&rusqlite::Error>| {
+                    let done = match commit_failed {
+                        // Nothing of the group happened: no call of it may say it did.
+                        Some(e) => Err(format!("committing the write failed: {e}").into()),
+                        None => done,
+                    };
+                    let _ = reply.send(done);
+                })
             });
             let stopped = || StorageError::operation(operation, ThreadStopped);
             jobs.send(job).map_err(|_| stopped())?;
@@ -121,6 +202,29 @@ impl SqliteStorage {
                 .map_err(|e| sql::failure(operation, e))
         })
     }
+}
+
+/// Runs `f` under a savepoint: kept if it succeeds, undone if it fails or panics (a statement
+/// that panics fails its call, not the thread).
+fn in_savepoint<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, BoxError>,
+) -> Result<T, BoxError> {
+    conn.execute_batch("SAVEPOINT call")?;
+    let done = catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err("a statement panicked".into()));
+    if conn.is_autocommit() {
+        // The error undid the group's whole transaction, savepoint included: the commit
+        // will fail and every call of the group with it.
+        return done;
+    }
+    let end = if done.is_ok() {
+        "RELEASE call"
+    } else {
+        "ROLLBACK TO call; RELEASE call"
+    };
+    conn.execute_batch(end)?;
+    done
 }
 
 /// Creates `path` empty, readable and writable by its owner only, unless it exists (or names
@@ -197,7 +301,7 @@ fn json_list<T: serde::Serialize>(values: &[T]) -> String {
 
 /// Brings the database to [`schema::SCHEMA_VERSION`] in one write transaction.
 fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = &*conn;
     tx.execute_batch(CREATE_VERSION_TABLE)?;
     let current: Option<i64> =
         tx.query_row("SELECT MAX(version) FROM wf_schema", [], |r| r.get(0))?;
@@ -222,7 +326,6 @@ fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
         "UPDATE wf_handlers SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL",
         [],
     )?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -239,7 +342,7 @@ impl Storage for SqliteStorage {
     ) -> StorageFuture<'_, Created> {
         self.with("record a new run", move |conn| {
             let s = &*STATEMENTS;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = &*conn;
             let existing: Option<(String, String)> = tx
                 .prepare_cached(&s.handler_status_and_run)?
                 .query_row([&record.handler_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -268,7 +371,6 @@ impl Storage for SqliteStorage {
             // event was on its way) is not for the new run.
             tx.prepare_cached(&s.delete_inbox_of_handler)?
                 .execute([&record.handler_id])?;
-            tx.commit()?;
             Ok(Created::Created)
         })
     }
@@ -297,7 +399,7 @@ impl Storage for SqliteStorage {
         let handler_id = handler_id.to_owned();
         self.with("delete a handler", move |conn| {
             let s = &*STATEMENTS;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = &*conn;
             let run: Option<String> = tx
                 .prepare_cached(&s.delete_handler)?
                 .query_row([&handler_id], |r| r.get(0))
@@ -309,7 +411,6 @@ impl Storage for SqliteStorage {
                 .execute([&run])?;
             tx.prepare_cached(&s.delete_inbox_of_handler)?
                 .execute([&handler_id])?;
-            tx.commit()?;
             Ok(true)
         })
     }
@@ -337,8 +438,8 @@ impl Storage for SqliteStorage {
         let (handler_id, run_id, owner) =
             (handler_id.to_owned(), run_id.to_owned(), owner.to_owned());
         self.with("store a run's events", move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !holds(&tx, &handler_id, &owner)? {
+            let tx = &*conn;
+            if !holds(tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             {
@@ -353,7 +454,6 @@ impl Storage for SqliteStorage {
                     ])?;
                 }
             }
-            tx.commit()?;
             Ok(true)
         })
     }
@@ -396,8 +496,8 @@ impl Storage for SqliteStorage {
         let (handler_id, owner) = (handler_id.to_owned(), owner.to_owned());
         self.with("update a run", move |conn| {
             let s = &*STATEMENTS;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !holds(&tx, &handler_id, &owner)? {
+            let tx = &*conn;
+            if !holds(tx, &handler_id, &owner)? {
                 return Ok(false);
             }
             let ended = update.status.is_some_and(Status::is_terminal);
@@ -422,7 +522,6 @@ impl Storage for SqliteStorage {
                 tx.prepare_cached(&s.delete_inbox_items)?
                     .execute([json_list(&update.consumed)])?;
             }
-            tx.commit()?;
             Ok(true)
         })
     }
@@ -498,5 +597,90 @@ impl Storage for SqliteStorage {
         self.with("list runs no server holds", move |conn| {
             rows(conn, &STATEMENTS.orphans, [], |r| r.text(0))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("wf-{name}-{}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        path
+    }
+
+    /// Polls a call once, which puts it in the connection's queue.
+    async fn queue<F: std::future::Future + Unpin>(call: &mut F) {
+        std::future::poll_fn(|cx| {
+            let polled = std::pin::Pin::new(&mut *call).poll(cx);
+            assert!(
+                polled.is_pending(),
+                "answered before the group was released"
+            );
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    async fn synchronous(storage: &SqliteStorage) -> i64 {
+        storage
+            .with("read the sync setting", |conn| {
+                Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_is_synced_on_every_commit_unless_told_otherwise() {
+        let path = temp_file("sync-full");
+        let full = SqliteStorage::open(&path).unwrap();
+        assert_eq!(synchronous(&full).await, 2, "FULL");
+        drop(full);
+        let normal = SqliteStorage::open_with(&path, Durability::ProcessCrash).unwrap();
+        assert_eq!(synchronous(&normal).await, 1, "NORMAL");
+    }
+
+    /// The calls waiting together are committed together; when that commit fails, none of
+    /// them is answered as done, and none of their writes is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_whose_commit_fails_fails_every_call_in_it() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        storage.migrate().await.unwrap();
+        // The first call holds the thread until the other two are queued behind it.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let mut first = Box::pin(storage.with("hold the thread", move |conn| {
+            wait.recv().unwrap();
+            conn.execute(
+                "INSERT INTO wf_inbox (handler_id, item) VALUES ('a', '1')",
+                [],
+            )?;
+            Ok(())
+        }));
+        let mut second = Box::pin(storage.push_inbox("b", InboxItem::Cancel));
+        // Ends the group's transaction under it, so that its COMMIT fails.
+        let mut third = Box::pin(storage.with("end the transaction", |conn| {
+            conn.execute_batch("ROLLBACK")?;
+            Ok(())
+        }));
+        // A first poll queues each call.
+        queue(&mut first).await;
+        queue(&mut second).await;
+        queue(&mut third).await;
+        go.send(()).unwrap();
+        let (first, second, third) = tokio::join!(first, second, third);
+        assert!(first.is_err(), "{first:?}");
+        assert!(second.is_err(), "{second:?}");
+        assert!(third.is_err(), "{third:?}");
+        let said = super::super::ErrorChain(&second.unwrap_err()).to_string();
+        assert!(said.contains("committing the write failed"), "{said}");
+        assert!(storage.inbox("a").await.unwrap().is_empty());
+        assert!(storage.inbox("b").await.unwrap().is_empty());
+        // The store goes on.
+        storage.push_inbox("c", InboxItem::Cancel).await.unwrap();
+        assert_eq!(storage.inbox("c").await.unwrap().len(), 1);
     }
 }

@@ -17,9 +17,14 @@ impl Binary {
 
     /// Started with more flags.
     pub fn start_with(path: &std::path::Path, flags: &[&str]) -> Binary {
+        let path = path.to_str().expect("a UTF-8 path");
+        Self::spawn(&[&["--db", path], flags].concat())
+    }
+
+    /// Started on any free port of loopback with these flags only (the store among them).
+    pub fn spawn(flags: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_workflows-server"))
-            .args(["--bind", "127.0.0.1:0", "--db"])
-            .arg(path)
+            .args(["--bind", "127.0.0.1:0"])
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

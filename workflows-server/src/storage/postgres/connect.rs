@@ -7,8 +7,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::config::SslMode;
 
-use crate::storage::StorageError;
 use crate::storage::sql::BoxError;
+use crate::storage::{Durability, StorageError};
 
 /// How long opening one connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +42,22 @@ pub struct PostgresOptions {
     /// whose certificate a private authority signed (feature `postgres-tls`). The URL's
     /// `sslrootcert=` names one too.
     pub ca_file: Option<PathBuf>,
+    /// What a write survives once acknowledged (default [`Durability::PowerLoss`]:
+    /// `synchronous_commit=on`).
+    pub durability: Durability,
+    /// The longest any statement of the server may run before the database cancels it
+    /// (`statement_timeout`, default 10 s): a stuck statement fails its call instead of
+    /// holding a connection.
+    pub statement_timeout: Duration,
+    /// The longest a statement waits for a row another session has locked (`lock_timeout`,
+    /// default 2 s). Taking over a run never waits: a locked run is skipped until its lock
+    /// goes.
+    pub lock_timeout: Duration,
+    /// How long one of the server's sessions may sit in an open transaction doing nothing
+    /// before the database ends the session and releases its locks
+    /// (`idle_in_transaction_session_timeout`, default 10 s): what frees the rows of a server
+    /// that froze mid-transaction.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -50,7 +66,52 @@ impl Default for PostgresOptions {
             pool_size: 16,
             wait_timeout: Duration::from_secs(10),
             ca_file: None,
+            durability: Durability::PowerLoss,
+            statement_timeout: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(2),
+            idle_in_transaction_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// The database's side of a connection's TCP keepalive (`tcp_keepalives_*`,
+/// `tcp_user_timeout`): a server whose host vanished without closing its sockets has its
+/// sessions ended, and their locks released, within about 25 s rather than the kernel's two
+/// hours.
+const SERVER_KEEPALIVE: &str = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 \
+     -c tcp_keepalives_count=3 -c tcp_user_timeout=25000";
+
+/// The settings [`PostgresStorage::session_settings`](super::PostgresStorage::session_settings)
+/// shows.
+pub(super) const SHOWN_SETTINGS: &[&str] = &[
+    "synchronous_commit",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "tcp_keepalives_idle",
+    "tcp_keepalives_interval",
+    "tcp_keepalives_count",
+    "tcp_user_timeout",
+];
+
+/// The settings of every session the server opens, as the startup `options` parameter
+/// carries them (after any the URL gives, which they override).
+pub(super) fn session_settings(url_options: Option<&str>, options: &PostgresOptions) -> String {
+    let ms = |d: Duration| d.as_millis().max(1);
+    let synchronous_commit = match options.durability {
+        Durability::PowerLoss => "on",
+        Durability::ProcessCrash => "off",
+    };
+    let ours = format!(
+        "-c synchronous_commit={synchronous_commit} -c statement_timeout={} \
+         -c lock_timeout={} -c idle_in_transaction_session_timeout={} {SERVER_KEEPALIVE}",
+        ms(options.statement_timeout),
+        ms(options.lock_timeout),
+        ms(options.idle_in_transaction_timeout),
+    );
+    match url_options {
+        Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
+        _ => ours,
     }
 }
 
@@ -166,6 +227,8 @@ pub(super) async fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, S
         .keepalives(true)
         .keepalives_idle(KEEPALIVE_IDLE)
         .tcp_user_timeout(TCP_USER_TIMEOUT);
+    let settings = session_settings(config.get_options(), options);
+    config.options(&settings);
     if options.pool_size == 0 {
         return Err(StorageError::Config(
             "the Postgres pool size is 0; it needs at least one connection".into(),

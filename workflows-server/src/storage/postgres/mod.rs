@@ -28,6 +28,7 @@ const MIGRATION_LOCK: i64 = 7_215_432;
 static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
     Statements::new(&Dialect {
         now_ms: "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        lock_unless_locked: " FOR UPDATE SKIP LOCKED",
         lock_row: " FOR UPDATE",
         any_of: |column, n| format!("{column} = ANY(${n})"),
         parameters: |sql| sql,
@@ -91,6 +92,40 @@ impl PostgresStorage {
         Ok(PostgresStorage {
             pool: connect::pool(url, options).await?,
         })
+    }
+
+    /// The settings a session of this store runs with, as the database reports them (name,
+    /// value): durability (`synchronous_commit`), the timeouts (`statement_timeout`,
+    /// `lock_timeout`, `idle_in_transaction_session_timeout`) and the database's side of TCP
+    /// keepalive. To check what a deployment really runs with, behind a pooler or with
+    /// settings forced on the role.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), workflows_server::storage::StorageError> {
+    /// use workflows_server::storage::PostgresStorage;
+    ///
+    /// let storage = PostgresStorage::connect("postgres://app@db.internal/runs", 4).await?;
+    /// for (name, value) in storage.session_settings().await? {
+    ///     println!("{name} = {value}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn session_settings(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.run("read the session's settings", |client| async move {
+            let rows = client
+                .query(
+                    "SELECT name, current_setting(name) FROM pg_settings \
+                     WHERE name = ANY($1) ORDER BY name",
+                    &[&connect::SHOWN_SETTINGS],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+        .await
     }
 
     /// Deletes every table of the server (for tests that start from nothing).
