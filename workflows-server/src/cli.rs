@@ -66,12 +66,15 @@ pub struct Args {
     pub postgres_ca_file: Option<PathBuf>,
     /// How long a run waiting for an answer stays in memory before it is parked in the store
     /// (`90s`, `5m`, a number of seconds, or `never`).
-    #[arg(long, env = "WORKFLOWS_IDLE_RELEASE", default_value = "60s", value_parser = idle_release)]
-    pub idle_release: IdleRelease,
+    #[arg(long, env = "WORKFLOWS_IDLE_RELEASE", default_value = "60s", value_parser = or_never)]
+    pub idle_release: OrNever,
     /// How long a server's hold on a run lasts without renewal: how soon another server takes
     /// over the runs of one that died (`30s`, `1m`, or a number of seconds; at least 100ms).
     #[arg(long, env = "WORKFLOWS_LEASE_TTL", default_value = "30s", value_parser = lease_ttl)]
     pub lease_ttl: Duration,
+    /// How long an ended run is kept after it ended (`7d`, `12h`, or `never`).
+    #[arg(long, env = "WORKFLOWS_RETENTION", default_value = "7d", value_parser = or_never)]
+    pub retention: OrNever,
     /// What an acknowledged answer survives: `power-loss` (synced to disk before the `200`)
     /// or `process-crash` (faster; an OS crash or power cut may lose the last answers).
     #[arg(long, env = "WORKFLOWS_DURABILITY", default_value = "power-loss", value_parser = durability)]
@@ -117,9 +120,9 @@ pub struct Args {
     pub allowed_hosts: Vec<String>,
 }
 
-/// When a waiting run leaves memory: after a while, or never.
+/// A duration, or `never` (`None`): when a waiting run leaves memory, how long an ended run is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdleRelease(pub Option<Duration>);
+pub struct OrNever(pub Option<Duration>);
 
 /// A duration written as `90s`, `1m 30s`, `250ms`, or a bare number of seconds (`2.5`).
 fn duration(text: &str) -> Result<Duration, String> {
@@ -132,11 +135,11 @@ fn duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration ({e}); write for instance 90s or 1m"))
 }
 
-fn idle_release(text: &str) -> Result<IdleRelease, String> {
+fn or_never(text: &str) -> Result<OrNever, String> {
     if text.trim() == "never" {
-        return Ok(IdleRelease(None));
+        return Ok(OrNever(None));
     }
-    duration(text).map(|d| IdleRelease(Some(d)))
+    duration(text).map(|d| OrNever(Some(d)))
 }
 
 fn durability(text: &str) -> Result<Durability, String> {
@@ -198,6 +201,7 @@ impl Args {
             auth,
             cors,
             allowed_hosts: self.allowed_hosts.clone(),
+            retention: self.retention.0,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             max_connections: self.max_connections.map(|n| n as usize),
@@ -286,13 +290,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.bind, SocketAddr::from(([0, 0, 0, 0], 9000)));
-        assert_eq!(
-            args.idle_release,
-            IdleRelease(Some(Duration::from_secs(90)))
-        );
+        assert_eq!(args.idle_release, OrNever(Some(Duration::from_secs(90))));
         assert_eq!(args.lease_ttl, Duration::from_secs(2));
         let never = parse(&["--idle-release", "never"]).unwrap();
-        assert_eq!(never.idle_release, IdleRelease(None));
+        assert_eq!(never.idle_release, OrNever(None));
+        let kept = parse(&["--retention", "never"]).unwrap();
+        assert_eq!(kept.config().unwrap().retention, None);
+        let week = parse(&[]).unwrap().config().unwrap().retention;
+        assert_eq!(week, Some(Duration::from_secs(7 * 24 * 3600)));
     }
 
     #[test]

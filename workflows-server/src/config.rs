@@ -33,6 +33,10 @@ pub struct Config {
     /// How long a run waiting for the outside stays in memory before it is parked in the
     /// store (an event brings it back). `None`: never parked. Default 60 s.
     pub idle_release: Option<Duration>,
+    /// How long an ended run (completed, failed or cancelled) is kept, with its events, after
+    /// it ended; then it is deleted, as a purge would. `None`: kept until purged. Default 7
+    /// days.
+    pub retention: Option<Duration>,
     /// The interval of SSE heartbeat comments on a quiet stream. `None`: none. Default 15 s.
     pub heartbeat: Option<Duration>,
     /// The largest request body accepted (413 beyond). Default 1 MiB.
@@ -239,6 +243,7 @@ impl Default for Config {
             lease_ttl: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),
             idle_release: Some(Duration::from_secs(60)),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
             heartbeat: Some(Duration::from_secs(15)),
             max_body_bytes: 1024 * 1024,
             header_timeout: Duration::from_secs(10),

@@ -44,7 +44,7 @@
 //! | `GET /workflows/{name}/schema`, `/events`, `/representation` | the start and stop events, every event, the graph |
 //! | `GET /events/{handler_id}` | the run's events: SSE (`id:` = sequence number) or NDJSON (`sse=false`), from `after_sequence` (`-1`: all, default `now`) or `Last-Event-ID`; `include_internal`, `include_qualified_name`; 204 when the run ended and nothing is left |
 //! | `POST /events/{handler_id}` | sends `{"event": {"type": ..., "value": ...}, "step": ...}` into the run (200 `{"status": "sent"}`, 409 if it ended) |
-//! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name` |
+//! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name`; with `limit` (1 to 1,000), a page and its `next_cursor`, passed back as `cursor` for the next |
 //! | `GET /handlers/{handler_id}` | one handler: 200 completed, 202 running, 500 failed or cancelled |
 //! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |
 //!
@@ -77,7 +77,8 @@
 //! snapshot is stored each time it waits for the outside and each time it takes in sent
 //! events. A server that restarts resumes the runs it was executing; a run waiting for a
 //! human stays waiting, and after [`Config::idle_release`] leaves memory until an event
-//! arrives. Several servers on one Postgres database share their runs: an event sent through
+//! arrives. An ended run is deleted [`Config::retention`] after it ended (7 days by
+//! default). Several servers on one Postgres database share their runs: an event sent through
 //! any of them reaches the run, and a lease makes sure only one server executes it.
 
 mod api;

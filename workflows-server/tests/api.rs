@@ -721,3 +721,76 @@ async fn handler_ids_that_cannot_name_a_handler_are_a_400() {
         202
     );
 }
+
+#[tokio::test]
+async fn handlers_come_in_pages_when_a_limit_is_given() {
+    let (_server, client) = serve(SqliteStorage::in_memory().unwrap(), config()).await;
+    let mut started = Vec::new();
+    for _ in 0..7 {
+        started.push(start(&client, "number", json!({})).await);
+    }
+    // Without a limit, every handler and no cursor, as the reference answers.
+    let all = client.get("/handlers").await.json();
+    assert_eq!(all["handlers"].as_array().unwrap().len(), 7);
+    assert!(all.get("next_cursor").is_none(), "{all}");
+
+    let mut seen = Vec::new();
+    let mut path = "/handlers?limit=3".to_owned();
+    loop {
+        let page = client.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        let handlers = page["handlers"].as_array().unwrap();
+        assert!(handlers.len() <= 3);
+        seen.extend(
+            handlers
+                .iter()
+                .map(|h| h["handler_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                let cursor: String = cursor
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                path = format!("/handlers?limit=3&cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    let mut expected = started.clone();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected, "every handler once");
+
+    for bad in ["limit=0", "limit=1001", "limit=x", "limit=2&cursor=nope"] {
+        let refused = client.get(&format!("/handlers?{bad}")).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+    }
+}
+
+#[tokio::test]
+async fn ended_runs_are_deleted_after_the_retention_and_running_ones_kept() {
+    let kept_briefly = workflows_server::Config {
+        retention: Some(Duration::from_millis(200)),
+        ..config()
+    };
+    let (_server, client) = serve(SqliteStorage::in_memory().unwrap(), kept_briefly).await;
+    let ended = start(&client, "greet", json!({"name": "Ada"})).await;
+    until_status(&client, &ended, "completed").await;
+    let waiting = start(&client, "number", json!({})).await;
+    until_event(&client, &waiting, "InputRequiredEvent").await;
+    let gone = until(PATIENCE, || async {
+        client.get(&format!("/handlers/{ended}")).await.status == 404
+    })
+    .await;
+    assert!(gone, "the ended run outlived its retention");
+    assert_eq!(client.get(&format!("/events/{ended}")).await.status, 404);
+    let running = client.get(&format!("/handlers/{waiting}")).await;
+    assert_eq!(running.status, 202, "a running run is never expired");
+}

@@ -83,6 +83,8 @@ conformance! {
     handler_is_none_when_unknown,
     handlers_are_listed_oldest_first,
     handlers_are_filtered,
+    handlers_are_paged,
+    expire_deletes_runs_ended_before_the_cutoff_oldest_first,
     delete_cascades_to_events_and_inbox,
     run_state_has_start_event_and_latest_snapshot,
     events_are_ordered_and_paged,
@@ -515,6 +517,7 @@ async fn handlers_are_filtered(storage: &dyn Storage) {
         let filter = HandlerFilter {
             status_in,
             workflow_name_in: names.map(|n| n.iter().map(|&s| s.to_owned()).collect()),
+            ..HandlerFilter::default()
         };
         let records = storage.handlers(filter).await.unwrap();
         ids(&records)
@@ -560,6 +563,90 @@ async fn handlers_are_filtered(storage: &dyn Storage) {
 }
 
 /// Deleting removes the handler with its run's events and its inbox, and nothing else.
+/// `limit` keeps the first handlers of the listing; `after` starts after a handler (by
+/// `started_at`, then `handler_id`), so that pages of any size, with or without filters,
+/// list every handler once.
+async fn handlers_are_paged(storage: &dyn Storage) {
+    for (id, started_at, workflow) in [
+        ("g", 3, "alpha"),
+        ("b", 1, "beta"),
+        ("f", 3, "beta"),
+        ("a", 1, "alpha"),
+        ("c", 2, "alpha"),
+        ("e", 3, "alpha"),
+        ("d", 2, "beta"),
+    ] {
+        let at = HandlerRecord {
+            started_at,
+            updated_at: started_at,
+            workflow_name: workflow.into(),
+            ..record(id, Some("srv/0"))
+        };
+        create(storage, at, LIVE).await;
+    }
+    for size in 1..=8 {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = storage
+                .handlers(HandlerFilter {
+                    after: after.clone(),
+                    limit: Some(size),
+                    ..HandlerFilter::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.len() <= size);
+            let Some(last) = page.last() else { break };
+            after = Some((last.started_at, last.handler_id.clone()));
+            seen.extend(page.iter().map(|r| r.handler_id.clone()));
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e", "f", "g"], "pages of {size}");
+    }
+    let alpha_after_c = storage
+        .handlers(HandlerFilter {
+            workflow_name_in: Some(vec!["alpha".into()]),
+            after: Some((2, "c".into())),
+            limit: Some(10),
+            ..HandlerFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&alpha_after_c), ["e", "g"]);
+}
+
+/// `expire` deletes ended handlers whose end is before the cutoff, the oldest first, at most
+/// `limit` of them, with their events and inbox; running handlers and later ends stay.
+async fn expire_deletes_runs_ended_before_the_cutoff_oldest_first(storage: &dyn Storage) {
+    for (id, ended_at) in [("late", 300), ("first", 100), ("second", 200)] {
+        create_held(storage, id, "srv/0").await;
+        let run = format!("run-{id}");
+        assert!(
+            storage
+                .append_events(id, &run, "srv/0", vec![event(0, id)])
+                .await
+                .unwrap()
+        );
+        end(storage, id, "srv/0", Status::Completed, ended_at).await;
+        storage.push_inbox(id, sent(id)).await.unwrap();
+    }
+    create_held(storage, "running", "srv/0").await;
+
+    assert_eq!(storage.expire(250, 1).await.unwrap(), 1);
+    assert_eq!(storage.handler("first").await.unwrap(), None);
+    assert_eq!(events(storage, "run-first").await, []);
+    assert_eq!(storage.inbox("first").await.unwrap(), []);
+    assert_eq!(storage.expire(250, 10).await.unwrap(), 1, "second only");
+    assert_eq!(storage.handler("second").await.unwrap(), None);
+    assert_eq!(storage.expire(250, 10).await.unwrap(), 0);
+    assert_eq!(events(storage, "run-late").await, [event(0, "late")]);
+    assert_eq!(storage.expire(1_000, 10).await.unwrap(), 1, "late");
+    assert_eq!(
+        ids(&storage.handlers(HandlerFilter::default()).await.unwrap()),
+        ["running"]
+    );
+}
+
 async fn delete_cascades_to_events_and_inbox(storage: &dyn Storage) {
     for id in ["h", "g"] {
         create_held(storage, id, "srv/0").await;

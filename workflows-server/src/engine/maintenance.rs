@@ -2,8 +2,18 @@
 //! runs held here but not in memory, and runs no live server holds.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::Engine;
+
+/// How often ended runs past their retention are looked for (or each retention, if shorter).
+const EXPIRY_EVERY: Duration = Duration::from_secs(10);
+
+/// How many expired runs one statement deletes: a long history is deleted in short writes
+/// that leave the store to the runs between them.
+const EXPIRY_BATCH: usize = 500;
 
 /// How many orphaned runs one round adopts at the same time.
 const ADOPTIONS_AT_ONCE: usize = 8;
@@ -14,10 +24,17 @@ impl Engine {
     /// (a run whose pump stopped on a storage error), and adopts runs no live server holds.
     /// Runs until the server stops.
     pub(crate) async fn maintain(self: Arc<Self>) {
+        let mut expired_at: Option<Instant> = None;
         loop {
             tokio::time::sleep(self.config.poll_interval).await;
             if self.is_closing() {
                 return;
+            }
+            if let Some(retention) = self.config.retention
+                && expired_at.is_none_or(|at| at.elapsed() >= retention.min(EXPIRY_EVERY))
+            {
+                expired_at = Some(Instant::now());
+                self.expire(retention).await;
             }
             match self.storage.with_inbox(&self.id).await {
                 Ok(ids) => {
@@ -65,6 +82,26 @@ impl Engine {
                     .await;
                 }
                 Err(e) => tracing::error!("looking for orphaned runs failed: {}", ErrorChain(&e)),
+            }
+        }
+    }
+
+    /// Deletes the runs that ended more than `retention` ago, in batches.
+    async fn expire(&self, retention: Duration) {
+        let Ok(retention_us) = i64::try_from(retention.as_micros()) else {
+            return;
+        };
+        let before = crate::clock::now_us().saturating_sub(retention_us);
+        loop {
+            match self.storage.expire(before, EXPIRY_BATCH).await {
+                Ok(n) if n == EXPIRY_BATCH && !self.is_closing() => {
+                    tokio::task::yield_now().await;
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!("deleting expired runs failed: {}", ErrorChain(&e));
+                    return;
+                }
             }
         }
     }

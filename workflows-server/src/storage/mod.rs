@@ -189,13 +189,18 @@ pub struct RunUpdate {
     pub release: bool,
 }
 
-/// A filter for listing handlers; `None` matches all.
+/// A filter for listing handlers, and a page of them; `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HandlerFilter {
     /// Any of these statuses.
     pub status_in: Option<Vec<Status>>,
     /// Any of these workflow names.
     pub workflow_name_in: Option<Vec<String>>,
+    /// Only handlers after this one in the listing's order (`started_at`, then
+    /// `handler_id`): the last of the previous page.
+    pub after: Option<(i64, String)>,
+    /// At most this many.
+    pub limit: Option<usize>,
 }
 
 /// Whether a new handler was recorded.
@@ -233,6 +238,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The handlers matching `filter`, oldest first.
     fn handlers(&self, filter: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>>;
+
+    /// Deletes up to `limit` ended handlers that ended before `ended_before_us`
+    /// (microseconds since the Unix epoch), the oldest first, with their events and inbox;
+    /// how many it deleted.
+    fn expire(&self, ended_before_us: i64, limit: usize) -> StorageFuture<'_, usize>;
 
     /// Deletes a handler with its events, inbox and snapshot; whether it existed.
     fn delete_handler(&self, handler_id: &str) -> StorageFuture<'_, bool>;

@@ -109,12 +109,30 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         postgres: "CREATE INDEX wf_handlers_running ON wf_handlers(started_at, handler_id) \
                    WHERE status = 'running';",
     },
+    Migration {
+        version: 3,
+        does: "index leases by server, ended runs by end and all runs by start, so that \
+               renewing, expiring and paging read only the rows they return",
+        sqlite: "CREATE INDEX wf_handlers_server \
+                   ON wf_handlers(substr(owner, 1, instr(owner, '/') - 1)) \
+                   WHERE owner IS NOT NULL; \
+                 CREATE INDEX wf_handlers_ended ON wf_handlers(completed_at) \
+                   WHERE status <> 'running'; \
+                 CREATE INDEX wf_handlers_started ON wf_handlers(started_at, handler_id); \
+                 DROP INDEX IF EXISTS wf_handlers_owner;",
+        postgres: "CREATE INDEX wf_handlers_server ON wf_handlers(substring(owner, '^([^/]*)/')) \
+                     WHERE owner IS NOT NULL; \
+                   CREATE INDEX wf_handlers_ended ON wf_handlers(completed_at) \
+                     WHERE status <> 'running'; \
+                   CREATE INDEX wf_handlers_started ON wf_handlers(started_at, handler_id); \
+                   DROP INDEX IF EXISTS wf_handlers_owner;",
+    },
 ];
 
 /// The version this build brings a database to.
 ///
 /// ```
-/// assert!(workflows_server::storage::SCHEMA_VERSION >= 2);
+/// assert!(workflows_server::storage::SCHEMA_VERSION >= 3);
 /// ```
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 

@@ -38,6 +38,9 @@ pub(super) struct Dialect {
     /// Appended to a `SELECT` of handlers inside a write: locks the rows it finds, skipping
     /// rows another session has locked instead of waiting for them.
     pub lock_unless_locked: &'static str,
+    /// The server part of a lease `{server}/{n}` in column `owner`, spelled exactly as the
+    /// index `wf_handlers_server` (`schema.rs`) is built on it.
+    pub server_of_owner: &'static str,
     /// `column` matches any element of the list bound to parameter `$n`.
     pub any_of: fn(column: &str, n: u8) -> String,
     /// Rewrites the shared `$n` parameters into the dialect's own form.
@@ -69,8 +72,17 @@ pub(super) struct Statements {
     pub orphans: String,
     /// `handlers` with both filters; `$1` and `$2` are the lists, bound as null for "any"
     /// (each list is matched before it is tested for null: Postgres takes a parameter's type
-    /// from where it first appears).
+    /// from where it first appears); `$3` is the most rows.
     pub handlers: String,
+    /// `handlers` after the handler started at `$4` with id `$5`.
+    pub handlers_after: String,
+    /// Deletes up to `$2` ended handlers that ended before `$1`, oldest first; their ids and
+    /// runs.
+    pub expire_handlers: String,
+    /// Deletes the events of the runs listed in `$1`.
+    pub delete_events_of_runs: String,
+    /// Deletes the inbox items of the handlers listed in `$1`.
+    pub delete_inbox_of_handlers: String,
 }
 
 impl Statements {
@@ -78,8 +90,12 @@ impl Statements {
         let now = d.now_ms;
         let lock = d.lock_row;
         let unless_locked = d.lock_unless_locked;
-        // A lease `{server}/{n}` belongs to the server named `$1`.
-        let of_server = "substr(owner, 1, length(CAST($1 AS TEXT)) + 1) = $1 || '/'";
+        // A lease `{server}/{n}` belongs to the server named `$1` (read through the index on
+        // the server part: only that server's rows are visited).
+        let of_server = format!(
+            "owner IS NOT NULL AND {} = CAST($1 AS TEXT)",
+            d.server_of_owner
+        );
         let sql = |text: String| (d.parameters)(text);
         Statements {
             handler: sql(format!(
@@ -174,9 +190,33 @@ impl Statements {
             handlers: sql(format!(
                 "SELECT {HANDLER_COLUMNS} FROM wf_handlers \
                  WHERE ({} OR $1 IS NULL) AND ({} OR $2 IS NULL) \
-                 ORDER BY started_at, handler_id",
+                 ORDER BY started_at, handler_id LIMIT $3",
                 (d.any_of)("status", 1),
                 (d.any_of)("workflow_name", 2)
+            )),
+            handlers_after: sql(format!(
+                "SELECT {HANDLER_COLUMNS} FROM wf_handlers \
+                 WHERE ({} OR $1 IS NULL) AND ({} OR $2 IS NULL) \
+                   AND (started_at, handler_id) > ($4, $5) \
+                 ORDER BY started_at, handler_id LIMIT $3",
+                (d.any_of)("status", 1),
+                (d.any_of)("workflow_name", 2)
+            )),
+            // Through the index of ended runs by end (`wf_handlers_ended`): the batch costs
+            // what it deletes, however many runs are stored.
+            expire_handlers: sql("DELETE FROM wf_handlers WHERE status <> 'running' \
+                   AND handler_id IN (SELECT handler_id FROM wf_handlers \
+                     WHERE status <> 'running' AND completed_at < $1 \
+                     ORDER BY completed_at LIMIT $2) \
+                 RETURNING handler_id, run_id"
+                .into()),
+            delete_events_of_runs: sql(format!(
+                "DELETE FROM wf_events WHERE {}",
+                (d.any_of)("run_id", 1)
+            )),
+            delete_inbox_of_handlers: sql(format!(
+                "DELETE FROM wf_inbox WHERE {}",
+                (d.any_of)("handler_id", 1)
             )),
         }
     }

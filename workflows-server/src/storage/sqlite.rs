@@ -26,6 +26,7 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
     Statements::new(&Dialect {
         now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
         lock_unless_locked: "",
+        server_of_owner: "substr(owner, 1, instr(owner, '/') - 1)",
         lock_row: "",
         any_of: |column, n| format!("{column} IN (SELECT value FROM json_each(${n}))"),
         parameters: |sql| sql.replace('$', "?"),
@@ -389,9 +390,45 @@ impl Storage for SqliteStorage {
                 json_list(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
             });
             let names = filter.workflow_name_in.map(|names| json_list(&names));
-            rows(conn, &STATEMENTS.handlers, params![statuses, names], |r| {
-                sql::handler(r)
-            })
+            let limit = filter
+                .limit
+                .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            match filter.after {
+                None => rows(
+                    conn,
+                    &STATEMENTS.handlers,
+                    params![statuses, names, limit],
+                    |r| sql::handler(r),
+                ),
+                Some((started_at, handler_id)) => rows(
+                    conn,
+                    &STATEMENTS.handlers_after,
+                    params![statuses, names, limit, started_at, handler_id],
+                    |r| sql::handler(r),
+                ),
+            }
+        })
+    }
+
+    fn expire(&self, ended_before_us: i64, limit: usize) -> StorageFuture<'_, usize> {
+        self.with("delete expired runs", move |conn| {
+            let s = &*STATEMENTS;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let gone = rows(
+                conn,
+                &s.expire_handlers,
+                params![ended_before_us, limit],
+                |r| Ok((r.text(0)?, r.text(1)?)),
+            )?;
+            if gone.is_empty() {
+                return Ok(0);
+            }
+            let (handlers, runs): (Vec<String>, Vec<String>) = gone.into_iter().unzip();
+            conn.prepare_cached(&s.delete_events_of_runs)?
+                .execute([json_list(&runs)])?;
+            conn.prepare_cached(&s.delete_inbox_of_handlers)?
+                .execute([json_list(&handlers)])?;
+            Ok(handlers.len())
         })
     }
 
@@ -642,6 +679,68 @@ mod tests {
         drop(full);
         let normal = SqliteStorage::open_with(&path, Durability::ProcessCrash).unwrap();
         assert_eq!(synchronous(&normal).await, 1, "NORMAL");
+    }
+
+    /// What the background work of an idle server asks of the store every round (with
+    /// inboxes, held runs, orphans, renewing leases, expiring ended runs) costs the same
+    /// with 100,000 ended runs stored as with none: every statement reads through an index
+    /// the rows it returns, not the history. Counted in SQLite's virtual machine steps, not
+    /// timed.
+    #[tokio::test]
+    async fn finding_work_reads_live_runs_only_however_long_the_history() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        storage.migrate().await.unwrap();
+        let steps = storage
+            .with("count the steps of the background statements", |conn| {
+                conn.execute_batch(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                       WHERE i < 100000) \
+                     INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
+                       started_at, updated_at, completed_at, start_event) \
+                     SELECT 'ended-' || i, 'number', 'run-' || i, 'completed', i, i, \
+                       1000000000 + i, '{}' FROM n; \
+                     INSERT INTO wf_handlers (handler_id, workflow_name, run_id, status, \
+                       started_at, updated_at, owner, lease_until, start_event) VALUES \
+                       ('held', 'number', 'run-held', 'running', 1, 1, 'srv/1', 0, '{}'), \
+                       ('orphan', 'number', 'run-orphan', 'running', 2, 2, NULL, NULL, '{}'); \
+                     INSERT INTO wf_inbox (handler_id, item) VALUES ('held', '{}'); \
+                     ANALYZE;",
+                )?;
+                let s = &*STATEMENTS;
+                let mut counted = Vec::new();
+                let mut count = |name: &'static str,
+                                 sql: &str,
+                                 params: &[&dyn rusqlite::ToSql]|
+                 -> Result<(), BoxError> {
+                    let mut stmt = conn.prepare(sql)?;
+                    let mut rows = stmt.query(params)?;
+                    while rows.next()?.is_some() {}
+                    drop(rows);
+                    counted.push((name, stmt.get_status(rusqlite::StatementStatus::VmStep)));
+                    Ok(())
+                };
+                count("with_inbox", &s.with_inbox, &[&"srv"])?;
+                count("held", &s.held, &[&"srv"])?;
+                count("orphans", &s.orphans, &[])?;
+                count("renew", &s.renew, &[&"srv", &60_000])?;
+                // Nothing has ended before the cutoff: the index says so at once.
+                count("expire", &s.expire_handlers, &[&0, &500])?;
+                count(
+                    "a page of handlers",
+                    &s.handlers,
+                    &[&None::<String>, &None::<String>, &50],
+                )?;
+                Ok(counted)
+            })
+            .await
+            .unwrap();
+        for (name, steps) in steps {
+            eprintln!("{name}: {steps} steps");
+            assert!(
+                steps < 2_000,
+                "`{name}` took {steps} steps over 100,000 stored runs"
+            );
+        }
     }
 
     /// The calls waiting together are committed together; when that commit fails, none of

@@ -79,6 +79,9 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     fn handlers(&self, f: HandlerFilter) -> StorageFuture<'_, Vec<HandlerRecord>> {
         self.inner.handlers(f)
     }
+    fn expire(&self, before: i64, limit: usize) -> StorageFuture<'_, usize> {
+        self.inner.expire(before, limit)
+    }
     fn delete_handler(&self, h: &str) -> StorageFuture<'_, bool> {
         self.inner.delete_handler(h)
     }
