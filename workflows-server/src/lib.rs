@@ -37,7 +37,7 @@
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /health` | `{"status": "healthy"}`, or 503 `{"status": "unhealthy"}` while the store does not answer or the server shuts down |
+//! | `GET /health` | `{"status": "healthy"}`, or 503 `{"status": "unhealthy"}` while the store cannot write (it does not answer, the disk is full, the database is read-only) or the server shuts down |
 //! | `GET /workflows` | the registered names |
 //! | `POST /workflows/{name}/run` | starts a run and answers when it ends (200, or 500 if it failed) |
 //! | `POST /workflows/{name}/run-nowait` | starts a run and answers at once with its handler |

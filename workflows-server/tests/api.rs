@@ -34,7 +34,7 @@ async fn health_and_the_workflow_list() {
 }
 
 #[tokio::test]
-async fn health_says_unhealthy_while_the_store_does_not_answer() {
+async fn health_says_unhealthy_while_the_store_does_not_answer_or_cannot_write() {
     let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
     let (_server, client) = serve(knobs.clone(), config()).await;
     assert_eq!(client.get("/health").await.status, 200);
@@ -45,6 +45,21 @@ async fn health_says_unhealthy_while_the_store_does_not_answer() {
         (503, json!({"status": "unhealthy"}))
     );
     knobs.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(client.get("/health").await.status, 200);
+
+    // A store that reads but cannot write (a full disk) is unhealthy too.
+    knobs
+        .read_only
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(client.get("/health").await.status, 503);
+    assert_eq!(
+        client.get("/handlers").await.status,
+        200,
+        "reads still work"
+    );
+    knobs
+        .read_only
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(client.get("/health").await.status, 200);
 }
 

@@ -99,7 +99,13 @@ fn server_on_own_runtime(path: PathBuf) -> (tokio::runtime::Runtime, SocketAddr)
             .unwrap()
     });
     let addr = running.local_addr();
-    std::mem::forget(running); // its tasks live on the runtime until it is dropped
+    // Kept by a task of the runtime, so that stopping the runtime drops it without a clean
+    // shutdown (no snapshot, no lease given up), as a crash would, and closes its store
+    // (SQLite lets one server at a time hold a file).
+    runtime.spawn(async move {
+        let _running = running;
+        std::future::pending::<()>().await
+    });
     (runtime, addr)
 }
 
@@ -546,4 +552,35 @@ async fn a_stream_cut_by_shutdown_does_not_look_finished() {
         !stream.ended_cleanly(),
         "a client must see a cut connection and reconnect after {seq:?}, not a finished stream"
     );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused_naming_the_file() {
+    let path = db_path("second");
+    let first = SqliteStorage::open(&path).unwrap();
+    let refused = SqliteStorage::open(&path)
+        .err()
+        .expect("a second store on one file");
+    let said = workflows_server::storage::ErrorChain(&refused).to_string();
+    assert!(said.contains(&path.display().to_string()), "{said}");
+    assert!(said.contains("in use by another server"), "{said}");
+    drop(first);
+    // Closed, the file is free again.
+    let again = until(PATIENCE, || async { SqliteStorage::open(&path).is_ok() }).await;
+    assert!(again, "the file stays locked after its store closed");
+
+    // The binary says so and exits.
+    let held = SqliteStorage::open(&path).unwrap();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_workflows-server"))
+        .args(["--bind", "127.0.0.1:0", "--db"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another server") && stderr.contains(&*path.to_string_lossy()),
+        "{stderr}"
+    );
+    drop(held);
 }

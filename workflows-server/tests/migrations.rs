@@ -91,8 +91,17 @@ fn sqlite_file(name: &str) -> std::path::PathBuf {
     path
 }
 
-fn sqlite_version(path: &std::path::Path) -> i64 {
+/// A connection of the test's own to `path`. A store holds its file alone while it is open
+/// (one server per file): this waits for one just dropped to let go.
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn
+}
+
+fn sqlite_version(path: &std::path::Path) -> i64 {
+    let conn = raw(path);
     conn.query_row("SELECT version FROM wf_schema", [], |r| r.get(0))
         .unwrap()
 }
@@ -107,9 +116,10 @@ async fn sqlite_first_layout_is_migrated_without_losing_runs() {
     }
     let storage = SqliteStorage::open(&path).unwrap();
     storage.migrate().await.unwrap();
+    runs_survived(&storage).await;
+    drop(storage);
     assert_eq!(sqlite_version(&path), SCHEMA_VERSION);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let index: i64 = conn
+    let index: i64 = raw(&path)
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'wf_handlers_running'",
             [],
@@ -117,21 +127,20 @@ async fn sqlite_first_layout_is_migrated_without_losing_runs() {
         )
         .unwrap();
     assert_eq!(index, 1, "version 2 adds the index of running handlers");
-    runs_survived(&storage).await;
 
     // Starting again changes nothing.
     let again = SqliteStorage::open(&path).unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(sqlite_version(&path), SCHEMA_VERSION);
     runs_survived(&again).await;
+    drop(again);
+    assert_eq!(sqlite_version(&path), SCHEMA_VERSION);
 }
 
 #[tokio::test]
 async fn sqlite_refuses_a_database_of_a_newer_build() {
     let path = sqlite_file("newer");
     SqliteStorage::open(&path).unwrap().migrate().await.unwrap();
-    rusqlite::Connection::open(&path)
-        .unwrap()
+    raw(&path)
         .execute("UPDATE wf_schema SET version = ?1", [SCHEMA_VERSION + 1])
         .unwrap();
     let refused = SqliteStorage::open(&path)

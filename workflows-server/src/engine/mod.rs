@@ -147,9 +147,19 @@ impl Engine {
         !self.is_closing() && self.leases_ok.load(Ordering::SeqCst)
     }
 
-    /// Healthy: the store answers and the server is not shutting down.
+    /// Healthy: the store can write (a full disk or a read-only database is unhealthy, not
+    /// only a store that does not answer) and the server is not shutting down.
     pub(crate) async fn is_healthy(&self) -> bool {
-        !self.is_closing() && self.storage.handler("").await.is_ok()
+        if self.is_closing() {
+            return false;
+        }
+        match self.storage.probe_write().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("unhealthy: {}", crate::storage::ErrorChain(&e));
+                false
+            }
+        }
     }
 
     /// The registered workflows' names, in registration order.

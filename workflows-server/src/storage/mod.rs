@@ -233,6 +233,11 @@ pub trait Storage: Send + Sync + 'static {
         lease_ms: i64,
     ) -> StorageFuture<'_, Created>;
 
+    /// Writes and commits a change of no consequence: whether the store can write now (not
+    /// only read). `/health` asks it, so that a full disk or a read-only database makes the
+    /// server unhealthy before an answer is refused.
+    fn probe_write(&self) -> StorageFuture<'_, ()>;
+
     /// The handler `handler_id`.
     fn handler(&self, handler_id: &str) -> StorageFuture<'_, Option<HandlerRecord>>;
 

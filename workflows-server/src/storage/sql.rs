@@ -79,6 +79,8 @@ pub(super) struct Statements {
     /// Deletes up to `$2` ended handlers that ended before `$1`, oldest first; their ids and
     /// runs.
     pub expire_handlers: String,
+    /// Rewrites the schema version as it is: a write that changes nothing.
+    pub probe_write: String,
     /// Deletes the events of the runs listed in `$1`.
     pub delete_events_of_runs: String,
     /// Deletes the inbox items of the handlers listed in `$1`.
@@ -210,6 +212,7 @@ impl Statements {
                      ORDER BY completed_at LIMIT $2) \
                  RETURNING handler_id, run_id"
                 .into()),
+            probe_write: "UPDATE wf_schema SET version = version".into(),
             delete_events_of_runs: sql(format!(
                 "DELETE FROM wf_events WHERE {}",
                 (d.any_of)("run_id", 1)

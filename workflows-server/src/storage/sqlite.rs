@@ -1,6 +1,6 @@
-//! The embedded backend: one SQLite file, no set-up. One server uses a file at a time: when
-//! it starts it takes back the leases a previous process left, so a server that was killed
-//! resumes its runs at once on restart.
+//! The embedded backend: one SQLite file, no set-up. One server uses a file at a time (a
+//! second is refused at start): when it starts it takes back the leases a previous process
+//! left, so a server that was killed resumes its runs at once on restart.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -73,8 +73,13 @@ type Answer = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 impl SqliteStorage {
     /// Opens (creating if needed) the database file at `path`; an acknowledged write survives
     /// a power cut ([`Durability::PowerLoss`]). A new file is readable and writable by its
-    /// owner only (it holds every answer people gave); SQLite gives its `-wal` and `-shm`
-    /// files the same permissions.
+    /// owner only (it holds every answer people gave); SQLite gives its `-wal` file the same
+    /// permissions.
+    ///
+    /// The store holds the file alone until it is dropped: opening a file another store or
+    /// process holds waits up to two seconds for it to let go, then fails with
+    /// [`StorageError::Open`] saying the file is in use. (No `-shm` file is made: the WAL's
+    /// index lives in the store's memory.)
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         Self::open_with(path, Durability::PowerLoss)
     }
@@ -95,9 +100,27 @@ impl SqliteStorage {
         create_private(path).map_err(|e| StorageError::open(target(), e))?;
         let opened = |e: rusqlite::Error| StorageError::open(target(), e);
         let conn = Connection::open(path).map_err(opened)?;
-        // WAL lets readers go on while a run writes; a writer waits instead of failing.
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // One server per file, held to: the connection takes the file's lock with its first
+        // write and keeps it until it closes (EXCLUSIVE locking mode), so a second server
+        // (or any other process) is refused at start instead of failing its writes later.
+        // A previous holder that is closing gets a moment to let go.
+        conn.busy_timeout(TAKEOVER_WAIT).map_err(opened)?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(opened)?;
+        let in_use = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StorageError::Open {
+                    target: target(),
+                    source: std::sync::Arc::new(InUse),
+                }
+            }
+            _ => opened(e),
+        };
+        // WAL: a commit appends to the log, one sync per commit.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(in_use)?;
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT")
+            .map_err(in_use)?;
         let synchronous = match durability {
             Durability::PowerLoss => "FULL",
             Durability::ProcessCrash => "NORMAL",
@@ -246,6 +269,18 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The SQLite file is held by another connection.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the file is in use by another server or process: one server per SQLite file; stop the \
+     other, give this server a file of its own (--db), or share runs between servers \
+     through Postgres"
+)]
+struct InUse;
+
+/// How long opening a file waits for another connection to let go of it.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The connection's thread is gone (it cannot be, while a store value exists, unless the
 /// process is tearing down).
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +408,13 @@ impl Storage for SqliteStorage {
             tx.prepare_cached(&s.delete_inbox_of_handler)?
                 .execute([&record.handler_id])?;
             Ok(Created::Created)
+        })
+    }
+
+    fn probe_write(&self) -> StorageFuture<'_, ()> {
+        self.with("write to the database", |conn| {
+            conn.prepare_cached(&STATEMENTS.probe_write)?.execute([])?;
+            Ok(())
         })
     }
 
@@ -640,6 +682,7 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::ErrorChain;
 
     fn temp_file(name: &str) -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!("wf-{name}-{}.db", std::process::id()));
@@ -660,6 +703,32 @@ mod tests {
             std::task::Poll::Ready(())
         })
         .await
+    }
+
+    #[tokio::test]
+    async fn the_write_probe_fails_when_the_database_cannot_be_written() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        storage.migrate().await.unwrap();
+        storage.probe_write().await.unwrap();
+        // Writes fail while reads go on, as on a full disk: here through a trigger that
+        // refuses the write the probe makes.
+        let refuse = |sql: &'static str| {
+            storage.with("refuse writes", move |conn| {
+                conn.execute_batch(sql)?;
+                Ok(())
+            })
+        };
+        refuse(
+            "CREATE TRIGGER full BEFORE UPDATE ON wf_schema \
+             BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END",
+        )
+        .await
+        .unwrap();
+        let failed = ErrorChain(&storage.probe_write().await.unwrap_err()).to_string();
+        assert!(failed.contains("disk is full"), "{failed}");
+        assert!(storage.handler("x").await.unwrap().is_none(), "reads go on");
+        refuse("DROP TRIGGER full").await.unwrap();
+        storage.probe_write().await.unwrap();
     }
 
     async fn synchronous(storage: &SqliteStorage) -> i64 {

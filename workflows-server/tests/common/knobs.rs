@@ -25,6 +25,8 @@ pub struct Knobs<S: Storage + Clone> {
     pub hang_renew: Arc<AtomicBool>,
     pub hang_appends: Arc<AtomicBool>,
     pub renew_delay_ms: Arc<AtomicU64>,
+    /// The store takes no write (`probe_write` fails) while set.
+    pub read_only: Arc<AtomicBool>,
     /// How many times events were read (`events_after`).
     pub event_reads: Arc<AtomicUsize>,
 }
@@ -41,6 +43,7 @@ impl<S: Storage + Clone> Knobs<S> {
             hang_renew: Arc::default(),
             hang_appends: Arc::default(),
             renew_delay_ms: Arc::default(),
+            read_only: Arc::default(),
             event_reads: Arc::default(),
         }
     }
@@ -69,6 +72,12 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     }
     fn create_handler(&self, r: HandlerRecord, s: String, l: i64) -> StorageFuture<'_, Created> {
         self.inner.create_handler(r, s, l)
+    }
+    fn probe_write(&self) -> StorageFuture<'_, ()> {
+        if self.read_only.load(SeqCst) || self.down.load(SeqCst) {
+            return Box::pin(async { Err(StorageError::new("disk full")) });
+        }
+        self.inner.probe_write()
     }
     fn handler(&self, h: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
         if self.down.load(SeqCst) {

@@ -318,6 +318,13 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn probe_write(&self) -> StorageFuture<'_, ()> {
+        self.run("write to the database", |client| async move {
+            execute_on(&client, &STATEMENTS.probe_write, &[]).await?;
+            Ok(())
+        })
+    }
+
     fn handler(&self, handler_id: &str) -> StorageFuture<'_, Option<HandlerRecord>> {
         let handler_id = handler_id.to_owned();
         self.run("read a handler", move |client| async move {
