@@ -306,12 +306,15 @@ impl Server {
             None => default_storage()?,
         };
         storage.migrate().await?;
+        let feed = storage.changes();
         let engine = Arc::new(Engine::new(
             storage,
             self.workflows,
             self.extra_events,
             self.config,
+            &feed,
         ));
+        let hear = engine.hear(feed);
         let maintain = tokio::spawn(engine.clone().maintain());
         let renew = tokio::spawn(engine.clone().renew_leases());
         let router = api::router(engine.clone(), self.page, listening);
@@ -321,6 +324,7 @@ impl Server {
                 engine,
                 maintain,
                 renew,
+                hear,
             },
         ))
     }
@@ -451,6 +455,8 @@ pub struct ServerHandle {
     engine: Arc<Engine>,
     maintain: JoinHandle<()>,
     renew: JoinHandle<()>,
+    /// Passes on the store's word of other servers' changes (a shared store only).
+    hear: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -480,6 +486,10 @@ impl ServerHandle {
             self.maintain.abort();
         }
         self.renew.abort();
+        if let Some(hear) = self.hear {
+            // Dropping its receiver stops the store's listener too.
+            hear.abort();
+        }
     }
 }
 

@@ -626,3 +626,84 @@ async fn the_servers_sessions_time_out_stuck_statements_and_frozen_transactions(
     assert!(settings.contains(&("synchronous_commit".into(), "off".into())));
     assert!(settings.contains(&("idle_in_transaction_session_timeout".into(), "300ms".into())));
 }
+
+/// Readers on one server of a run another server executes: idle, they read nothing; they
+/// are woken by the database's notification when the run stores events (well before their
+/// fallback look, ten seconds on); and when the connection that listens is cut, the server
+/// listens again on a new one and its readers are woken as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_a_run_held_elsewhere_are_woken_by_the_database_not_by_polling() {
+    const READERS: usize = 20;
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (_a, client_a) = serve(storage(&url).await, config()).await;
+    let knobs = Knobs::new(storage(&url).await);
+    let (_b, client_b) = serve(knobs.clone(), config()).await;
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let listeners = || async {
+        admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND query = 'LISTEN workflows_changes'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i32>(0))
+            .collect::<Vec<i32>>()
+    };
+    assert!(
+        until(PATIENCE, || async { listeners().await.len() == 2 }).await,
+        "each server listens"
+    );
+
+    for round in ["listening", "listening again after a cut"] {
+        let id = start(&client_a, "number", json!({})).await;
+        until_event(&client_a, &id, "InputRequiredEvent").await;
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let mut stream = client_b
+                .stream(&format!("/events/{id}?sse=false&after_sequence=-1"), &[])
+                .await;
+            let first = stream.next_piece(b"\n").await.expect("the prompt");
+            assert!(first.contains("InputRequiredEvent"), "{first}");
+            readers.push(stream);
+        }
+        // Elapsed time is the behaviour here: over 25 poll intervals, no reads.
+        let before = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(config().poll_interval * 25).await;
+        let idle = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(idle, 0, "{round}: idle readers read the store");
+
+        assert_eq!(answer(&client_a, &id, round).await.status, 200);
+        let woken = tokio::time::timeout(Duration::from_secs(5), async {
+            for stream in readers {
+                let rest = stream.finish().await;
+                assert!(rest.body.contains("StopEvent"), "{}", rest.body);
+            }
+        });
+        woken
+            .await
+            .unwrap_or_else(|_| panic!("{round}: the readers were not woken"));
+
+        // Cut both servers' listening connections; each listens again on a new one.
+        let cut = listeners().await;
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+                &[&cut],
+            )
+            .await
+            .unwrap();
+        let again = until(PATIENCE, || async {
+            let now = listeners().await;
+            now.len() == 2 && now.iter().all(|pid| !cut.contains(pid))
+        });
+        assert!(again.await, "the servers listen again");
+    }
+}

@@ -242,3 +242,80 @@ async fn readers_of_a_waiting_run_in_memory_do_not_poll_the_store() {
         assert!(rest.body.contains("StopEvent"), "{}", rest.body);
     }
 }
+
+/// A thousand readers of a run parked in the store (waiting for an answer, out of memory)
+/// read nothing while it waits, and are all woken when it is answered: the server tells
+/// them itself when it brings the run back, rather than each polling the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_readers_of_a_parked_run_do_not_poll_the_store_and_wake_when_it_moves() {
+    const READERS: usize = 1_000;
+    workflows_server::raise_open_file_limit();
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let parking = workflows_server::Config {
+        idle_release: Some(Duration::from_millis(50)),
+        ..config()
+    };
+    let (server, client) = serve(knobs.clone(), parking).await;
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    assert!(
+        until(PATIENCE, || async { server.runs_in_memory() == 0 }).await,
+        "the waiting run was parked"
+    );
+
+    let (ready, mut all_ready) = tokio::sync::mpsc::channel::<()>(READERS);
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (id, ready) = (id.clone(), ready.clone());
+            tokio::spawn(async move {
+                let mut stream = client
+                    .stream(&format!("/events/{id}?sse=false&after_sequence=-1"), &[])
+                    .await;
+                let mut types = Vec::new();
+                while let Some(line) = stream.next_piece(b"\n").await {
+                    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    types.push(event["type"].as_str().unwrap().to_owned());
+                    if types.len() == 1 {
+                        ready.send(()).await.unwrap();
+                    }
+                }
+                types
+            })
+        })
+        .collect();
+    drop(ready);
+    for _ in 0..READERS {
+        all_ready
+            .recv()
+            .await
+            .expect("every reader reaches the prompt");
+    }
+
+    // Elapsed time is the behaviour here: over 25 poll intervals (a reader polling at each
+    // would make 25,000 reads), the idle readers read nothing. (Each looks again after a
+    // long fallback, in case a change went untold: none is due in this window.)
+    let before = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(config().poll_interval * 25).await;
+    let idle = knobs.event_reads.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        idle < READERS,
+        "{READERS} idle readers read the store {idle} times"
+    );
+    assert_eq!(
+        server.runs_in_memory(),
+        0,
+        "reading did not bring the run back"
+    );
+
+    let sent = answer(&client, &id, "7").await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    // Woken, not found by the fallback look (ten seconds after each reader's last).
+    let woken = tokio::time::timeout(Duration::from_secs(6), async {
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), ["InputRequiredEvent", "StopEvent"]);
+        }
+    });
+    woken
+        .await
+        .expect("the readers were woken when the run moved");
+}

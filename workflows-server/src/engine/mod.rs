@@ -32,7 +32,9 @@ use workflows::EventInfo;
 
 use crate::config::Config;
 use crate::served::Served;
-use crate::storage::{HandlerFilter, HandlerRecord, InboxItem, Storage, StorageError, StoredEvent};
+use crate::storage::{
+    ChangeFeed, HandlerFilter, HandlerRecord, InboxItem, Storage, StorageError, StoredEvent,
+};
 
 use live::LiveRuns;
 pub(crate) use runs::decode_event;
@@ -91,6 +93,10 @@ pub(crate) struct Engine {
     leases_ok: AtomicBool,
     /// Numbers this server's leases.
     claims: AtomicU64,
+    /// The watchers of runs not in memory here, and what wakes them.
+    changes: Arc<changes::Changes>,
+    /// How long a watch of a run not in memory waits before it looks again.
+    fallback: Duration,
 }
 
 impl Engine {
@@ -99,7 +105,12 @@ impl Engine {
         workflows: Vec<(String, Arc<dyn Served>)>,
         extra_events: HashMap<String, Vec<EventInfo>>,
         config: Config,
+        feed: &ChangeFeed,
     ) -> Self {
+        let fallback = match feed {
+            ChangeFeed::Local | ChangeFeed::Shared(_) => changes::FALLBACK,
+            ChangeFeed::Unknown => config.poll_interval,
+        };
         // Worked out once: every event sent to a run is checked against it.
         let accepted = workflows
             .iter()
@@ -124,7 +135,15 @@ impl Engine {
             leases_ok: AtomicBool::new(true),
             claims: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            changes: Arc::default(),
+            fallback,
         }
+    }
+
+    /// Passes the changes `feed` tells of to the watchers of runs not in memory here; the
+    /// task that does, if the feed tells of any.
+    pub(crate) fn hear(&self, feed: ChangeFeed) -> Option<tokio::task::JoinHandle<()>> {
+        self.changes.hear(feed)
     }
 
     /// This server's id.
@@ -277,6 +296,7 @@ impl Engine {
             return Ok(CancelOutcome::Cancelled);
         }
         Ok(if self.storage.delete_handler(handler_id).await? {
+            self.changes.wake(handler_id);
             CancelOutcome::Deleted
         } else {
             CancelOutcome::NotFound

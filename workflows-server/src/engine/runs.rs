@@ -139,10 +139,12 @@ impl Engine {
             release: true,
             ..RunUpdate::default()
         };
-        self.storage
+        let updated = self
+            .storage
             .update_run(handler_id, lease, update, now_us())
-            .await
-            .map(drop)
+            .await;
+        self.changes.wake(handler_id);
+        updated.map(drop)
     }
 
     /// The final state and store of the ended run `handler_id`, if there are some.
@@ -183,6 +185,8 @@ impl Engine {
             });
             return;
         }
+        // Its watchers that found it parked or elsewhere now watch it here.
+        self.changes.wake(&live.handler_id);
         let pump = pump::Pump {
             engine: self.clone(),
             stream: live.run.stream_from(from),

@@ -212,6 +212,31 @@ pub enum Created {
     AlreadyRunning,
 }
 
+/// Whether others change a store, and how it tells of their changes ([`Storage::changes`]).
+/// A server waits on it for the runs it does not hold: a stream reader of a run another
+/// server executes, or of a run parked in the store, is woken by it rather than by polling.
+#[derive(Debug)]
+pub enum ChangeFeed {
+    /// Only this process changes the store (it holds it alone, as the SQLite store does):
+    /// the server knows of every change itself.
+    Local,
+    /// Other processes change the store too, and tell of their changes here, as they commit.
+    Shared(tokio::sync::mpsc::Receiver<Change>),
+    /// Other processes may change the store, and it does not tell when: readers poll it
+    /// every [`Config::poll_interval`](crate::Config::poll_interval).
+    Unknown,
+}
+
+/// A change another process made to a store ([`ChangeFeed::Shared`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The handler stored events, ended, or was replaced or deleted.
+    Handler(String),
+    /// Changes may have gone untold (the store's channel was cut and is back, or is still
+    /// cut): every reader looks again.
+    Missed,
+}
+
 /// The persistence a server runs on.
 ///
 /// Leases are kept on the store's own clock: a backend reads "now" itself when it sets,
@@ -312,4 +337,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Running handlers that no live server holds and that have work: not waiting for an
     /// event, or waiting with an inbox item.
     fn orphans(&self) -> StorageFuture<'_, Vec<String>>;
+
+    /// How the store tells of changes others make to it; asked once, as the server starts.
+    /// A store shared between processes that says nothing ([`ChangeFeed::Unknown`], the
+    /// default) is polled by the readers of runs this server does not hold.
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::Unknown
+    }
 }

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::schema::{self, CREATE_VERSION_TABLE};
 use super::sql::{self, BoxError, Dialect, SqlRow, Statements};
 use super::{
-    Created, Durability, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status,
-    Storage, StorageError, StorageFuture, StoredEvent,
+    ChangeFeed, Created, Durability, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate,
+    Status, Storage, StorageError, StorageFuture, StoredEvent,
 };
 
 /// How long a statement waits for another connection's write to the same file before it
@@ -366,6 +366,11 @@ fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
 }
 
 impl Storage for SqliteStorage {
+    /// The store holds its file alone: every change is this process's own.
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::Local
+    }
+
     fn migrate(&self) -> StorageFuture<'_, ()> {
         self.with("bring the database's tables up to date", migrate)
     }

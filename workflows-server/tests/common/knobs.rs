@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use workflows_server::storage::{
-    Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Storage, StorageError,
-    StorageFuture, StoredEvent,
+    ChangeFeed, Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Storage,
+    StorageError, StorageFuture, StoredEvent,
 };
 
 /// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
@@ -158,5 +158,8 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     }
     fn orphans(&self) -> StorageFuture<'_, Vec<String>> {
         self.inner.orphans()
+    }
+    fn changes(&self) -> ChangeFeed {
+        self.inner.changes()
     }
 }

@@ -213,9 +213,73 @@ pub(super) fn parse(url: &str) -> Result<Target, StorageError> {
     })
 }
 
+/// How connections to the database are made: its settings (the sessions' among them) and
+/// TLS. The pool makes them through it, and so does the connection that listens for other
+/// servers' changes, which must not sit in the pool.
+#[derive(Clone)]
+pub(super) struct Connector {
+    config: tokio_postgres::Config,
+    #[cfg(feature = "postgres-tls")]
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Connector {
+    fn manager(&self, manager_config: ManagerConfig) -> Manager {
+        let config = self.config.clone();
+        #[cfg(feature = "postgres-tls")]
+        if let Some(tls) = &self.tls {
+            return Manager::from_config(config, tls.clone(), manager_config);
+        }
+        Manager::from_config(config, tokio_postgres::NoTls, manager_config)
+    }
+
+    /// A connection of its own, outside the pool. The messages the database sends outside
+    /// any statement (notifications) come through the receiver, which ends when the
+    /// connection does.
+    pub(super) async fn connect_alone(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>,
+        ),
+        tokio_postgres::Error,
+    > {
+        #[cfg(feature = "postgres-tls")]
+        if let Some(tls) = &self.tls {
+            let (client, connection) = self.config.connect(tls.clone()).await?;
+            return Ok((client, drive(connection)));
+        }
+        let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+        Ok((client, drive(connection)))
+    }
+}
+
+/// Drives `connection` on a task of its own, passing on its messages until it closes.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+) -> tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (messages, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if messages.send(message).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
 /// A pool of connections to the database `url` names, the first one opened to check that it
-/// answers.
-pub(super) async fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, StorageError> {
+/// answers, and how to open more.
+pub(super) async fn pool(
+    url: &str,
+    options: &PostgresOptions,
+) -> Result<(Pool, Connector), StorageError> {
     let Target {
         mut config,
         ca_file,
@@ -239,15 +303,19 @@ pub(super) async fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, S
     if verify == Verify::Nothing && ca_file.is_some() && config.get_ssl_mode() == SslMode::Require {
         verify = Verify::Chain;
     }
-    let manager_config = ManagerConfig {
+    let connector = match config.get_ssl_mode() {
+        SslMode::Disable => Connector {
+            config,
+            #[cfg(feature = "postgres-tls")]
+            tls: None,
+        },
+        _ => tls::connector(config, verify, ca_file.as_deref())?,
+    };
+    let manager = connector.manager(ManagerConfig {
         // A connection that broke (the database restarted) is noticed by its closed socket
         // and replaced; a statement on it would fail and be retried by the caller.
         recycling_method: RecyclingMethod::Fast,
-    };
-    let manager = match config.get_ssl_mode() {
-        SslMode::Disable => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
-        _ => tls::manager(config, manager_config, verify, ca_file.as_deref())?,
-    };
+    });
     let pool = Pool::builder(manager)
         .max_size(options.pool_size)
         .wait_timeout(Some(options.wait_timeout))
@@ -262,7 +330,7 @@ pub(super) async fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, S
         target,
         source: std::sync::Arc::from(unpooled(e)),
     })?);
-    Ok(pool)
+    Ok((pool, connector))
 }
 
 /// The error of a connection the pool could not give: the database's own when opening one
@@ -282,7 +350,6 @@ mod tls {
     use std::path::Path;
     use std::sync::Arc;
 
-    use deadpool_postgres::{Manager, ManagerConfig};
     use rustls::DigitallySignedStruct;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -290,15 +357,14 @@ mod tls {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-    use super::Verify;
+    use super::{Connector, Verify};
     use crate::storage::StorageError;
 
-    pub(super) fn manager(
+    pub(super) fn connector(
         config: tokio_postgres::Config,
-        manager_config: ManagerConfig,
         verify: Verify,
         ca_file: Option<&Path>,
-    ) -> Result<Manager, StorageError> {
+    ) -> Result<Connector, StorageError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let webpki = match verify {
             Verify::Nothing => None,
@@ -327,8 +393,10 @@ mod tls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-        Ok(Manager::from_config(config, connector, manager_config))
+        Ok(Connector {
+            config,
+            tls: Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+        })
     }
 
     /// The system's authorities and those in `ca_file`.
@@ -432,20 +500,18 @@ mod tls {
 
 #[cfg(not(feature = "postgres-tls"))]
 mod tls {
-    use deadpool_postgres::{Manager, ManagerConfig};
     use tokio_postgres::config::SslMode;
 
-    use super::Verify;
+    use super::{Connector, Verify};
     use crate::storage::StorageError;
 
     /// Without the `postgres-tls` feature, `sslmode=prefer` (the default) connects in the
     /// clear and a URL that requires TLS is refused with what to do.
-    pub(super) fn manager(
+    pub(super) fn connector(
         config: tokio_postgres::Config,
-        manager_config: ManagerConfig,
         verify: Verify,
         ca_file: Option<&std::path::Path>,
-    ) -> Result<Manager, StorageError> {
+    ) -> Result<Connector, StorageError> {
         if config.get_ssl_mode() == SslMode::Require
             || verify != Verify::Nothing
             || ca_file.is_some()
@@ -457,11 +523,7 @@ mod tls {
                     .into(),
             ));
         }
-        Ok(Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            manager_config,
-        ))
+        Ok(Connector { config })
     }
 }
 

@@ -3,6 +3,7 @@
 //! in the same statement or transaction.
 
 mod connect;
+mod listen;
 
 use std::future::Future;
 use std::sync::LazyLock;
@@ -13,8 +14,8 @@ use tokio_postgres::types::ToSql;
 use super::schema::{self, CREATE_VERSION_TABLE};
 use super::sql::{self, BoxError, Dialect, SqlRow, Statements};
 use super::{
-    Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status, Storage,
-    StorageError, StorageFuture, StoredEvent,
+    ChangeFeed, Created, HandlerFilter, HandlerRecord, InboxItem, RunState, RunUpdate, Status,
+    Storage, StorageError, StorageFuture, StoredEvent,
 };
 
 pub use connect::PostgresOptions;
@@ -76,6 +77,8 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
 #[derive(Clone)]
 pub struct PostgresStorage {
     pool: Pool,
+    /// Opens the connection that hears other servers' changes.
+    connector: connect::Connector,
 }
 
 impl PostgresStorage {
@@ -91,9 +94,8 @@ impl PostgresStorage {
 
     /// Connects to the database at `url` as `options` say.
     pub async fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self, StorageError> {
-        Ok(PostgresStorage {
-            pool: connect::pool(url, options).await?,
-        })
+        let (pool, connector) = connect::pool(url, options).await?;
+        Ok(PostgresStorage { pool, connector })
     }
 
     /// The settings a session of this store runs with, as the database reports them (name,
@@ -231,6 +233,12 @@ async fn execute_on(
 }
 
 impl Storage for PostgresStorage {
+    /// Other servers share the database: they notify of the changes their readers wait for,
+    /// and a connection of this store's own listens (see `listen.rs`).
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::Shared(listen::listen(self.connector.clone()))
+    }
+
     fn migrate(&self) -> StorageFuture<'_, ()> {
         self.run(
             "bring the database's tables up to date",
@@ -288,6 +296,8 @@ impl Storage for PostgresStorage {
                 }
                 execute(&tx, &s.delete_events_of_run, &[&old_run]).await?;
                 execute(&tx, &s.delete_handler, &[&record.handler_id]).await?;
+                // Readers of the run replaced, elsewhere, look again.
+                execute(&tx, listen::NOTIFY, &[&record.handler_id]).await?;
             }
             let inserted = execute(
                 &tx,
@@ -403,6 +413,7 @@ impl Storage for PostgresStorage {
             let run: String = row.try_get(0)?;
             execute(&tx, &s.delete_events_of_run, &[&run]).await?;
             execute(&tx, &s.delete_inbox_of_handler, &[&handler_id]).await?;
+            execute(&tx, listen::NOTIFY, &[&handler_id]).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -448,6 +459,7 @@ impl Storage for PostgresStorage {
                 )
                 .await?;
             }
+            execute(&tx, listen::NOTIFY, &[&handler_id]).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -529,6 +541,10 @@ impl Storage for PostgresStorage {
             .await?;
             if !update.consumed.is_empty() {
                 execute(&tx, &s.delete_inbox_items, &[&update.consumed]).await?;
+            }
+            if update.status.is_some() {
+                // Readers elsewhere wait for the run's end.
+                execute(&tx, listen::NOTIFY, &[&handler_id]).await?;
             }
             tx.commit().await?;
             Ok(true)
