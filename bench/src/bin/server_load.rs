@@ -5,7 +5,9 @@
 //! the prompt, the answer posted, the stream followed to the end. All `--runs` runs start
 //! together; once every one waits for its answer the server's memory is read (the cost of a
 //! waiting run with an open stream), then all are answered. Separately, `--roundtrips` runs
-//! go one after the other (the latency of one person's round trip).
+//! go one after the other (the latency of one person's round trip). Last, `--readers` streams
+//! follow one waiting run and sit idle for `--idle` seconds: the server's CPU meanwhile is
+//! what idle readers cost.
 //!
 //! ```text
 //! cargo build --release -p workflows-server -p workflows-bench
@@ -26,15 +28,21 @@ use futures_util::StreamExt;
 use workflows::prelude::*;
 use workflows_client::{Client, RunRequest};
 
-const USAGE: &str = "usage: server_load [--runs N] [--roundtrips N] [--url URL | --server-bin PATH]
-       [--durability power-loss|process-crash] [--server-flag FLAG]... [--workflow NAME]";
+const USAGE: &str = "usage: server_load [--runs N] [--roundtrips N] [--readers N] [--idle SECS]
+       [--url URL | --server-bin PATH] [--durability power-loss|process-crash]
+       [--idle-release DURATION] [--server-flag FLAG]... [--workflow NAME]";
 
 struct Options {
     runs: usize,
     roundtrips: usize,
+    readers: usize,
+    idle: u64,
     url: Option<String>,
     server_bin: Option<PathBuf>,
     durability: Option<String>,
+    /// How long the server keeps a waiting run in memory (`never` by default: the memory
+    /// per waiting run is read with every run in memory).
+    idle_release: String,
     server_flags: Vec<String>,
     workflow: String,
 }
@@ -43,9 +51,12 @@ fn options() -> Options {
     let mut o = Options {
         runs: 1000,
         roundtrips: 50,
+        readers: 1000,
+        idle: 3,
         url: None,
         server_bin: None,
         durability: None,
+        idle_release: "never".into(),
         server_flags: Vec::new(),
         workflow: "number".into(),
     };
@@ -66,9 +77,12 @@ fn options() -> Options {
         match flag.as_str() {
             "--runs" => o.runs = number(value()),
             "--roundtrips" => o.roundtrips = number(value()),
+            "--readers" => o.readers = number(value()),
+            "--idle" => o.idle = number(value()) as u64,
             "--url" => o.url = Some(value()),
             "--server-bin" => o.server_bin = Some(value().into()),
             "--durability" => o.durability = Some(value()),
+            "--idle-release" => o.idle_release = value(),
             "--server-flag" => o.server_flags.push(value()),
             "--workflow" => o.workflow = value(),
             "--help" | "-h" => {
@@ -115,7 +129,7 @@ fn spawn_server(o: &Options) -> (Spawned, String) {
     command
         .args(["--bind", "127.0.0.1:0", "--db"])
         .arg(dir.join("load.db"))
-        .args(["--idle-release", "never"]);
+        .args(["--idle-release", &o.idle_release]);
     if let Some(d) = &o.durability {
         command.args(["--durability", d]);
     }
@@ -211,6 +225,69 @@ async fn drive(
     Err("the stream ended before the run".into())
 }
 
+/// Follows the run `handler_id` until its prompt, says so through `ready`, then follows it to
+/// its end.
+async fn read(
+    client: Client,
+    handler_id: String,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Result<(), String> {
+    let mut events = client.events(&handler_id).stream();
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| e.to_string())?;
+        if ev.is::<InputRequiredEvent>() {
+            let _ = ready.send(()).await;
+        }
+        if ev.is_terminal() {
+            return Ok(());
+        }
+    }
+    Err("a reader's stream ended before the run".into())
+}
+
+/// Opens `readers` streams on one waiting run, and reads the server's CPU time over `idle`
+/// seconds while they wait: the share of a core that idle readers cost. Then answers the run
+/// and waits for every reader to see its end.
+async fn idle_readers(
+    client: &Client,
+    o: &Options,
+    process: Option<&Proc>,
+    errors: &mut Vec<String>,
+) -> Option<f64> {
+    let run = match client.run_nowait(&o.workflow, RunRequest::new()).await {
+        Ok(run) => run,
+        Err(e) => {
+            errors.push(e.to_string());
+            return None;
+        }
+    };
+    let (ready, mut all_ready) = tokio::sync::mpsc::channel(o.readers.max(1));
+    let readers: Vec<_> = (0..o.readers)
+        .map(|_| tokio::spawn(read(client.clone(), run.handler_id.clone(), ready.clone())))
+        .collect();
+    drop(ready);
+    for _ in 0..o.readers {
+        if all_ready.recv().await.is_none() {
+            break;
+        }
+    }
+    let before = process.and_then(Proc::cpu_seconds);
+    tokio::time::sleep(Duration::from_secs(o.idle)).await;
+    let after = process.and_then(Proc::cpu_seconds);
+    if let Err(e) = client
+        .send(&run.handler_id, &HumanResponseEvent::new("42"))
+        .await
+    {
+        errors.push(e.to_string());
+    }
+    for reader in readers {
+        if let Err(e) = reader.await.expect("a reader's task") {
+            errors.push(e);
+        }
+    }
+    Some((after? - before?) / o.idle as f64 * 100.0)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -282,6 +359,11 @@ async fn main() {
     let peak = process.as_ref().and_then(|p| p.memory_kb("VmHWM:"));
     starts.sort();
     ends.sort();
+    let idle_cpu = if o.readers > 0 && o.idle > 0 {
+        idle_readers(&client, &o, process.as_ref(), &mut errors).await
+    } else {
+        None
+    };
 
     let runs = o.runs as f64;
     println!(
@@ -321,6 +403,12 @@ async fn main() {
     }
     if let Some(peak) = peak {
         println!("| server peak RSS | {:.1} MB |", peak as f64 / 1024.0);
+    }
+    if let Some(share) = idle_cpu {
+        println!(
+            "| server CPU, {} idle readers of one waiting run | {share:.1} % of a core |",
+            o.readers
+        );
     }
     println!("| errors | {} |", errors.len());
     for e in errors.iter().take(5) {
