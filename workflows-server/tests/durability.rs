@@ -140,6 +140,56 @@ fn a_run_in_the_middle_of_a_step_when_the_server_dies_runs_again_after_restart()
     });
 }
 
+/// A server dies after it stored a run's prompt while the run's later snapshots lag (they
+/// hang): the server that takes the run over resumes it past the prompt, so its readers see
+/// the prompt once, not twice. (The prompt is stored in one write with a snapshot that
+/// reflects it.)
+#[test]
+fn a_prompt_stored_before_a_crash_is_not_published_again_by_the_next_server() {
+    let path = db_path("prompt-once");
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let knobs = Knobs::new(SqliteStorage::open(&path).unwrap());
+    knobs
+        .hang_bare_updates
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let running = doomed.block_on(server(knobs, config()).start()).unwrap();
+    let client = Client::new(running.local_addr());
+    doomed.spawn(async move {
+        let _running = running;
+        std::future::pending::<()>().await
+    });
+    let id = doomed.block_on(async {
+        let id = start(&client, "ballot", json!({})).await;
+        until_event(&client, &id, "InputRequiredEvent").await;
+        id
+    });
+    doomed.shutdown_background();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (_server, client) = serve(SqliteStorage::open(&path).unwrap(), config()).await;
+        let vote = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "Vote", "value": {"approve": true}}}),
+            )
+            .await;
+        assert_eq!(vote.status, 200, "{}", vote.body);
+        until_status(&client, &id, "completed").await;
+        let prompts = all_events(&client, &id, false)
+            .await
+            .iter()
+            .filter(|e| e["type"] == "InputRequiredEvent")
+            .count();
+        assert_eq!(prompts, 1, "the prompt was published again");
+        assert_gapless(&client, &id).await;
+    });
+}
+
 #[test]
 fn a_short_step_interrupted_by_a_crash_completes_after_restart() {
     let path = db_path("crash-short");

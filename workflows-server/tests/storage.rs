@@ -93,6 +93,7 @@ conformance! {
     append_needs_the_lease,
     update_keeps_fields_left_unset,
     update_stores_any_error_text,
+    update_appends_its_events_in_the_same_write,
     update_sets_and_clears_idle_since,
     update_to_a_terminal_status_ends_the_run,
     update_deletes_consumed_inbox_items,
@@ -891,6 +892,7 @@ async fn update_keeps_fields_left_unset(storage: &dyn Storage) {
         error: Some("error".into()),
         snapshot: Some("snap".into()),
         idle_since: Some(Some(1_500)),
+        events: vec![],
         consumed: vec![],
         release: false,
     };
@@ -932,6 +934,55 @@ async fn update_keeps_fields_left_unset(storage: &dyn Storage) {
 
 /// A run's error is free text (a step's error message): any string comes back as written,
 /// control characters included.
+/// An update's events are appended to the handler's current run with the rest of it, as
+/// `append_events` appends them (a stored sequence number is kept); a refused update appends
+/// none.
+async fn update_appends_its_events_in_the_same_write(storage: &dyn Storage) {
+    create_held(storage, "h", "srv/0").await;
+    let prompt = |events: Vec<StoredEvent>| RunUpdate {
+        events,
+        snapshot: Some("reflects the prompt".into()),
+        ..RunUpdate::default()
+    };
+    let refused = storage
+        .update_run("h", "srv/1", prompt(vec![event(0, "stale")]), 2_000)
+        .await
+        .unwrap();
+    assert!(!refused);
+    assert_eq!(events(storage, "run-h").await, []);
+    assert!(
+        storage
+            .run_state("h")
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .is_none()
+    );
+
+    let batch = vec![event(0, "step"), event(1, "prompt")];
+    assert!(
+        storage
+            .update_run("h", "srv/0", prompt(batch.clone()), 2_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(events(storage, "run-h").await, batch);
+    let state = storage.run_state("h").await.unwrap().unwrap();
+    assert_eq!(state.snapshot.as_deref(), Some("reflects the prompt"));
+    let again = vec![event(1, "prompt again"), event(2, "answer")];
+    assert!(
+        storage
+            .update_run("h", "srv/0", prompt(again), 3_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        events(storage, "run-h").await,
+        [batch[0].clone(), batch[1].clone(), event(2, "answer")]
+    );
+}
+
 async fn update_stores_any_error_text(storage: &dyn Storage) {
     let id = "ünï/cödé ✓";
     create_held(storage, id, "srv/0").await;
@@ -1096,6 +1147,7 @@ async fn update_needs_a_live_lease(storage: &dyn Storage) {
         error: Some("error".into()),
         snapshot: Some("snap".into()),
         idle_since: Some(Some(10)),
+        events: vec![event(0, "refused")],
         consumed: vec![inbox[0].0],
         release: true,
     };
@@ -1112,6 +1164,7 @@ async fn update_needs_a_live_lease(storage: &dyn Storage) {
             None
         );
         assert_eq!(storage.inbox("h").await.unwrap(), inbox);
+        assert_eq!(events(storage, "run-h").await, []);
     };
     refused("srv/1").await;
     refused("other/0").await;

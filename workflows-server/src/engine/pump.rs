@@ -2,17 +2,19 @@
 //! order, delivers the run's inbox, stores snapshots, parks the run when it has waited long
 //! enough, and records how it ended.
 //!
-//! Every snapshot is stored only after every event it reflects: before writing one, the pump
-//! stores the published events numbered below the snapshot's `next_stream_seq`. A server that
-//! dies after such a write resumes from a snapshot whose events are all stored, so no prompt
-//! can be lost between the run's memory and the store.
+//! Every snapshot is stored only after every event it reflects, or with them: before writing
+//! one, the pump stores the published events numbered below the snapshot's `next_stream_seq`.
+//! A server that dies after such a write resumes from a snapshot whose events are all stored,
+//! so no prompt can be lost between the run's memory and the store. A prompt is stored in the
+//! same write as a snapshot that reflects it, so no prompt is stored without one either: the
+//! run is never resumed from before a prompt its readers have seen, and they see it once.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
-use workflows::{EventStream, Snapshot, StreamEvent, WorkflowIdle};
+use workflows::{EventKind, EventStream, Snapshot, StreamEvent, WorkflowIdle};
 
 use super::live::Live;
 use super::{EVENT_BATCH, Engine, decode_event};
@@ -126,12 +128,36 @@ impl Pump {
 
     /// Stores `batch`; records the outcome when it holds the run's last event. Whether the
     /// batch ends with the run going idle.
-    async fn store_batch(&mut self, batch: Vec<StreamEvent>) -> Result<bool, Stop> {
-        let live = &self.live;
-        if live.abandoned.load(Ordering::SeqCst) {
+    ///
+    /// A batch with a prompt (an input request) is stored together with a snapshot that
+    /// reflects it, in one write. A server that takes the run over then resumes past the
+    /// prompt and does not publish it again; without the snapshot it would resume from the
+    /// last one stored, before the prompt, and its readers would see the prompt twice.
+    async fn store_batch(&mut self, mut batch: Vec<StreamEvent>) -> Result<bool, Stop> {
+        if self.live.abandoned.load(Ordering::SeqCst) {
             // Its cancellation must not be recorded: the run goes on elsewhere.
             return Err(Stop::Lost);
         }
+        let with_snapshot = if batch
+            .iter()
+            .any(|ev| ev.event.kind() == EventKind::InputRequired)
+        {
+            let snapshot = self.live.run.snapshot().await.map_err(|e| {
+                tracing::error!(handler = %self.live.handler_id, "snapshot failed: {}", ErrorChain(&e));
+                Stop::Lost
+            })?;
+            // The events it reflects that the batch does not hold yet (published since).
+            while self.stream.next_seq() < snapshot.next_stream_seq {
+                match self.stream.next().await {
+                    Some(ev) => batch.push(ev),
+                    None => break,
+                }
+            }
+            Some(snapshot)
+        } else {
+            None
+        };
+        let live = &self.live;
         let mut idle = false;
         let mut outcome = None;
         let mut stored = Vec::with_capacity(batch.len());
@@ -148,21 +174,35 @@ impl Pump {
                 terminal: out.terminal,
             });
         }
-        match self
-            .engine
-            .storage
-            .append_events(&live.handler_id, &live.run_id, &live.lease, stored)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return Err(Stop::Lost),
-            Err(e) => {
-                // Nothing that depends on these events (a snapshot, the outcome) may be
-                // stored without them: let the run go; its last stored state is resumed.
-                tracing::error!(handler = %live.handler_id, "storing events failed: {}", ErrorChain(&e));
-                return Err(Stop::Lost);
+        match with_snapshot {
+            Some(snapshot) if outcome.is_none() => {
+                let idle_since = self.settle(&snapshot);
+                self.write(RunUpdate {
+                    events: stored,
+                    snapshot: Some(snapshot.to_json()),
+                    idle_since: Some(idle_since),
+                    ..RunUpdate::default()
+                })
+                .await?;
             }
+            // An ended run's outcome is stored with its final state below.
+            _ => match self
+                .engine
+                .storage
+                .append_events(&live.handler_id, &live.run_id, &live.lease, stored)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(Stop::Lost),
+                Err(e) => {
+                    // Nothing that depends on these events (a snapshot, the outcome) may be
+                    // stored without them: let the run go; its last stored state is resumed.
+                    tracing::error!(handler = %live.handler_id, "storing events failed: {}", ErrorChain(&e));
+                    return Err(Stop::Lost);
+                }
+            },
         }
+        let live = &self.live;
         live.stored.notify_waiters();
         // Stored, so the run need not keep them in memory.
         if let Some(last) = batch.last() {

@@ -183,6 +183,11 @@ pub struct RunUpdate {
     pub snapshot: Option<String>,
     /// `Some(Some(t))`: idle since `t`; `Some(None)`: busy again.
     pub idle_since: Option<Option<i64>>,
+    /// Events of the handler's current run to append first, in the same write, as
+    /// [`Storage::append_events`] does (a sequence number already stored is kept): a
+    /// snapshot stored with the events it reflects, so that neither is stored without the
+    /// other.
+    pub events: Vec<StoredEvent>,
     /// Inbox items now reflected in `snapshot`, to delete.
     pub consumed: Vec<i64>,
     /// Also give up the lease.

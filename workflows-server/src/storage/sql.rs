@@ -59,6 +59,8 @@ pub(super) struct Statements {
     pub run_state: String,
     pub holds_lease: String,
     pub insert_event: String,
+    /// Inserts an event (`$2`..`$5` as `insert_event`'s) of the current run of handler `$1`.
+    pub insert_event_of_handler: String,
     pub events_after: String,
     pub last_sequence: String,
     pub update_run: String,
@@ -131,6 +133,11 @@ impl Statements {
             )),
             insert_event: sql(format!(
                 "INSERT INTO wf_events (run_id, {EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING"
+            )),
+            insert_event_of_handler: sql(format!(
+                "INSERT INTO wf_events (run_id, {EVENT_COLUMNS}) \
+                 SELECT run_id, $2, $3, $4, $5 FROM wf_handlers WHERE handler_id = $1 \
                  ON CONFLICT DO NOTHING"
             )),
             events_after: sql(format!(

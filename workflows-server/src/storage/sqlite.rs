@@ -584,6 +584,18 @@ impl Storage for SqliteStorage {
             if !holds(tx, &handler_id, &owner)? {
                 return Ok(false);
             }
+            if !update.events.is_empty() {
+                let mut insert = tx.prepare_cached(&s.insert_event_of_handler)?;
+                for ev in &update.events {
+                    insert.execute(params![
+                        handler_id,
+                        i64::try_from(ev.sequence)?,
+                        ev.envelope,
+                        ev.internal,
+                        ev.terminal
+                    ])?;
+                }
+            }
             let ended = update.status.is_some_and(Status::is_terminal);
             if ended {
                 // Nothing can be delivered to an ended run.

@@ -9,7 +9,8 @@ use workflows_server::storage::{
     StorageError, StorageFuture, StoredEvent,
 };
 
-/// `inner`, with the next `fail_appends` event writes failing, releases and updates taking
+/// `inner`, with the next `fail_appends` event writes (appends, and updates that carry
+/// events) failing, releases and updates taking
 /// `release_delay_ms` / `update_delay_ms` longer, renewals failing while `fail_renew`, and
 /// handler reads failing while `down`, and renewals or event writes hanging (for a minute)
 /// while `hang_renew` / `hang_appends`, and renewals taking `renew_delay_ms` longer; counts
@@ -29,6 +30,9 @@ pub struct Knobs<S: Storage + Clone> {
     pub read_only: Arc<AtomicBool>,
     /// How many times events were read (`events_after`).
     pub event_reads: Arc<AtomicUsize>,
+    /// Updates that store no events (snapshots on their own) hang (for a minute) while set:
+    /// snapshots lag the events stored, as after a burst.
+    pub hang_bare_updates: Arc<AtomicBool>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -45,7 +49,28 @@ impl<S: Storage + Clone> Knobs<S> {
             renew_delay_ms: Arc::default(),
             read_only: Arc::default(),
             event_reads: Arc::default(),
+            hang_bare_updates: Arc::default(),
         }
+    }
+}
+
+impl<S: Storage + Clone> Knobs<S> {
+    /// What a write of events gets while `hang_appends`, or while `fail_appends` counts
+    /// down; `None`: it goes through.
+    fn refused_event_write<'a>(&self) -> Option<StorageFuture<'a, bool>> {
+        if self.hang_appends.load(SeqCst) {
+            return Some(hang());
+        }
+        if self
+            .fail_appends
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Some(Box::pin(async {
+                Err(StorageError::new("the disk is full"))
+            }));
+        }
+        None
     }
 }
 
@@ -104,15 +129,8 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         o: &str,
         e: Vec<StoredEvent>,
     ) -> StorageFuture<'_, bool> {
-        if self.hang_appends.load(SeqCst) {
-            return hang();
-        }
-        if self
-            .fail_appends
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Box::pin(async { Err(StorageError::new("the disk is full")) });
+        if let Some(refused) = self.refused_event_write() {
+            return refused;
         }
         self.inner.append_events(h, r, o, e)
     }
@@ -124,6 +142,15 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.last_sequence(r)
     }
     fn update_run(&self, h: &str, o: &str, u: RunUpdate, n: i64) -> StorageFuture<'_, bool> {
+        if u.events.is_empty() && self.hang_bare_updates.load(SeqCst) {
+            return hang();
+        }
+        // A prompt's events are written with its snapshot, through an update.
+        if !u.events.is_empty()
+            && let Some(refused) = self.refused_event_write()
+        {
+            return refused;
+        }
         delayed(
             self.update_delay_ms.load(SeqCst),
             self.inner.update_run(h, o, u, n),

@@ -517,6 +517,23 @@ impl Storage for PostgresStorage {
             if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
             }
+            if !update.events.is_empty() {
+                let insert = tx.prepare_cached(&s.insert_event_of_handler).await?;
+                for ev in &update.events {
+                    let sequence = i64::try_from(ev.sequence)?;
+                    tx.execute(
+                        &insert,
+                        &[
+                            &handler_id,
+                            &sequence,
+                            &ev.envelope,
+                            &ev.internal,
+                            &ev.terminal,
+                        ],
+                    )
+                    .await?;
+                }
+            }
             let ended = update.status.is_some_and(Status::is_terminal);
             if ended {
                 // Nothing can be delivered to an ended run.
@@ -542,8 +559,8 @@ impl Storage for PostgresStorage {
             if !update.consumed.is_empty() {
                 execute(&tx, &s.delete_inbox_items, &[&update.consumed]).await?;
             }
-            if update.status.is_some() {
-                // Readers elsewhere wait for the run's end.
+            if update.status.is_some() || !update.events.is_empty() {
+                // Readers elsewhere wait for the run's events and its end.
                 execute(&tx, listen::NOTIFY, &[&handler_id]).await?;
             }
             tx.commit().await?;
