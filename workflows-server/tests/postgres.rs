@@ -707,3 +707,83 @@ async fn readers_of_a_run_held_elsewhere_are_woken_by_the_database_not_by_pollin
         assert!(again.await, "the servers listen again");
     }
 }
+
+/// A server frozen (SIGSTOP) with runs in hand: its runs go to the others within a few lease
+/// lengths, the healthy server answers `/health` at once throughout, and when the frozen one
+/// thaws it writes nothing more of the runs it lost (each has one prompt and one end, with
+/// the answer given through the other server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_loses_its_runs_to_the_others_and_thawed_writes_nothing_of_them() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let lease = Duration::from_secs(1);
+    let frozen = Binary::spawn(&["--postgres", &url, "--lease-ttl", "1s"]);
+    let client_a = Client::new(frozen.addr);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(start(&client_a, "number", json!({})).await);
+    }
+    for id in &ids {
+        until_event(&client_a, id, "InputRequiredEvent").await;
+    }
+    // Another process of the same binary: the same workflows.
+    let healthy = Binary::spawn(&["--postgres", &url, "--lease-ttl", "1s"]);
+    let client_b = Client::new(healthy.addr);
+
+    let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let probe = tokio::spawn({
+        let probing = probing.clone();
+        async move {
+            let mut slowest = Duration::ZERO;
+            while probing.load(std::sync::atomic::Ordering::SeqCst) {
+                let asked = std::time::Instant::now();
+                let health = client_b.get("/health").await;
+                assert_eq!(health.status, 200, "{}", health.body);
+                slowest = slowest.max(asked.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            slowest
+        }
+    });
+
+    frozen.signal("STOP");
+    let froze = std::time::Instant::now();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(answer(&client_b, id, &format!("{i}")).await.status, 200);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let done = until_status(&client_b, id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], format!("{i}"));
+    }
+    let took = froze.elapsed();
+    probing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let slowest = probe.await.unwrap();
+    eprintln!("5 runs of a frozen server taken over in {took:?}; slowest /health {slowest:?}");
+    assert!(took < lease * 3 + Duration::from_secs(2), "{took:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "/health waited: {slowest:?}"
+    );
+
+    // Thawed, the server finds its leases gone and lets the runs be.
+    frozen.signal("CONT");
+    let thawed = until(PATIENCE, || async {
+        client_a.get("/health").await.status == 200
+    });
+    assert!(thawed.await, "the thawed server answers again");
+    // Long enough for its renewal to fail and for anything it would write to be written.
+    tokio::time::sleep(lease * 2).await;
+    for (i, id) in ids.iter().enumerate() {
+        let record = client_b.get(&format!("/handlers/{id}")).await.json();
+        assert_eq!(record["status"], "completed");
+        assert_eq!(record["result"]["value"]["result"], format!("{i}"));
+        let types: Vec<String> = all_events(&client_b, id, false)
+            .await
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(types, ["InputRequiredEvent", "StopEvent"], "{id}");
+        assert_gapless(&client_b, id).await;
+    }
+}

@@ -48,6 +48,15 @@ impl Binary {
         Binary { child, addr }
     }
 
+    /// Sends the process `signal` (`STOP`, `CONT`, ...).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -s {signal} failed");
+    }
+
     pub fn kill(mut self) {
         // SIGKILL: no clean shutdown.
         self.child.kill().unwrap();
