@@ -190,6 +190,30 @@ fn a_prompt_stored_before_a_crash_is_not_published_again_by_the_next_server() {
     });
 }
 
+/// The writes one human-in-the-loop run makes, each a commit that is synced by default, so a
+/// person's round trip waits about this many syncs: the start; the prompt with the snapshot
+/// that reflects it (the run going idle right after stores nothing more, its state being the
+/// same); the answer in the inbox; the answer delivered, with its snapshot; the result with
+/// the last events.
+#[tokio::test]
+async fn a_human_in_the_loop_run_makes_five_writes() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (server, client) = serve(knobs.clone(), config()).await;
+    let writes = || knobs.writes.load(std::sync::atomic::Ordering::SeqCst);
+    let id = start(&client, "number", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    let idle = until(PATIENCE, || async {
+        let record = knobs.inner.handler(&id).await.unwrap().unwrap();
+        record.idle_since.is_some()
+    });
+    assert!(idle.await, "the waiting run's state is stored");
+    assert_eq!(writes(), 2, "the start, then the prompt with its snapshot");
+    assert_eq!(answer(&client, &id, "5").await.status, 200);
+    until_status(&client, &id, "completed").await;
+    assert_eq!(settled(&server).await, 0);
+    assert_eq!(writes(), 5, "the answer, its delivery, the result");
+}
+
 #[test]
 fn a_short_step_interrupted_by_a_crash_completes_after_restart() {
     let path = db_path("crash-short");

@@ -68,6 +68,17 @@ pub(super) struct Pump {
     pub(super) stream: EventStream,
     /// When an idle run leaves memory.
     pub(super) idle_deadline: Option<Instant>,
+    /// The last snapshot this pump stored (a hash of its text) and whether it was stored as
+    /// idle: an identical one is not stored again.
+    pub(super) last_written: Option<(u64, bool)>,
+}
+
+/// A hash of a snapshot's text, to tell an unchanged snapshot from a new one.
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Pump {
@@ -174,8 +185,34 @@ impl Pump {
                 terminal: out.terminal,
             });
         }
+        if let Some(outcome) = outcome {
+            // The outcome, the run's final state (for a new run started under the same
+            // handler id) and its last events, in one write.
+            let last = self.live.run.snapshot().await.ok().map(|s| s.to_json());
+            let mut update = RunUpdate {
+                events: stored,
+                release: true,
+                idle_since: Some(None),
+                snapshot: last,
+                ..RunUpdate::default()
+            };
+            match outcome {
+                Outcome::Completed(envelope) => {
+                    update.status = Some(Status::Completed);
+                    update.result = Some(envelope);
+                }
+                Outcome::Failed(error) => {
+                    update.status = Some(Status::Failed);
+                    update.error = Some(error);
+                }
+                Outcome::Cancelled => update.status = Some(Status::Cancelled),
+            }
+            self.write(update).await?;
+            self.live.stored.notify_waiters();
+            return Err(Stop::Ended);
+        }
         match with_snapshot {
-            Some(snapshot) if outcome.is_none() => {
+            Some(snapshot) => {
                 let idle_since = self.settle(&snapshot);
                 self.write(RunUpdate {
                     events: stored,
@@ -185,8 +222,7 @@ impl Pump {
                 })
                 .await?;
             }
-            // An ended run's outcome is stored with its final state below.
-            _ => match self
+            None => match self
                 .engine
                 .storage
                 .append_events(&live.handler_id, &live.run_id, &live.lease, stored)
@@ -208,30 +244,7 @@ impl Pump {
         if let Some(last) = batch.last() {
             live.run.discard_before(last.seq + 1);
         }
-        let Some(outcome) = outcome else {
-            return Ok(idle);
-        };
-        // The ended run's final state, for a new run started under the same handler id.
-        let last = self.live.run.snapshot().await.ok().map(|s| s.to_json());
-        let mut update = RunUpdate {
-            release: true,
-            idle_since: Some(None),
-            snapshot: last,
-            ..RunUpdate::default()
-        };
-        match outcome {
-            Outcome::Completed(envelope) => {
-                update.status = Some(Status::Completed);
-                update.result = Some(envelope);
-            }
-            Outcome::Failed(error) => {
-                update.status = Some(Status::Failed);
-                update.error = Some(error);
-            }
-            Outcome::Cancelled => update.status = Some(Status::Cancelled),
-        }
-        self.write(update).await?;
-        Err(Stop::Ended)
+        Ok(idle)
     }
 
     /// Stores every published event numbered below `upto`.
@@ -263,17 +276,26 @@ impl Pump {
     }
 
     /// Applies `update` to the run's record, if this server still holds the run.
-    async fn write(&self, update: RunUpdate) -> Result<(), Stop> {
+    async fn write(&mut self, update: RunUpdate) -> Result<(), Stop> {
         let engine = &self.engine;
         if self.live.abandoned.load(Ordering::SeqCst) {
             return Err(Stop::Lost);
         }
+        let written = update.snapshot.as_deref().map(|text| {
+            let idle = matches!(update.idle_since, Some(Some(_)));
+            (text_hash(text), idle)
+        });
         match engine
             .storage
             .update_run(&self.live.handler_id, &self.live.lease, update, now_us())
             .await
         {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                if written.is_some() {
+                    self.last_written = written;
+                }
+                Ok(())
+            }
             Ok(false) => Err(Stop::Lost),
             Err(e) => {
                 tracing::error!(handler = %self.live.handler_id, "updating the run failed: {}", ErrorChain(&e));
@@ -301,11 +323,18 @@ impl Pump {
 
     /// The run published that it went idle (the signal may be older than events delivered
     /// since): store its snapshot and settle from it.
+    ///
+    /// Most often the run's prompt was stored with this very state a moment ago: a snapshot
+    /// identical to the last one stored, with the same idleness, is not written again.
     async fn went_idle(&mut self) -> Result<(), Stop> {
         let snapshot = self.snapshot().await?;
         let idle_since = self.settle(&snapshot);
+        let text = snapshot.to_json();
+        if self.last_written == Some((text_hash(&text), idle_since.is_some())) {
+            return Ok(());
+        }
         self.write(RunUpdate {
-            snapshot: Some(snapshot.to_json()),
+            snapshot: Some(text),
             idle_since: Some(idle_since),
             ..RunUpdate::default()
         })

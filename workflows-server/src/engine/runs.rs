@@ -192,6 +192,7 @@ impl Engine {
             stream: live.run.stream_from(from),
             live,
             idle_deadline: None,
+            last_written: None,
         };
         tokio::spawn(pump.run());
     }

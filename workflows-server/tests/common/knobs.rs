@@ -33,6 +33,9 @@ pub struct Knobs<S: Storage + Clone> {
     /// Updates that store no events (snapshots on their own) hang (for a minute) while set:
     /// snapshots lag the events stored, as after a burst.
     pub hang_bare_updates: Arc<AtomicBool>,
+    /// How many writes a run's life made: creates, appends, updates, claims, releases,
+    /// inbox pushes and deletes (not the periodic renewals and expiries).
+    pub writes: Arc<AtomicUsize>,
 }
 
 impl<S: Storage + Clone> Knobs<S> {
@@ -50,6 +53,7 @@ impl<S: Storage + Clone> Knobs<S> {
             read_only: Arc::default(),
             event_reads: Arc::default(),
             hang_bare_updates: Arc::default(),
+            writes: Arc::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.migrate()
     }
     fn create_handler(&self, r: HandlerRecord, s: String, l: i64) -> StorageFuture<'_, Created> {
+        self.writes.fetch_add(1, SeqCst);
         self.inner.create_handler(r, s, l)
     }
     fn probe_write(&self) -> StorageFuture<'_, ()> {
@@ -117,6 +122,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.expire(before, limit)
     }
     fn delete_handler(&self, h: &str) -> StorageFuture<'_, bool> {
+        self.writes.fetch_add(1, SeqCst);
         self.inner.delete_handler(h)
     }
     fn run_state(&self, h: &str) -> StorageFuture<'_, Option<RunState>> {
@@ -129,6 +135,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         o: &str,
         e: Vec<StoredEvent>,
     ) -> StorageFuture<'_, bool> {
+        self.writes.fetch_add(1, SeqCst);
         if let Some(refused) = self.refused_event_write() {
             return refused;
         }
@@ -142,6 +149,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         self.inner.last_sequence(r)
     }
     fn update_run(&self, h: &str, o: &str, u: RunUpdate, n: i64) -> StorageFuture<'_, bool> {
+        self.writes.fetch_add(1, SeqCst);
         if u.events.is_empty() && self.hang_bare_updates.load(SeqCst) {
             return hang();
         }
@@ -157,6 +165,7 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         )
     }
     fn claim(&self, h: &str, o: &str, l: i64) -> StorageFuture<'_, bool> {
+        self.writes.fetch_add(1, SeqCst);
         self.inner.claim(h, o, l)
     }
     fn renew(&self, o: &str, l: i64) -> StorageFuture<'_, ()> {
@@ -169,9 +178,11 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
         delayed(self.renew_delay_ms.load(SeqCst), self.inner.renew(o, l))
     }
     fn release(&self, h: &str, o: &str) -> StorageFuture<'_, ()> {
+        self.writes.fetch_add(1, SeqCst);
         delayed(self.release_delay_ms.load(SeqCst), self.inner.release(h, o))
     }
     fn push_inbox(&self, h: &str, i: InboxItem) -> StorageFuture<'_, ()> {
+        self.writes.fetch_add(1, SeqCst);
         self.inner.push_inbox(h, i)
     }
     fn inbox(&self, h: &str) -> StorageFuture<'_, Vec<(i64, InboxItem)>> {
