@@ -18,6 +18,16 @@
 //! By default it starts `workflows-server` from the directory of its own executable (so both
 //! must be built with the same profile) on a fresh SQLite file in a temporary directory, and
 //! reads that process's CPU time and memory from `/proc` (Linux).
+//!
+//! `--python` measures the reference server instead (`llama-agents-server` 0.8.0 serving the
+//! same number workflow on SQLite, started by `bench/python/reference_server.sh`, which makes
+//! its own virtualenv), with the same client. `--compare` measures both, alternating, for
+//! `--rounds` rounds, and prints one column per server (medians over the rounds) and their
+//! ratio:
+//!
+//! ```text
+//! target/release/server_load --compare --rounds 2 --runs 200 --roundtrips 20 --readers 100
+//! ```
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,10 +36,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use workflows::prelude::*;
-use workflows_client::{Client, RunRequest};
+use workflows_client::{Client, EventStream, RunRequest};
 
 const USAGE: &str = "usage: server_load [--runs N] [--roundtrips N] [--readers N] [--idle SECS]
-       [--url URL | --server-bin PATH] [--durability power-loss|process-crash]
+       [--url URL | --server-bin PATH | --python | --compare [--rounds N]]
+       [--durability power-loss|process-crash]
        [--idle-release DURATION] [--server-flag FLAG]... [--workflow NAME]";
 
 struct Options {
@@ -39,6 +50,9 @@ struct Options {
     idle: u64,
     url: Option<String>,
     server_bin: Option<PathBuf>,
+    /// Which servers to measure, in the order of one round.
+    sides: Vec<Side>,
+    rounds: usize,
     durability: Option<String>,
     /// How long the server keeps a waiting run in memory (`never` by default: the memory
     /// per waiting run is read with every run in memory).
@@ -55,6 +69,8 @@ fn options() -> Options {
         idle: 3,
         url: None,
         server_bin: None,
+        sides: vec![Side::Ours],
+        rounds: 1,
         durability: None,
         idle_release: "never".into(),
         server_flags: Vec::new(),
@@ -81,6 +97,9 @@ fn options() -> Options {
             "--idle" => o.idle = number(value()) as u64,
             "--url" => o.url = Some(value()),
             "--server-bin" => o.server_bin = Some(value().into()),
+            "--python" => o.sides = vec![Side::Python],
+            "--compare" => o.sides = vec![Side::Ours, Side::Python],
+            "--rounds" => o.rounds = number(value()).max(1),
             "--durability" => o.durability = Some(value()),
             "--idle-release" => o.idle_release = value(),
             "--server-flag" => o.server_flags.push(value()),
@@ -112,29 +131,59 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(o: &Options) -> (Spawned, String) {
-    let bin = o.server_bin.clone().unwrap_or_else(|| {
-        std::env::current_exe()
-            .expect("this program's path")
-            .with_file_name("workflows-server")
-    });
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build --release -p workflows-server)",
-        bin.display()
-    );
-    let dir = std::env::temp_dir().join(format!("wf-server-load-{}", std::process::id()));
+/// A server under measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// `workflows-server`.
+    Ours,
+    /// The reference, `llama-agents-server` 0.8.0.
+    Python,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Ours => "workflows-server",
+            Side::Python => "llama-agents-server",
+        }
+    }
+}
+
+fn spawn_server(o: &Options, side: Side) -> (Spawned, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "wf-server-load-{}-{}",
+        std::process::id(),
+        crate_unique()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut command = Command::new(&bin);
+    let mut command = match side {
+        Side::Ours => {
+            let bin = o.server_bin.clone().unwrap_or_else(|| {
+                std::env::current_exe()
+                    .expect("this program's path")
+                    .with_file_name("workflows-server")
+            });
+            assert!(
+                bin.exists(),
+                "{} is missing: build it first (cargo build --release -p workflows-server)",
+                bin.display()
+            );
+            let mut command = Command::new(&bin);
+            if let Some(d) = &o.durability {
+                command.args(["--durability", d]);
+            }
+            command.args(&o.server_flags);
+            command
+        }
+        // The script execs Python: the process measured is the server itself.
+        Side::Python => Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/reference_server.sh"),
+        ),
+    };
     command
         .args(["--bind", "127.0.0.1:0", "--db"])
         .arg(dir.join("load.db"))
-        .args(["--idle-release", &o.idle_release]);
-    if let Some(d) = &o.durability {
-        command.args(["--durability", d]);
-    }
-    command
-        .args(&o.server_flags)
+        .args(["--idle-release", &o.idle_release])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = command.spawn().expect("the server starts");
@@ -187,11 +236,50 @@ struct Timed {
 /// One run: started, followed to its prompt, then answered (once every run of the load waits,
 /// when `waiting` is given: it is passed twice, before and after the memory is read) and
 /// followed to its end.
+/// Drives one run; with `waiting`, meets the others at it once the prompt is seen (all wait),
+/// and again before answering. A run that fails or stalls before its prompt still meets them
+/// (after [`RUN_PATIENCE`]), so that none waits for it forever.
 async fn drive(
     client: &Client,
     workflow: &str,
     waiting: Option<Arc<tokio::sync::Barrier>>,
 ) -> Result<Timed, String> {
+    let prompted = tokio::time::timeout(RUN_PATIENCE, to_prompt(client, workflow))
+        .await
+        .unwrap_or_else(|_| Err(format!("no prompt within {RUN_PATIENCE:?}")));
+    if let Some(barrier) = waiting {
+        barrier.wait().await;
+        barrier.wait().await;
+    }
+    let (handler_id, mut events, start) = prompted?;
+    let answered = Instant::now();
+    let to_end = async {
+        client
+            .send(&handler_id, &HumanResponseEvent::new("42"))
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(ev) = events.next().await {
+            if ev.map_err(|e| e.to_string())?.is_terminal() {
+                return Ok(());
+            }
+        }
+        Err::<(), String>("the stream ended before the run".into())
+    };
+    tokio::time::timeout(RUN_PATIENCE, to_end)
+        .await
+        .unwrap_or_else(|_| Err(format!("the run did not end within {RUN_PATIENCE:?}")))?;
+    Ok(Timed {
+        start,
+        answer_to_end: answered.elapsed(),
+    })
+}
+
+/// Starts a run and follows its stream to the prompt: its handler id, the stream, and how
+/// long the start took.
+async fn to_prompt(
+    client: &Client,
+    workflow: &str,
+) -> Result<(String, EventStream, Duration), String> {
     let asked = Instant::now();
     let run = client
         .run_nowait(workflow, RunRequest::new())
@@ -199,31 +287,24 @@ async fn drive(
         .map_err(|e| e.to_string())?;
     let start = asked.elapsed();
     let mut events = client.events(&run.handler_id).stream();
-    let mut answered: Option<Instant> = None;
-    let mut waiting = waiting;
     while let Some(ev) = events.next().await {
         let ev = ev.map_err(|e| e.to_string())?;
-        if ev.is::<InputRequiredEvent>() && answered.is_none() {
-            if let Some(barrier) = waiting.take() {
-                barrier.wait().await;
-                barrier.wait().await;
-            }
-            answered = Some(Instant::now());
-            client
-                .send(&run.handler_id, &HumanResponseEvent::new("42"))
-                .await
-                .map_err(|e| e.to_string())?;
+        if ev.is::<InputRequiredEvent>() {
+            return Ok((run.handler_id, events, start));
         }
         if ev.is_terminal() {
-            let answered = answered.ok_or("the run ended before its prompt")?;
-            return Ok(Timed {
-                start,
-                answer_to_end: answered.elapsed(),
-            });
+            return Err("the run ended before its prompt".into());
         }
     }
-    Err("the stream ended before the run".into())
+    Err("the stream ended before the prompt".into())
 }
+
+/// How long one run may take, start to end, before it counts as an error (a server that
+/// loses an answer is reported, not waited on forever).
+const RUN_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long the idle-readers phase waits for its readers to see the prompt, and the end.
+const READER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Follows the run `handler_id` until its prompt, says so through `ready`, then follows it to
 /// its end.
@@ -266,10 +347,19 @@ async fn idle_readers(
         .map(|_| tokio::spawn(read(client.clone(), run.handler_id.clone(), ready.clone())))
         .collect();
     drop(ready);
-    for _ in 0..o.readers {
-        if all_ready.recv().await.is_none() {
-            break;
+    // Bounded: a server that never shows some reader the prompt is reported, not waited on.
+    let mut seen = 0;
+    let _ = tokio::time::timeout(READER_PATIENCE, async {
+        while seen < o.readers && all_ready.recv().await.is_some() {
+            seen += 1;
         }
+    })
+    .await;
+    if seen < o.readers {
+        errors.push(format!(
+            "{} of {} readers saw the prompt within {READER_PATIENCE:?}",
+            seen, o.readers
+        ));
     }
     let before = process.and_then(Proc::cpu_seconds);
     tokio::time::sleep(Duration::from_secs(o.idle)).await;
@@ -281,8 +371,13 @@ async fn idle_readers(
         errors.push(e.to_string());
     }
     for reader in readers {
-        if let Err(e) = reader.await.expect("a reader's task") {
-            errors.push(e);
+        match tokio::time::timeout(READER_PATIENCE, reader).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => errors.push(e),
+            Ok(Err(e)) => errors.push(format!("a reader's task: {e}")),
+            Err(_) => errors.push(format!(
+                "a reader did not see the end within {READER_PATIENCE:?}"
+            )),
         }
     }
     Some((after? - before?) / o.idle as f64 * 100.0)
@@ -296,37 +391,50 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+/// A different number on each call, for the servers' directories.
+fn crate_unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-#[tokio::main]
-async fn main() {
-    let o = options();
-    let (spawned, url) = match &o.url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let (s, url) = spawn_server(&o);
-            (Some(s), url)
-        }
-    };
-    let process = spawned.as_ref().map(|s| Proc(s.child.id()));
-    let client = Client::new(&url).expect("a server address");
+/// What one measure of one server gave.
+#[derive(Default)]
+struct Figures {
+    trips: Vec<Duration>,
+    wall: Duration,
+    starts_per_s: f64,
+    starts: Vec<Duration>,
+    ends: Vec<Duration>,
+    cpu_per_run_us: Option<f64>,
+    kb_per_waiting_run: Option<f64>,
+    peak_mb: Option<f64>,
+    idle_cpu_percent: Option<f64>,
+    errors: Vec<String>,
+}
 
+/// Drives the server at `url` (whose process, if this program started it, is `process`).
+async fn measure(o: &Options, url: &str, process: Option<&Proc>) -> Figures {
+    let client = Client::new(url).expect("a server address");
+    let mut f = Figures::default();
+
+    // A first run, not counted: the reference server loses the answers of runs started
+    // concurrently right after it starts (seen with 0.8.0: "No active workflow with run_id").
+    if let Err(e) = drive(&client, &o.workflow, None).await {
+        f.errors.push(format!("the warm-up run: {e}"));
+    }
     // One at a time.
-    let mut trips = Vec::with_capacity(o.roundtrips);
     for _ in 0..o.roundtrips {
         let began = Instant::now();
-        drive(&client, &o.workflow, None)
-            .await
-            .expect("a round trip");
-        trips.push(began.elapsed());
+        match drive(&client, &o.workflow, None).await {
+            Ok(_) => f.trips.push(began.elapsed()),
+            Err(e) => f.errors.push(e),
+        }
     }
-    trips.sort();
+    f.trips.sort();
 
     // All at once.
-    let rss_before = process.as_ref().and_then(|p| p.memory_kb("VmRSS:"));
-    let cpu_before = process.as_ref().and_then(Proc::cpu_seconds);
+    let rss_before = process.and_then(|p| p.memory_kb("VmRSS:"));
+    let cpu_before = process.and_then(Proc::cpu_seconds);
     let barrier = Arc::new(tokio::sync::Barrier::new(o.runs + 1));
     let began = Instant::now();
     let tasks: Vec<_> = (0..o.runs)
@@ -337,85 +445,229 @@ async fn main() {
             tokio::spawn(async move { drive(&client, &workflow, Some(barrier)).await })
         })
         .collect();
-    // Every run waits for its answer, its stream open.
+    // Every run waits for its answer, its stream open (or has failed).
     barrier.wait().await;
-    let all_waiting = began.elapsed();
-    let rss_waiting = process.as_ref().and_then(|p| p.memory_kb("VmRSS:"));
+    f.starts_per_s = o.runs as f64 / began.elapsed().as_secs_f64();
+    let rss_waiting = process.and_then(|p| p.memory_kb("VmRSS:"));
     barrier.wait().await;
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    let mut errors = Vec::new();
     for task in tasks {
         match task.await.expect("a run's task") {
             Ok(t) => {
-                starts.push(t.start);
-                ends.push(t.answer_to_end);
+                f.starts.push(t.start);
+                f.ends.push(t.answer_to_end);
             }
-            Err(e) => errors.push(e),
+            Err(e) => f.errors.push(e),
         }
     }
-    let wall = began.elapsed();
-    let cpu_after = process.as_ref().and_then(Proc::cpu_seconds);
-    let peak = process.as_ref().and_then(|p| p.memory_kb("VmHWM:"));
-    starts.sort();
-    ends.sort();
-    let idle_cpu = if o.readers > 0 && o.idle > 0 {
-        idle_readers(&client, &o, process.as_ref(), &mut errors).await
-    } else {
-        None
-    };
-
-    let runs = o.runs as f64;
-    println!(
-        "server_load: {url}, {} runs at once, {} one at a time",
-        o.runs, o.roundtrips
-    );
-    println!("| figure | value |");
-    println!("|---|---|");
-    println!(
-        "| one round trip, median | {} |",
-        ms(percentile(&trips, 0.5))
-    );
-    println!("| one round trip, p90 | {} |", ms(percentile(&trips, 0.9)));
-    println!("| wall time, {} runs | {} |", o.runs, ms(wall));
-    println!(
-        "| starts/s (until every run waited) | {:.0} |",
-        runs / all_waiting.as_secs_f64()
-    );
-    println!(
-        "| start p50 / p99 | {} / {} |",
-        ms(percentile(&starts, 0.5)),
-        ms(percentile(&starts, 0.99))
-    );
-    println!(
-        "| answer → completed p50 / p99 | {} / {} |",
-        ms(percentile(&ends, 0.5)),
-        ms(percentile(&ends, 0.99))
-    );
+    f.wall = began.elapsed();
+    let cpu_after = process.and_then(Proc::cpu_seconds);
+    f.peak_mb = process
+        .and_then(|p| p.memory_kb("VmHWM:"))
+        .map(|kb| kb as f64 / 1024.0);
+    f.starts.sort();
+    f.ends.sort();
+    let runs = o.runs.max(1) as f64;
     if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
-        println!("| server CPU per run | {:.0} µs |", (b - a) / runs * 1e6);
+        f.cpu_per_run_us = Some((b - a) / runs * 1e6);
     }
     if let (Some(a), Some(b)) = (rss_before, rss_waiting) {
-        println!(
-            "| server memory per waiting run (stream open) | {:.1} KB |",
-            b.saturating_sub(a) as f64 / runs
-        );
+        f.kb_per_waiting_run = Some(b.saturating_sub(a) as f64 / runs);
     }
-    if let Some(peak) = peak {
-        println!("| server peak RSS | {:.1} MB |", peak as f64 / 1024.0);
+    if o.readers > 0 && o.idle > 0 {
+        f.idle_cpu_percent = idle_readers(&client, o, process, &mut f.errors).await;
     }
-    if let Some(share) = idle_cpu {
-        println!(
-            "| server CPU, {} idle readers of one waiting run | {share:.1} % of a core |",
-            o.readers
-        );
+    f
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// Whether a bigger figure is better (a rate) or worse (a time, a cost).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// One row: a figure's median over each side's rounds, and, when there are two sides, how
+/// many times better the first (ours) is than the second.
+fn row(label: &str, columns: &[Vec<Option<f64>>], unit: &str, better: Better) {
+    let medians: Vec<Option<f64>> = columns
+        .iter()
+        .map(|values| {
+            let present: Vec<f64> = values.iter().flatten().copied().collect();
+            (!present.is_empty()).then(|| median(&present))
+        })
+        .collect();
+    let mut line = format!("| {label} |");
+    for m in &medians {
+        match m {
+            Some(v) if unit.is_empty() => line.push_str(&format!(" {v:.0} |")),
+            Some(v) => line.push_str(&format!(" {v:.2} {unit} |")),
+            None => line.push_str(" – |"),
+        }
     }
-    println!("| errors | {} |", errors.len());
-    for e in errors.iter().take(5) {
-        println!("error: {e}");
+    if medians.len() > 1 {
+        let ratio = match (medians[0], medians[medians.len() - 1], better) {
+            (Some(ours), Some(theirs), Better::Lower) if ours > 0.0 => Some(theirs / ours),
+            (Some(ours), Some(theirs), Better::Higher) if theirs > 0.0 => Some(ours / theirs),
+            _ => None,
+        };
+        match ratio {
+            Some(r) => line.push_str(&format!(" {r:.1}x |")),
+            None => line.push_str(" – |"),
+        }
     }
-    drop(spawned);
-    if !errors.is_empty() {
+    println!("{line}");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let sides: Vec<Side> = if o.url.is_some() {
+        vec![Side::Ours]
+    } else {
+        o.sides.clone()
+    };
+    // Per side, the figures of each round; the servers alternate within a round.
+    let mut measured: Vec<Vec<Figures>> = sides.iter().map(|_| Vec::new()).collect();
+    for round in 0..o.rounds {
+        for (i, side) in sides.iter().enumerate() {
+            if o.rounds > 1 || sides.len() > 1 {
+                eprintln!("round {} of {}: {}", round + 1, o.rounds, side.name());
+            }
+            let figures = match &o.url {
+                Some(url) => measure(&o, url, None).await,
+                None => {
+                    let (spawned, url) = spawn_server(&o, *side);
+                    let process = Proc(spawned.child.id());
+                    measure(&o, &url, Some(&process)).await
+                }
+            };
+            measured[i].push(figures);
+        }
+    }
+
+    let target = o
+        .url
+        .clone()
+        .unwrap_or_else(|| "a fresh SQLite file".into());
+    println!(
+        "server_load: {} runs at once, {} one at a time, {} idle readers; {target}; medians of {} round(s)",
+        o.runs, o.roundtrips, o.readers, o.rounds
+    );
+    let mut head = String::from("| figure |");
+    let mut rule = String::from("|---|");
+    for side in &sides {
+        head.push_str(&format!(" {} |", side.name()));
+        rule.push_str("---|");
+    }
+    if sides.len() > 1 {
+        head.push_str(" ours better by |");
+        rule.push_str("---|");
+    }
+    println!("{head}\n{rule}");
+    let column = |f: &dyn Fn(&Figures) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
+        measured
+            .iter()
+            .map(|rounds| rounds.iter().map(f).collect())
+            .collect()
+    };
+    let pct = |v: &[Duration], p: f64| (!v.is_empty()).then(|| ms(percentile(v, p)));
+    row(
+        "one round trip, median",
+        &column(&|f| pct(&f.trips, 0.5)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "one round trip, p90",
+        &column(&|f| pct(&f.trips, 0.9)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        &format!("wall time, {} runs", o.runs),
+        &column(&|f| Some(ms(f.wall))),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "starts/s (until every run waited)",
+        &column(&|f| Some(f.starts_per_s)),
+        "",
+        Better::Higher,
+    );
+    row(
+        "start p50",
+        &column(&|f| pct(&f.starts, 0.5)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "start p99",
+        &column(&|f| pct(&f.starts, 0.99)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "answer → completed p50",
+        &column(&|f| pct(&f.ends, 0.5)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "answer → completed p99",
+        &column(&|f| pct(&f.ends, 0.99)),
+        "ms",
+        Better::Lower,
+    );
+    row(
+        "server CPU per run",
+        &column(&|f| f.cpu_per_run_us),
+        "µs",
+        Better::Lower,
+    );
+    row(
+        "server memory per waiting run (stream open)",
+        &column(&|f| f.kb_per_waiting_run),
+        "KB",
+        Better::Lower,
+    );
+    row(
+        "server peak RSS",
+        &column(&|f| f.peak_mb),
+        "MB",
+        Better::Lower,
+    );
+    row(
+        &format!("server CPU, {} idle readers of one waiting run", o.readers),
+        &column(&|f| f.idle_cpu_percent),
+        "% of a core",
+        Better::Lower,
+    );
+    row(
+        "errors",
+        &column(&|f| Some(f.errors.len() as f64)),
+        "",
+        Better::Lower,
+    );
+    let mut failed = false;
+    for (side, rounds) in sides.iter().zip(&measured) {
+        for e in rounds.iter().flat_map(|f| &f.errors).take(5) {
+            println!("error ({}): {e}", side.name());
+        }
+        // Only our server's errors fail the program: the reference's are figures.
+        failed |= *side == Side::Ours && rounds.iter().any(|f| !f.errors.is_empty());
+    }
+    if failed {
         std::process::exit(1);
     }
 }
