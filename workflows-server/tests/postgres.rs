@@ -490,6 +490,41 @@ async fn a_store_that_is_slow_but_steady_keeps_the_runs() {
     assert_eq!(slow_starts("steady"), 1, "the run was never given up");
 }
 
+/// Asks a server's `/health` every 20 ms until told to stop, each answer a `200`; the
+/// slowest answer then.
+struct HealthProbe {
+    probing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl HealthProbe {
+    fn start(client: Client) -> Self {
+        let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let task = tokio::spawn({
+            let probing = probing.clone();
+            async move {
+                let mut slowest = Duration::ZERO;
+                while probing.load(std::sync::atomic::Ordering::SeqCst) {
+                    let asked = std::time::Instant::now();
+                    let health = client.get("/health").await;
+                    assert_eq!(health.status, 200, "{}", health.body);
+                    slowest = slowest.max(asked.elapsed());
+                    // The pace of the probe, not a wait for anything.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                slowest
+            }
+        });
+        HealthProbe { probing, task }
+    }
+
+    async fn slowest(self) -> Duration {
+        self.probing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
+
 /// A server dies while another session (a server frozen mid-write, an operator's open
 /// transaction) holds one of its runs' rows locked: the survivor takes over every other run
 /// at once, stays healthy, and takes the locked one once the lock goes.
@@ -544,21 +579,7 @@ fn a_row_another_session_holds_locked_does_not_hold_up_the_takeover_of_the_other
         assert_eq!(locked.len(), 1);
 
         // B's health, looked at all along.
-        let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let probe = tokio::spawn({
-            let probing = probing.clone();
-            async move {
-                let mut slowest = Duration::ZERO;
-                while probing.load(std::sync::atomic::Ordering::SeqCst) {
-                    let asked = std::time::Instant::now();
-                    let health = client_b.get("/health").await;
-                    assert_eq!(health.status, 200, "{}", health.body);
-                    slowest = slowest.max(asked.elapsed());
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                slowest
-            }
-        });
+        let probe = HealthProbe::start(client_b);
 
         // A dies without a word.
         doomed.shutdown_background();
@@ -571,8 +592,7 @@ fn a_row_another_session_holds_locked_does_not_hold_up_the_takeover_of_the_other
             assert_eq!(done["result"]["value"]["result"], format!("{i}"));
         }
         let took = killed.elapsed();
-        probing.store(false, std::sync::atomic::Ordering::SeqCst);
-        let slowest = probe.await.unwrap();
+        let slowest = probe.slowest().await;
         eprintln!("9 runs taken over in {took:?}; slowest /health {slowest:?}");
         assert!(
             took < lease * 3 + Duration::from_secs(2),
@@ -731,21 +751,7 @@ async fn a_frozen_server_loses_its_runs_to_the_others_and_thawed_writes_nothing_
     let healthy = Binary::spawn(&["--postgres", &url, "--lease-ttl", "1s"]);
     let client_b = Client::new(healthy.addr);
 
-    let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let probe = tokio::spawn({
-        let probing = probing.clone();
-        async move {
-            let mut slowest = Duration::ZERO;
-            while probing.load(std::sync::atomic::Ordering::SeqCst) {
-                let asked = std::time::Instant::now();
-                let health = client_b.get("/health").await;
-                assert_eq!(health.status, 200, "{}", health.body);
-                slowest = slowest.max(asked.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            slowest
-        }
-    });
+    let probe = HealthProbe::start(client_b);
 
     frozen.signal("STOP");
     let froze = std::time::Instant::now();
@@ -757,8 +763,7 @@ async fn a_frozen_server_loses_its_runs_to_the_others_and_thawed_writes_nothing_
         assert_eq!(done["result"]["value"]["result"], format!("{i}"));
     }
     let took = froze.elapsed();
-    probing.store(false, std::sync::atomic::Ordering::SeqCst);
-    let slowest = probe.await.unwrap();
+    let slowest = probe.slowest().await;
     eprintln!("5 runs of a frozen server taken over in {took:?}; slowest /health {slowest:?}");
     assert!(took < lease * 3 + Duration::from_secs(2), "{took:?}");
     assert!(

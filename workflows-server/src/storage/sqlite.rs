@@ -228,6 +228,30 @@ impl SqliteStorage {
     }
 }
 
+/// Inserts `events` with `statement` (`insert_event`, keyed by a run id, or
+/// `insert_event_of_handler`, by a handler id).
+fn insert_events(
+    tx: &Connection,
+    statement: &str,
+    key: &str,
+    events: &[StoredEvent],
+) -> Result<(), BoxError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(statement)?;
+    for ev in events {
+        insert.execute(params![
+            key,
+            i64::try_from(ev.sequence)?,
+            ev.envelope,
+            ev.internal,
+            ev.terminal
+        ])?;
+    }
+    Ok(())
+}
+
 /// Runs `f` under a savepoint: kept if it succeeds, undone if it fails or panics (a statement
 /// that panics fails its call, not the thread).
 fn in_savepoint<T>(
@@ -526,18 +550,7 @@ impl Storage for SqliteStorage {
             if !holds(tx, &handler_id, &owner)? {
                 return Ok(false);
             }
-            {
-                let mut insert = tx.prepare_cached(&STATEMENTS.insert_event)?;
-                for ev in &events {
-                    insert.execute(params![
-                        run_id,
-                        i64::try_from(ev.sequence)?,
-                        ev.envelope,
-                        ev.internal,
-                        ev.terminal
-                    ])?;
-                }
-            }
+            insert_events(tx, &STATEMENTS.insert_event, &run_id, &events)?;
             Ok(true)
         })
     }
@@ -584,18 +597,7 @@ impl Storage for SqliteStorage {
             if !holds(tx, &handler_id, &owner)? {
                 return Ok(false);
             }
-            if !update.events.is_empty() {
-                let mut insert = tx.prepare_cached(&s.insert_event_of_handler)?;
-                for ev in &update.events {
-                    insert.execute(params![
-                        handler_id,
-                        i64::try_from(ev.sequence)?,
-                        ev.envelope,
-                        ev.internal,
-                        ev.terminal
-                    ])?;
-                }
-            }
+            insert_events(tx, &s.insert_event_of_handler, &handler_id, &update.events)?;
             let ended = update.status.is_some_and(Status::is_terminal);
             if ended {
                 // Nothing can be delivered to an ended run.

@@ -222,6 +222,29 @@ async fn execute(
     Ok(tx.execute(&prepared, params).await?)
 }
 
+/// Inserts `events` with `statement` (`insert_event`, keyed by a run id, or
+/// `insert_event_of_handler`, by a handler id).
+async fn insert_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statement: &str,
+    key: &str,
+    events: &[StoredEvent],
+) -> Result<(), BoxError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let insert = tx.prepare_cached(statement).await?;
+    for ev in events {
+        let sequence = i64::try_from(ev.sequence)?;
+        tx.execute(
+            &insert,
+            &[&key, &sequence, &ev.envelope, &ev.internal, &ev.terminal],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Executes a cached prepared statement on `client`; how many rows it changed.
 async fn execute_on(
     client: &Object,
@@ -450,15 +473,7 @@ impl Storage for PostgresStorage {
             if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
             }
-            let insert = tx.prepare_cached(&STATEMENTS.insert_event).await?;
-            for ev in &events {
-                let sequence = i64::try_from(ev.sequence)?;
-                tx.execute(
-                    &insert,
-                    &[&run_id, &sequence, &ev.envelope, &ev.internal, &ev.terminal],
-                )
-                .await?;
-            }
+            insert_events(&tx, &STATEMENTS.insert_event, &run_id, &events).await?;
             execute(&tx, listen::NOTIFY, &[&handler_id]).await?;
             tx.commit().await?;
             Ok(true)
@@ -517,23 +532,7 @@ impl Storage for PostgresStorage {
             if !lock_held(&tx, &handler_id, &owner).await? {
                 return Ok(false);
             }
-            if !update.events.is_empty() {
-                let insert = tx.prepare_cached(&s.insert_event_of_handler).await?;
-                for ev in &update.events {
-                    let sequence = i64::try_from(ev.sequence)?;
-                    tx.execute(
-                        &insert,
-                        &[
-                            &handler_id,
-                            &sequence,
-                            &ev.envelope,
-                            &ev.internal,
-                            &ev.terminal,
-                        ],
-                    )
-                    .await?;
-                }
-            }
+            insert_events(&tx, &s.insert_event_of_handler, &handler_id, &update.events).await?;
             let ended = update.status.is_some_and(Status::is_terminal);
             if ended {
                 // Nothing can be delivered to an ended run.
