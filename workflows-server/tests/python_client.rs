@@ -14,8 +14,14 @@ use std::process::Command;
 use common::*;
 use workflows_server::storage::SqliteStorage;
 
-/// A Python interpreter that can import `llama_agents.client`.
+/// A Python interpreter that can import `llama_agents.client`. Made once: the tests of this
+/// file run at the same time, and two installs into one virtualenv break each other.
 fn python_with_client() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_client).clone()
+}
+
+fn install_client() -> PathBuf {
     if let Some(python) = std::env::var_os("WORKFLOWS_PY_CLIENT") {
         return PathBuf::from(python);
     }
