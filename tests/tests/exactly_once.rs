@@ -99,6 +99,7 @@ async fn a_snapshot_holds_every_event_whose_once_it_records() {
             .iter()
             .map(|q| &q.event)
             .chain(snapshot.invocations.iter().map(|inv| &inv.input))
+            .flat_map(|input| input.events())
             .any(|ev| ev.name == "Item" && ev.data == item)
     };
     // The request was taken in before item 1 was sent, in the same pass of the loop.
@@ -230,7 +231,7 @@ async fn a_run_queued_for_its_slot_answers_a_snapshot() {
     let waiting: Vec<(&str, &str)> = snapshot
         .queues
         .iter()
-        .map(|q| (q.step.as_str(), q.event.name.as_str()))
+        .map(|q| (q.step.as_str(), q.event.events()[0].name.as_str()))
         .collect();
     assert_eq!(waiting, [("ask", "StartEvent")]);
     queued.cancel_run();

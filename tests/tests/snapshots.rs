@@ -521,18 +521,20 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     assert!(matches!(err, ResumeError::Truncated { .. }), "{err}");
     assert!(err.to_string().contains("store and load the whole text"));
 
-    let newer = text.replacen("\"version\":2", "\"version\":3", 1);
+    let newer = text.replacen("\"version\":3", "\"version\":4", 1);
     let err = Snapshot::from_json(&newer).unwrap_err();
     assert_eq!(
         err,
         ResumeError::NewerVersion {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         }
     );
-    // Version 1 (no effect logs) is still read.
-    let older = text.replacen("\"version\":2", "\"version\":1", 1);
-    assert_eq!(Snapshot::from_json(&older).unwrap().version, 1);
+    // Versions 1 (no effect logs) and 2 (no fan-outs) are still read.
+    for version in [1, 2] {
+        let older = text.replacen("\"version\":3", &format!("\"version\":{version}"), 1);
+        assert_eq!(Snapshot::from_json(&older).unwrap().version, version);
+    }
 
     let err = Other.runner().resume(snapshot.clone()).unwrap_err();
     assert_eq!(
@@ -553,10 +555,11 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     let mut unknown = snapshot.clone();
     unknown.queues.push(workflows::QueuedEvent {
         step: "answer".into(),
-        event: workflows::StoredEvent {
+        event: workflows::StoredInput::One(workflows::StoredEvent {
             name: "Vanished".into(),
             data: serde_json::json!({}),
-        },
+        }),
+        scope: Vec::new(),
         failure: None,
     });
     assert_eq!(
@@ -569,10 +572,11 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     let mut bad_event = snapshot.clone();
     bad_event.queues.push(workflows::QueuedEvent {
         step: "answer".into(),
-        event: workflows::StoredEvent {
+        event: workflows::StoredInput::One(workflows::StoredEvent {
             name: "HumanResponseEvent".into(),
             data: serde_json::json!({"response": 5}),
-        },
+        }),
+        scope: Vec::new(),
         failure: None,
     });
     assert!(matches!(
@@ -583,10 +587,11 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     let mut bad_step = snapshot.clone();
     bad_step.queues.push(workflows::QueuedEvent {
         step: "renamed".into(),
-        event: workflows::StoredEvent {
+        event: workflows::StoredInput::One(workflows::StoredEvent {
             name: "HumanResponseEvent".into(),
             data: serde_json::json!({}),
-        },
+        }),
+        scope: Vec::new(),
         failure: None,
     });
     assert_eq!(

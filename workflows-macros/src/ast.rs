@@ -14,6 +14,8 @@ pub(crate) struct StepModel {
     pub(crate) num_workers: usize,
     pub(crate) retry: Option<syn::Expr>,
     pub(crate) sends: Vec<Type>,
+    /// `#[step(take = n)]`, for a join.
+    pub(crate) take: Option<syn::LitInt>,
     /// The context parameter's type (`&Context<...>`), when the step takes one.
     pub(crate) ctx: Option<Type>,
     /// The event parameter's type.
@@ -174,6 +176,7 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
             .unwrap_or(4),
         retry: args.retry,
         sends: args.sends,
+        take: args.take,
         ctx: ctx.cloned(),
         event: match &*event?.ty {
             // A by-reference event is a reported mistake; model the event type itself.

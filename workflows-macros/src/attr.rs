@@ -82,10 +82,12 @@ pub(crate) struct StepArgs {
     pub(crate) num_workers: Option<LitInt>,
     pub(crate) retry: Option<Expr>,
     pub(crate) sends: Vec<Type>,
+    /// `take = n`: a join fires with the first `n` arrivals.
+    pub(crate) take: Option<LitInt>,
 }
 
 pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
-    let (mut name, mut num_workers, mut retry) = (None, None, None);
+    let (mut name, mut num_workers, mut retry, mut take) = (None, None, None, None);
     let mut sends: Option<Vec<Type>> = None;
     parse_options(tokens, errors, |meta, errors| {
         if meta.path.is_ident("name") {
@@ -100,6 +102,15 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
             }
         } else if meta.path.is_ident("retry") {
             set_once(&mut retry, meta.value()?.parse()?, meta, errors);
+        } else if meta.path.is_ident("take") {
+            let lit: LitInt = meta.value()?.parse()?;
+            match lit.base10_parse::<usize>() {
+                Ok(0) | Err(_) => errors.at(
+                    &lit,
+                    "`take` must be a whole number of at least 1: the join fires with that many arrivals",
+                ),
+                Ok(_) => set_once(&mut take, lit, meta, errors),
+            }
         } else if meta.path.is_ident("sends") {
             let content;
             syn::parenthesized!(content in meta.input);
@@ -110,7 +121,7 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
             set_once(&mut sends, types, meta, errors);
         } else {
             return Err(meta.error(
-                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>` or `sends(EventA, EventB)`",
+                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)` or `take = N`",
             ));
         }
         Ok(())
@@ -120,6 +131,7 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         num_workers,
         retry,
         sends: sends.unwrap_or_default(),
+        take,
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::runtime::effects::Effect;
 use crate::runtime::invocations::InvocationId;
+use crate::runtime::lineage::Scope;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::{BufferKey, Buffered, Msg, Run, WaitRequest, lock};
 use crate::snapshot::EffectKind;
@@ -68,6 +69,7 @@ pub struct Context<S = ()> {
     /// The invocation, in the control loop and by its number in the run.
     invocation: InvocationId,
     number: u64,
+    scope: Scope,
     retry: RetryInfo,
     /// Waits begun in this attempt, for implicit waiter ids.
     waits: AtomicU32,
@@ -86,6 +88,8 @@ pub(crate) struct Placement {
     pub(crate) step: usize,
     pub(crate) invocation: InvocationId,
     pub(crate) number: u64,
+    /// The fan-out branches the invocation descends from: what it sends descends from them too.
+    pub(crate) scope: Scope,
 }
 
 impl<S: Send + 'static> Context<S> {
@@ -100,6 +104,7 @@ impl<S: Send + 'static> Context<S> {
             step: at.step,
             invocation: at.invocation,
             number: at.number,
+            scope: at.scope,
             retry,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
@@ -168,7 +173,11 @@ impl<S: Send + 'static> Context<S> {
         let effect = Effect::new(EffectKind::Send, ev.name(), target_name);
         self.effect(effect, || {
             let target = shared.resolve_target(&*ev, target)?;
-            shared.push(Msg::Event { ev, target })
+            shared.push(Msg::Event {
+                ev,
+                target,
+                scope: self.scope.clone(),
+            })
         })
         .map(drop)
     }

@@ -66,6 +66,21 @@ pub enum WorkflowError {
         /// The event's name.
         event: String,
     },
+    /// An event reached a join from outside every fan-out the join collects: only a join accepts
+    /// it, and a join takes only what descends from the elements of a list returned by a step
+    /// it is bound to (see [`Fires::PerFanOut`](crate::Fires::PerFanOut)).
+    #[error(
+        "{} `{event}` outside the fan-outs that join `{join}` collects from; a join takes only what descends from the elements of a list a fan-out step returned: return the events to join in a `Vec`, or let another step accept `{event}`",
+        match step { Some(step) => format!("step `{step}` emitted"), None => "the run received".to_owned() }
+    )]
+    OutsideFanOut {
+        /// The emitting step, if a step emitted it.
+        step: Option<String>,
+        /// The event's name.
+        event: String,
+        /// The join it reached.
+        join: String,
+    },
     /// User code that the runtime itself calls panicked: an event's `Clone` or `Serialize`
     /// implementation, or a retry predicate. The run ended; the process lives on.
     #[error(

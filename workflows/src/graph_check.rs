@@ -294,3 +294,109 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
     }
     Message::new()
 }
+
+/// What is wrong with `#[step(take = n)]` on step `index` (empty if nothing): only a join
+/// takes a number of arrivals.
+#[doc(hidden)]
+pub const fn check_take(steps: &[StepInfo], index: usize) -> Message {
+    let step = &steps[index];
+    if step.fires.is_join() {
+        return Message::new();
+    }
+    Message::new()
+        .push("`take` applies to a join, and step `")
+        .push(step.name)
+        .push("` is not one: a join takes a `Vec` of events (`events: Vec<MyEvent>`) and fires once per fan-out; remove `take`, or make the parameter a `Vec`")
+}
+
+/// Whether step `by` (in the level of the fan-out whose chain of sources is `guard`) produces
+/// `name` at that level: what it returns or sends, or, for a fan-out step, what the joins bound
+/// to it return (its own list opens a level further in).
+const fn produces_at_level(
+    steps: &[StepInfo],
+    by: usize,
+    name: &str,
+    guard: [bool; MAX_STEPS],
+) -> bool {
+    let step = &steps[by];
+    if !step.fans_out {
+        return listed(step.emits, name) || listed(step.sends, name);
+    }
+    if listed(step.sends, name) {
+        return true;
+    }
+    if guard[by] {
+        // A fan-out feeding itself: its inner levels add nothing new here.
+        return false;
+    }
+    let mut inner_guard = guard;
+    inner_guard[by] = true;
+    let joins = bound_joins_guarded(steps, by, inner_guard);
+    let mut j = 0;
+    while j < steps.len() {
+        if joins[j] && produces_at_level(steps, j, name, inner_guard) {
+            return true;
+        }
+        j += 1;
+    }
+    false
+}
+
+/// The joins bound to fan-out step `source`: the joins accepting an event produced in the level
+/// its list opens (its elements, and what the steps they reach return or send, without
+/// entering the levels of inner fan-outs, whose joins' results count instead).
+///
+/// The runtime fires exactly these joins when a fan-out of `source` ends; the compile-time
+/// rules use the same walk, so the two cannot disagree.
+#[doc(hidden)]
+pub const fn bound_joins(steps: &[StepInfo], source: usize) -> [bool; MAX_STEPS] {
+    let mut guard = [false; MAX_STEPS];
+    if source < MAX_STEPS {
+        guard[source] = true;
+    }
+    bound_joins_guarded(steps, source, guard)
+}
+
+const fn bound_joins_guarded(
+    steps: &[StepInfo],
+    source: usize,
+    guard: [bool; MAX_STEPS],
+) -> [bool; MAX_STEPS] {
+    // Steps reached in the level (joins apart: they end it).
+    let mut reached = [false; MAX_STEPS];
+    let mut joins = [false; MAX_STEPS];
+    if steps.len() > MAX_STEPS {
+        return joins;
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let mut s = 0;
+        while s < steps.len() {
+            if !reached[s] && !joins[s] {
+                let mut i = 0;
+                while i < steps[s].accepts.len() {
+                    let name = steps[s].accepts[i].name;
+                    let mut found = listed(steps[source].emits, name);
+                    let mut r = 0;
+                    while !found && r < steps.len() {
+                        found = reached[r] && produces_at_level(steps, r, name, guard);
+                        r += 1;
+                    }
+                    if found {
+                        if steps[s].fires.is_join() {
+                            joins[s] = true;
+                        } else {
+                            reached[s] = true;
+                        }
+                        changed = true;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            s += 1;
+        }
+    }
+    joins
+}

@@ -79,11 +79,11 @@ pub use lifecycle::{
 };
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
-    BufferName, BufferedEvent, CollectBuffer, EffectKind, EffectRecord, InvocationRecord,
-    QueuedEvent, RawJson, ResumeError, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError,
-    StoredEvent, WaiterRecord,
+    BranchRecord, BufferName, BufferedEvent, CollectBuffer, EffectKind, EffectRecord, FanOutRecord,
+    InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent, RawJson, ResumeError, RunStatus,
+    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, StoredInput, WaiterRecord,
 };
-pub use step::{BoxError, StepInfo, StepInput, StepOutput, StopType};
+pub use step::{BoxError, Emitted, Fires, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};
 pub use wait::{Field, Requirement, WaitError, WaitFor};
@@ -299,11 +299,11 @@ pub mod prelude {
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::graph_check::{check_inputs, check_outputs};
+    pub use crate::graph_check::{check_inputs, check_outputs, check_take};
     pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
     pub use crate::schema::{FromFields, FromJsonSchema, SchemaProbe};
-    pub use crate::step::StepFuture;
+    pub use crate::step::{Fires, StepFuture};
     pub use inventory;
     pub use serde_json;
     pub use std;
@@ -311,9 +311,7 @@ pub mod __private {
     /// Boxes a step's future.
     pub fn box_step<F>(fut: F) -> StepFuture
     where
-        F: std::future::Future<Output = Result<Option<Box<dyn crate::AnyEvent>>, crate::BoxError>>
-            + Send
-            + 'static,
+        F: std::future::Future<Output = Result<crate::Emitted, crate::BoxError>> + Send + 'static,
     {
         Box::pin(fut)
     }

@@ -1,23 +1,24 @@
 //! Snapshots: a run's whole context as versioned JSON, to store and resume elsewhere.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! A [`Snapshot`] serializes to one JSON object:
 //!
 //! | field | holds |
 //! |---|---|
-//! | `version` | the format version, `2` (version 1, without effect logs, is still read) |
+//! | `version` | the format version, `3` (versions 1, without effect logs, and 2, without fan-outs, are still read) |
 //! | `workflow` | the workflow's name ([`Workflow::NAME`](crate::Workflow::NAME)) |
-//! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events) |
+//! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events, joins and fan-outs) |
 //! | `run_id` | the run's id, kept by the resumed run |
 //! | `status` | `running`, `cancelled`, `timed_out`, `completed` or `failed` |
 //! | `state` | the typed state as JSON ([`RawJson`]: kept as text, parsed on resume) |
 //! | `store` | the dynamic JSON store, an object ([`RawJson`] too) |
-//! | `queues` | events waiting for a free worker, per step |
-//! | `invocations` | step invocations started and not finished, with their input, attempt, retry back-off, answered waits, `once` results and the engine effects the attempt has performed |
+//! | `queues` | events waiting for a free worker, per step, with the fan-out branches they descend from (`scope`) |
+//! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope, attempt, retry back-off, answered waits, `once` results and the engine effects the attempt has performed |
+//! | `fan_outs` | the fan-outs still open: the step whose list opened each, its scope, and what each join bound to it has collected |
 //! | `collect` | the fan-in buffers of each step |
 //! | `waiters` | the waits in progress, with their ids, requirements and remaining timeouts |
-//! | `next_invocation`, `next_stream_seq` | counters that continue in the resumed run |
+//! | `next_invocation`, `next_stream_seq`, `next_fan_out` | counters that continue in the resumed run |
 //!
 //! Events are stored as `{"name": ..., "data": ...}` and found again by name in the
 //! [registry](crate::registry), so every event type a snapshot holds must be registered
@@ -92,7 +93,7 @@ use crate::{StepInfo, wait::Requirement};
 /// Version 2 added the effect log (`effects`, `once_effects`) of invocations: a version 1
 /// reader would ignore it and repeat effects, so the version went up. Version 1 snapshots are
 /// read as invocations without a log (their effects happen again, at least once).
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// How the run stood when the snapshot was taken.
 ///
@@ -135,13 +136,99 @@ pub struct StoredEvent {
     pub data: Value,
 }
 
+/// What an invocation handles, as a snapshot stores it: one event, or the list a join fires
+/// with (a JSON array).
+///
+/// ```
+/// use workflows::{StoredEvent, StoredInput};
+///
+/// let one: StoredInput = serde_json::from_str(r#"{"name": "Page", "data": 1}"#).unwrap();
+/// assert_eq!(one.events()[0].name, "Page");
+/// let batch: StoredInput = serde_json::from_str(r#"[{"name": "Page", "data": 1}]"#).unwrap();
+/// assert!(matches!(batch, StoredInput::Batch(ref evs) if evs.len() == 1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredInput {
+    /// One event.
+    One(StoredEvent),
+    /// A join's events, in the order the join receives them.
+    Batch(Vec<StoredEvent>),
+}
+
+impl StoredInput {
+    /// The events: one, or the batch's.
+    pub fn events(&self) -> &[StoredEvent] {
+        match self {
+            StoredInput::One(ev) => std::slice::from_ref(ev),
+            StoredInput::Batch(events) => events,
+        }
+    }
+}
+
+impl From<StoredEvent> for StoredInput {
+    fn from(ev: StoredEvent) -> Self {
+        StoredInput::One(ev)
+    }
+}
+
+/// One branch of a fan-out that a piece of work descends from: the fan-out's number in the
+/// run and the element's position in its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchRecord {
+    /// The fan-out's number.
+    pub fan_out: u64,
+    /// The element's position, from 0.
+    pub element: u32,
+}
+
+/// A fan-out still open: a list some invocation returned whose branches have work left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanOutRecord {
+    /// Its number in the run.
+    pub id: u64,
+    /// The step that returned the list.
+    pub step: String,
+    /// The branches that step's invocation descended from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<BranchRecord>,
+    /// What each join bound to it has collected so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: Vec<JoinRecord>,
+}
+
+/// What one join has collected from one fan-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRecord {
+    /// The join step.
+    pub step: String,
+    /// Whether it has fired already (a `take` join fires before its fan-out ends).
+    #[serde(default)]
+    pub fired: bool,
+    /// The events collected, in arrival order, each with the element it descends from.
+    #[serde(default)]
+    pub events: Vec<JoinedEvent>,
+}
+
+/// An event a join has collected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinedEvent {
+    /// The fan-out element it descends from.
+    pub element: u32,
+    /// The event.
+    pub event: StoredEvent,
+}
+
 /// An event waiting in a step's queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedEvent {
     /// The step it waits for.
     pub step: String,
-    /// The event.
-    pub event: StoredEvent,
+    /// The event (or, for a join, its list).
+    pub event: StoredInput,
+    /// The fan-out branches it descends from, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<BranchRecord>,
     /// For a `StepFailed` event: the failure it reports, which ends the run unless the
     /// handler recovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,8 +243,11 @@ pub struct InvocationRecord {
     pub number: u64,
     /// The step.
     pub step: String,
-    /// The event it handles.
-    pub input: StoredEvent,
+    /// The event it handles (or, for a join, its list).
+    pub input: StoredInput,
+    /// The fan-out branches it descends from, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<BranchRecord>,
     /// The attempt in progress (from 1).
     pub attempt: u32,
     /// The previous attempt's error.
@@ -373,6 +463,9 @@ pub struct Snapshot {
     /// Fan-in buffers.
     #[serde(default)]
     pub collect: Vec<CollectBuffer>,
+    /// Fan-outs with work left, in the order they opened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fan_outs: Vec<FanOutRecord>,
     /// Waits in progress.
     #[serde(default)]
     pub waiters: Vec<WaiterRecord>,
@@ -382,6 +475,13 @@ pub struct Snapshot {
     /// The sequence number the next stream event gets.
     #[serde(default)]
     pub next_stream_seq: u64,
+    /// The number the next fan-out gets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_fan_out: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn empty_object() -> RawJson {
@@ -408,7 +508,7 @@ impl Snapshot {
     /// assert!(matches!(Snapshot::from_json("[1, 2]"), Err(ResumeError::Malformed { .. })));
     /// assert!(matches!(
     ///     Snapshot::from_json("{\"version\": 99}"),
-    ///     Err(ResumeError::NewerVersion { found: 99, supported: 2 })
+    ///     Err(ResumeError::NewerVersion { found: 99, supported: 3 })
     /// ));
     /// ```
     pub fn from_json(text: &str) -> Result<Snapshot, ResumeError> {
@@ -573,6 +673,17 @@ pub(crate) fn fingerprint(workflow: &str, steps: &[StepInfo]) -> String {
                 feed(event.name);
             }
         }
+        // Fed only when set, so that the fingerprints of workflows without fan-outs stay as
+        // they were before fan-outs existed (their stored snapshots still resume).
+        if step.fans_out {
+            feed("fan-out");
+        }
+        if let crate::Fires::PerFanOut { take } = step.fires {
+            feed("join");
+            if let Some(n) = take {
+                feed(&n.to_string());
+            }
+        }
     }
     format!("{hash:016x}")
 }
@@ -591,19 +702,51 @@ mod tests {
             status: RunStatus::Running,
             state: RawJson::from_text(r#"{"n":1}"#).unwrap(),
             store: empty_object(),
-            queues: vec![QueuedEvent {
-                step: "s".into(),
-                event: StoredEvent {
-                    name: "StartEvent".into(),
-                    data: serde_json::json!({}),
+            queues: vec![
+                QueuedEvent {
+                    step: "s".into(),
+                    event: StoredInput::One(StoredEvent {
+                        name: "StartEvent".into(),
+                        data: serde_json::json!({}),
+                    }),
+                    scope: Vec::new(),
+                    failure: None,
                 },
-                failure: None,
-            }],
+                QueuedEvent {
+                    step: "join".into(),
+                    event: StoredInput::Batch(vec![StoredEvent {
+                        name: "Page".into(),
+                        data: serde_json::json!(1),
+                    }]),
+                    scope: vec![BranchRecord {
+                        fan_out: 0,
+                        element: 2,
+                    }],
+                    failure: None,
+                },
+            ],
             invocations: Vec::new(),
             collect: Vec::new(),
+            fan_outs: vec![FanOutRecord {
+                id: 0,
+                step: "split".into(),
+                scope: Vec::new(),
+                joins: vec![JoinRecord {
+                    step: "join".into(),
+                    fired: false,
+                    events: vec![JoinedEvent {
+                        element: 1,
+                        event: StoredEvent {
+                            name: "Page".into(),
+                            data: serde_json::json!(2),
+                        },
+                    }],
+                }],
+            }],
             waiters: Vec::new(),
             next_invocation: 3,
             next_stream_seq: 2,
+            next_fan_out: 1,
         };
         assert_eq!(Snapshot::from_json(&snap.to_json()).unwrap(), snap);
     }

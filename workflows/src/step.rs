@@ -15,14 +15,18 @@ use crate::{AnyEvent, Event, EventInfo};
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// The type of a step's event parameter: one event type, or an enum of several
-/// (`#[derive(OneOf)]`).
+/// The type of a step's event parameter: one event type, an enum of several
+/// (`#[derive(OneOf)]`), or a `Vec` of either, which makes the step a **join**: it fires once
+/// per fan-out with the events that descend from the fan-out's elements (see
+/// [`Fires::PerFanOut`]).
 ///
 /// ```
 /// use workflows::prelude::*;
-/// use workflows::StepInput;
+/// use workflows::{Fires, StepInput};
 ///
 /// assert_eq!(<StartEvent as StepInput>::EVENTS[0].name, "StartEvent");
+/// assert_eq!(<StartEvent as StepInput>::FIRES, Fires::PerEvent);
+/// assert_eq!(<Vec<HumanResponseEvent> as StepInput>::FIRES, Fires::PerFanOut { take: None });
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event, so a step cannot take it",
@@ -37,8 +41,104 @@ pub trait StepInput: Sized + Send + 'static {
     #[doc(hidden)]
     type Start;
 
+    /// When a step taking this parameter fires: per event, or once per fan-out for a `Vec`.
+    const FIRES: Fires = Fires::PerEvent;
+
     /// A copy of `ev` as this type, or `None` if `ev` is not one of [`EVENTS`](Self::EVENTS).
     fn from_event(ev: &dyn AnyEvent) -> Option<Self>;
+
+    /// This type from the events an invocation handles: one event, or a join's batch.
+    #[doc(hidden)]
+    fn from_events(events: &[Box<dyn AnyEvent>]) -> Option<Self> {
+        match events {
+            [one] => Self::from_event(&**one),
+            _ => None,
+        }
+    }
+}
+
+/// A `Vec` parameter makes a step a join (see [`Fires::PerFanOut`]).
+impl<T: StepInput> StepInput for Vec<T> {
+    const EVENTS: &'static [EventInfo] = T::EVENTS;
+    type Start = crate::infer::NoStartEvent;
+    const FIRES: Fires = match T::FIRES {
+        Fires::PerEvent => Fires::PerFanOut { take: None },
+        _ => panic!("a join takes a `Vec` of events, not a `Vec` of `Vec`s"),
+    };
+
+    fn from_event(_: &dyn AnyEvent) -> Option<Self> {
+        None
+    }
+
+    fn from_events(events: &[Box<dyn AnyEvent>]) -> Option<Self> {
+        events.iter().map(|ev| T::from_event(&**ev)).collect()
+    }
+}
+
+/// When a step fires: what one invocation of it handles.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflows::prelude::*;
+/// use workflows::Fires;
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
+/// struct Page(u32);
+///
+/// struct Crawl;
+///
+/// #[workflow]
+/// impl Crawl {
+///     #[step]
+///     async fn split(&self, _ev: StartEvent) -> Vec<Page> {
+///         (1..=3).map(Page).collect()
+///     }
+///
+///     #[step(take = 1)]
+///     async fn first(&self, pages: Vec<Page>) -> StopEvent<u32> {
+///         StopEvent::new(pages[0].0)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(Crawl::STEPS[0].fires, Fires::PerEvent);
+/// assert!(Crawl::STEPS[0].fans_out);
+/// assert_eq!(Crawl::STEPS[1].fires, Fires::PerFanOut { take: Some(1) });
+/// assert_eq!(Crawl.run(StartEvent::new()).await.unwrap(), 1);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fires {
+    /// Once per event it accepts (a parameter of one event type, or a `OneOf` enum).
+    PerEvent,
+    /// Once per fan-out, for a **join** (a `Vec<E>` parameter): with every `E` that descends
+    /// from the elements of a list some step returned, through any number of steps, in the
+    /// order of those elements. An empty fan-out joins with `[]` at once; a branch that ends
+    /// without an `E` is left out. With `take: Some(n)` (`#[step(take = n)]`), the join fires
+    /// at the `n`-th arrival with the first `n`, in arrival order, and ignores the rest (or,
+    /// if the fan-out ends first, with what arrived).
+    PerFanOut {
+        /// How many arrivals to fire with, if not all.
+        take: Option<usize>,
+    },
+}
+
+#[doc(hidden)]
+impl Fires {
+    /// `fires` with `#[step(take = n)]` applied; a step that is not a join is reported by the
+    /// workflow's graph checks.
+    pub const fn with_take(fires: Fires, n: usize) -> Fires {
+        match fires {
+            Fires::PerFanOut { .. } => Fires::PerFanOut { take: Some(n) },
+            other => other,
+        }
+    }
+
+    /// Whether a step firing so is a join.
+    pub const fn is_join(self) -> bool {
+        matches!(self, Fires::PerFanOut { .. })
+    }
 }
 
 impl<E: Event> StepInput for E {
@@ -50,16 +150,19 @@ impl<E: Event> StepInput for E {
     }
 }
 
-/// What a step returns: nothing (`()`), one event, `Option` of an output, `Result` of an
-/// output, or an enum of several events (`#[derive(OneOf)]`).
+/// What a step returns: nothing (`()`), one event, an enum of several events
+/// (`#[derive(OneOf)]`), a `Vec` of events (a **fan-out**: each element is routed as if
+/// returned alone, in order, and joins count them), or an `Option` or `Result` of any of these.
 ///
 /// ```
 /// use workflows::prelude::*;
-/// use workflows::StepOutput;
+/// use workflows::{Emitted, StepOutput};
 ///
 /// let out = Some(InputRequiredEvent::new("name? ")).into_emitted().unwrap();
-/// assert_eq!(out.unwrap().name(), "InputRequiredEvent");
-/// assert!(().into_emitted().unwrap().is_none());
+/// assert!(matches!(out, Emitted::One(ev) if ev.name() == "InputRequiredEvent"));
+/// assert!(matches!(().into_emitted().unwrap(), Emitted::Nothing));
+/// let list = vec![HumanResponseEvent::new("a"), HumanResponseEvent::new("b")];
+/// assert!(matches!(list.into_emitted().unwrap(), Emitted::FanOut(evs) if evs.len() == 2));
 /// let failed: Result<(), String> = Err("boom".into());
 /// assert_eq!(failed.into_emitted().unwrap_err().to_string(), "boom");
 /// ```
@@ -76,16 +179,31 @@ pub trait StepOutput: Send + 'static {
     #[doc(hidden)]
     type Stop;
 
-    /// The emitted event, if any, or the step's error.
-    fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError>;
+    /// Whether this return type can be a list of events (a fan-out).
+    const FANS_OUT: bool = false;
+
+    /// What the step emitted, or its error.
+    fn into_emitted(self) -> Result<Emitted, BoxError>;
+}
+
+/// What one invocation of a step emitted: what [`StepOutput::into_emitted`] gives.
+#[derive(Debug)]
+pub enum Emitted {
+    /// No event: the branch of the run that led here ends.
+    Nothing,
+    /// One event, routed to the steps accepting it.
+    One(Box<dyn AnyEvent>),
+    /// A list of events (possibly empty): a fan-out, whose elements are routed in order and
+    /// whose descendants the joins collect.
+    FanOut(Vec<Box<dyn AnyEvent>>),
 }
 
 impl StepOutput for () {
     const EVENTS: &'static [EventInfo] = &[];
     type Stop = NoStopEvent;
 
-    fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
-        Ok(None)
+    fn into_emitted(self) -> Result<Emitted, BoxError> {
+        Ok(Emitted::Nothing)
     }
 }
 
@@ -93,19 +211,44 @@ impl<E: Event> StepOutput for E {
     const EVENTS: &'static [EventInfo] = &[EventInfo::of::<E>()];
     type Stop = <E as EventRole>::Stop;
 
-    fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
-        Ok(Some(Box::new(self)))
+    fn into_emitted(self) -> Result<Emitted, BoxError> {
+        Ok(Emitted::One(Box::new(self)))
+    }
+}
+
+/// A fan-out: every element is routed as if returned alone, in order (an element that emits
+/// nothing, such as `None`, is left out). Collect any iterator into a `Vec` to return it.
+impl<T: StepOutput> StepOutput for Vec<T> {
+    const EVENTS: &'static [EventInfo] = T::EVENTS;
+    type Stop = T::Stop;
+    const FANS_OUT: bool = if T::FANS_OUT {
+        panic!("a fan-out returns a `Vec` of events, not a `Vec` of lists")
+    } else {
+        true
+    };
+
+    fn into_emitted(self) -> Result<Emitted, BoxError> {
+        let mut events = Vec::with_capacity(self.len());
+        for element in self {
+            match element.into_emitted()? {
+                Emitted::Nothing => {}
+                Emitted::One(ev) => events.push(ev),
+                Emitted::FanOut(more) => events.extend(more),
+            }
+        }
+        Ok(Emitted::FanOut(events))
     }
 }
 
 impl<T: StepOutput> StepOutput for Option<T> {
     const EVENTS: &'static [EventInfo] = T::EVENTS;
     type Stop = T::Stop;
+    const FANS_OUT: bool = T::FANS_OUT;
 
-    fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
+    fn into_emitted(self) -> Result<Emitted, BoxError> {
         match self {
             Some(out) => out.into_emitted(),
-            None => Ok(None),
+            None => Ok(Emitted::Nothing),
         }
     }
 }
@@ -113,8 +256,9 @@ impl<T: StepOutput> StepOutput for Option<T> {
 impl<T: StepOutput, Er: Into<BoxError> + Send + 'static> StepOutput for Result<T, Er> {
     const EVENTS: &'static [EventInfo] = T::EVENTS;
     type Stop = T::Stop;
+    const FANS_OUT: bool = T::FANS_OUT;
 
-    fn into_emitted(self) -> Result<Option<Box<dyn AnyEvent>>, BoxError> {
+    fn into_emitted(self) -> Result<Emitted, BoxError> {
         match self {
             Ok(out) => out.into_emitted(),
             Err(err) => Err(Box::new(Thrown {
@@ -204,6 +348,10 @@ pub struct StepInfo {
     pub emits: &'static [EventInfo],
     /// The event types the step declares it sends through its context (`#[step(sends(...))]`).
     pub sends: &'static [EventInfo],
+    /// When the step fires: per event, or once per fan-out for a join.
+    pub fires: Fires,
+    /// Whether the step can return a list of events (a fan-out).
+    pub fans_out: bool,
 }
 
 impl StepInfo {
@@ -215,5 +363,4 @@ impl StepInfo {
 
 /// The future of one step invocation, as the runtime polls it.
 #[doc(hidden)]
-pub type StepFuture =
-    Pin<Box<dyn Future<Output = Result<Option<Box<dyn AnyEvent>>, BoxError>> + Send + 'static>>;
+pub type StepFuture = Pin<Box<dyn Future<Output = Result<Emitted, BoxError>> + Send + 'static>>;

@@ -84,13 +84,14 @@ pub trait Workflow: Send + Sync + Sized + 'static {
     /// The steps, in declaration order.
     const STEPS: &'static [StepInfo];
 
-    /// Starts step `step` on `ev`. Generated; the runtime calls it.
+    /// Starts step `step` on `input`: one event, or a join's events. Generated; the runtime
+    /// calls it.
     #[doc(hidden)]
     fn __invoke(
         self: &Arc<Self>,
         step: usize,
         ctx: Context<Self::State>,
-        ev: &dyn AnyEvent,
+        input: &[Box<dyn AnyEvent>],
     ) -> Option<StepFuture>;
 
     /// The retry policy of step `step`, if it has one. Generated.

@@ -1,5 +1,6 @@
-//! Fan-out and fan-in: split a text into chunks, count words in parallel workers (on Tokio's
-//! blocking pool), and merge the counts once every chunk has reported.
+//! Fan-out and join: split a text into chunks by returning them as a list, count words in
+//! parallel workers (on Tokio's blocking pool), and merge the counts in a join, which fires
+//! once every chunk has reported. No step counts anything by hand.
 //!
 //! ```text
 //! cargo run -p workflows-examples --bin fan_out [FILE]
@@ -13,13 +14,11 @@ use workflows::prelude::*;
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Chunk {
-    index: usize,
     text: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Event)]
 struct Counted {
-    index: usize,
     counts: HashMap<String, usize>,
 }
 
@@ -36,23 +35,15 @@ struct WordCount {
 
 #[workflow]
 impl WordCount {
-    /// Splits the text and sends one `Chunk` per slice; the number of chunks goes in the store.
-    #[step(sends(Chunk))]
-    async fn split(&self, ctx: &Context, ev: StartEvent) -> Result<(), String> {
+    /// Splits the text: each `Chunk` of the list is routed on its own (a fan-out).
+    #[step]
+    async fn split(&self, ev: StartEvent) -> Result<Vec<Chunk>, String> {
         let text: String = ev.get("text").ok_or("start the run with a `text` field")?;
         let lines: Vec<&str> = text.lines().collect();
-        let chunks: Vec<String> = lines
+        Ok(lines
             .chunks(self.lines_per_chunk)
-            .map(|c| c.join("\n"))
-            .collect();
-        ctx.store()
-            .set("chunks", chunks.len())
-            .map_err(|e| e.to_string())?;
-        for (index, text) in chunks.into_iter().enumerate() {
-            ctx.send_event(Chunk { index, text })
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+            .map(|c| Chunk { text: c.join("\n") })
+            .collect())
     }
 
     /// Counts one chunk; four run at once, each on the blocking pool.
@@ -70,17 +61,13 @@ impl WordCount {
             counts
         })
         .await?;
-        Ok(Counted {
-            index: ev.index,
-            counts,
-        })
+        Ok(Counted { counts })
     }
 
-    /// Waits for every chunk's counts, then merges them.
+    /// A join: fires once, when every chunk of the split has been counted, with the counts in
+    /// the chunks' order.
     #[step]
-    async fn merge(&self, ctx: &Context, ev: Counted) -> Option<StopEvent<Summary>> {
-        let expected: usize = ctx.store().get("chunks").ok()??;
-        let all = ctx.collect(ev, expected)?;
+    async fn merge(&self, all: Vec<Counted>) -> StopEvent<Summary> {
         let mut total: HashMap<String, usize> = HashMap::new();
         for counted in &all {
             for (word, n) in &counted.counts {
@@ -91,11 +78,11 @@ impl WordCount {
         top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let words = top.iter().map(|(_, n)| n).sum();
         top.truncate(5);
-        Some(StopEvent::new(Summary {
+        StopEvent::new(Summary {
             chunks: all.len(),
             words,
             top,
-        }))
+        })
     }
 }
 

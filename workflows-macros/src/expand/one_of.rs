@@ -106,11 +106,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             type Stop = #stop;
             fn into_emitted(
                 self,
-            ) -> ::core::result::Result<
-                ::core::option::Option<::std::boxed::Box<dyn #krate::AnyEvent>>,
-                #krate::BoxError,
-            > {
-                ::core::result::Result::Ok(::core::option::Option::Some(match self {
+            ) -> ::core::result::Result<#krate::Emitted, #krate::BoxError> {
+                ::core::result::Result::Ok(#krate::Emitted::One(match self {
                     #(#into_arms)*
                 }))
             }

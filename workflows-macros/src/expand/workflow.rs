@@ -114,6 +114,12 @@ fn workflow_impl(
         let event = &step.event;
         let output = &step.output;
         let sends = &step.sends;
+        let fires = match &step.take {
+            Some(n) => quote! {
+                #krate::__private::Fires::with_take(<#event as #krate::StepInput>::FIRES, #n)
+            },
+            None => quote!(<#event as #krate::StepInput>::FIRES),
+        };
         quote! {
             #krate::StepInfo {
                 name: #name,
@@ -121,6 +127,8 @@ fn workflow_impl(
                 accepts: <#event as #krate::StepInput>::EVENTS,
                 emits: <#output as #krate::StepOutput>::EVENTS,
                 sends: &[#(#krate::EventInfo::of::<#sends>()),*],
+                fires: #fires,
+                fans_out: <#output as #krate::StepOutput>::FANS_OUT,
             }
         }
     });
@@ -164,7 +172,7 @@ fn workflow_impl(
                 self: &#krate::__private::std::sync::Arc<Self>,
                 step: usize,
                 ctx: #krate::Context<Self::State>,
-                ev: &dyn #krate::AnyEvent,
+                input: &[::std::boxed::Box<dyn #krate::AnyEvent>],
             ) -> ::core::option::Option<#krate::__private::StepFuture> {
                 #use_in_invoke
                 match step {
@@ -202,7 +210,7 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
     };
     quote! {
         #index => {
-            let ev = <#event as #krate::StepInput>::from_event(ev)?;
+            let ev = <#event as #krate::StepInput>::from_events(input)?;
             let this = #krate::__private::std::sync::Arc::clone(self);
             ::core::option::Option::Some(#boxed)
         }
@@ -251,6 +259,12 @@ fn graph_checks(item: &ItemImpl, args: &WorkflowArgs, steps: &[StepModel]) -> Gr
             quote!(check_inputs(#workflow_steps, #index)),
             step.event.span(),
         ));
+        if let Some(take) = &step.take {
+            bodies.push(check(
+                quote!(check_take(#workflow_steps, #index)),
+                take.span(),
+            ));
+        }
     }
     if !generic {
         return GraphChecks {

@@ -11,7 +11,7 @@ use tokio::time::Sleep;
 use crate::error::PanicError;
 use crate::runtime::invocations::InvocationId;
 use crate::step::{BoxError, StepFuture, Thrown};
-use crate::{AnyEvent, WorkflowError};
+use crate::{Emitted, WorkflowError};
 
 /// Why one attempt failed.
 pub(crate) enum AttemptError {
@@ -71,7 +71,7 @@ impl AttemptError {
     }
 }
 
-pub(crate) type AttemptResult = Result<Option<Box<dyn AnyEvent>>, AttemptError>;
+pub(crate) type AttemptResult = Result<Emitted, AttemptError>;
 
 /// Polls a step future once, turning a panic into an error.
 pub(crate) fn poll_step(fut: &mut StepFuture, cx: &mut TaskContext<'_>) -> Poll<AttemptResult> {

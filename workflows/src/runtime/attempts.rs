@@ -20,10 +20,11 @@ use crate::context::Placement;
 use crate::lifecycle::{StepState, StepStateChanged};
 use crate::runtime::attempt::{AttemptError, Completion, InFlight, poll_step};
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId};
+use crate::runtime::lineage::{Input, batch_name};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::{Queued, Start};
 use crate::runtime::shared::lock;
-use crate::{AnyEvent, Context, RetryInfo, StepFailed, Workflow, WorkflowError};
+use crate::{Context, Emitted, RetryInfo, StepFailed, Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
     /// Starts what the scheduler has ready, within `budget`.
@@ -45,7 +46,8 @@ impl<W: Workflow> RunLoop<W> {
         let number = self.invocations.take_number();
         let id = self.invocations.insert(Invocation {
             step,
-            input: queued.ev,
+            input: queued.input,
+            scope: queued.scope,
             attempt: 1,
             number,
             last_error: None,
@@ -78,6 +80,7 @@ impl<W: Workflow> RunLoop<W> {
                 step,
                 invocation: id,
                 number: inv.number,
+                scope: inv.scope.clone(),
             },
             RetryInfo {
                 attempt: inv.attempt,
@@ -91,7 +94,7 @@ impl<W: Workflow> RunLoop<W> {
                 step: info.name.to_owned(),
                 state: StepState::Running,
                 invocation: inv.number,
-                input_event: inv.input.name().to_owned(),
+                input_event: inv.input.name().into_owned(),
                 output_event: None,
             }));
         }
@@ -99,11 +102,11 @@ impl<W: Workflow> RunLoop<W> {
             parent: &self.span,
             "workflow.step",
             step = info.name,
-            event = inv.input.name(),
+            event = &*inv.input.name(),
             attempt = inv.attempt,
         );
-        let Some(mut fut) = self.runner.workflow.__invoke(step, ctx, &*inv.input) else {
-            let event = inv.input.name().to_owned();
+        let Some(mut fut) = self.runner.workflow.__invoke(step, ctx, inv.input.events()) else {
+            let event = inv.input.name().into_owned();
             self.fail(WorkflowError::Unroutable {
                 step: info.name.to_owned(),
                 event,
@@ -145,11 +148,11 @@ impl<W: Workflow> RunLoop<W> {
                 let Some(inv) = self.release(id) else {
                     return;
                 };
-                self.publish_finished(&inv, output.as_deref());
+                self.publish_finished(&inv, &output);
                 if let Some(failure) = &inv.failure {
                     let mut failure = lock(failure);
                     failure.undecided -= 1;
-                    failure.recovered |= output.is_some();
+                    failure.recovered |= !matches!(output, Emitted::Nothing);
                     if failure.undecided == 0
                         && !failure.recovered
                         && let Some(error) = failure.error.take()
@@ -160,8 +163,13 @@ impl<W: Workflow> RunLoop<W> {
                         return;
                     }
                 }
-                if let Some(ev) = output {
-                    self.emit(inv.step, ev);
+                match output {
+                    Emitted::Nothing => {}
+                    Emitted::One(ev) => self.emit(inv.step, ev, inv.scope.clone()),
+                    Emitted::FanOut(events) => self.fan_out(inv.step, events, &inv.scope),
+                }
+                if !self.done {
+                    self.let_go(&inv.scope);
                 }
             }
             Err(err) => self.retry_or_fail(id, err),
@@ -207,7 +215,7 @@ impl<W: Workflow> RunLoop<W> {
         let Some(inv) = self.release(id) else {
             return;
         };
-        self.publish_finished(&inv, None);
+        self.publish_finished(&inv, &Emitted::Nothing);
         let name = W::STEPS[step].name;
         let failure_steps = self
             .run
@@ -234,8 +242,8 @@ impl<W: Workflow> RunLoop<W> {
                 WorkflowError::StepPanicked { message, .. } => format!("panic: {message}"),
                 other => other.to_string(),
             },
-            input_event: inv.input.name().to_owned(),
-            input: inv.input.to_json().unwrap_or(serde_json::Value::Null),
+            input_event: inv.input.name().into_owned(),
+            input: inv.input.to_json(),
         };
         let failure = Arc::new(std::sync::Mutex::new(Failure {
             error: Some(error),
@@ -244,14 +252,16 @@ impl<W: Workflow> RunLoop<W> {
             recovered: false,
         }));
         for step in failure_steps {
-            self.scheduler.enqueue(
+            self.enqueue(
                 step,
                 Queued {
-                    ev: Box::new(failed.clone()),
+                    input: Input::One(Box::new(failed.clone())),
+                    scope: inv.scope.clone(),
                     failure: Some(failure.clone()),
                 },
             );
         }
+        self.let_go(&inv.scope);
     }
 
     /// Ends invocation `id` for good and frees its worker.
@@ -262,14 +272,18 @@ impl<W: Workflow> RunLoop<W> {
         Some(inv)
     }
 
-    fn publish_finished(&self, inv: &Invocation, output: Option<&dyn AnyEvent>) {
+    fn publish_finished(&self, inv: &Invocation, output: &Emitted) {
         if self.internal_events {
             self.run.shared.stream.publish(Arc::new(StepStateChanged {
                 step: W::STEPS[inv.step].name.to_owned(),
                 state: StepState::NotRunning,
                 invocation: inv.number,
-                input_event: inv.input.name().to_owned(),
-                output_event: output.map(|ev| ev.name().to_owned()),
+                input_event: inv.input.name().into_owned(),
+                output_event: match output {
+                    Emitted::Nothing => None,
+                    Emitted::One(ev) => Some(ev.name().to_owned()),
+                    Emitted::FanOut(events) => Some(batch_name(events)),
+                },
             }));
         }
     }

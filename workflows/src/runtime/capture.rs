@@ -53,9 +53,11 @@ impl<W: Workflow> RunLoop<W> {
             queues: self.scheduler.capture(W::STEPS)?,
             invocations,
             collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
+            fan_outs: self.fan_outs.capture(W::STEPS)?,
             waiters: self.waiters.capture(W::STEPS, now),
             next_invocation: self.invocations.next_number(),
             next_stream_seq: shared.stream.next_seq(),
+            next_fan_out: self.fan_outs.next_id(),
         })
     }
 }

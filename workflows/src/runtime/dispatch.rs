@@ -1,6 +1,6 @@
 //! Dispatch: the only code that moves an event between the parts of the loop — from a step's
 //! output or a message to the waiters that match it, then to the queues of the steps that
-//! accept it, or to the end of the run.
+//! accept it (or the fan-out a join collects it for), or to the end of the run.
 //!
 //! # Invariants
 //!
@@ -8,12 +8,16 @@
 //!   Python library resolves every matching waiter), and a step that had a waiter answered
 //!   does not also get the event as a new input.
 //! - The workflow's stop event ends the run wherever it comes from.
+//! - Everything queued is counted in the fan-out it descends from (`enqueue`), and everything
+//!   that ends lets go of it (`let_go`): see `fan_outs.rs`.
 //! - An answer is recorded in the waiting invocation's memo before it is handed over, so a
 //!   snapshot taken after this point has it, whether or not the step has run on.
 
 use std::any::TypeId;
 use std::sync::Arc;
 
+use crate::runtime::fan_outs::{Closed, Collected, branch};
+use crate::runtime::lineage::{Input, Scope};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
 use crate::runtime::shared::lock;
@@ -22,13 +26,15 @@ use crate::wait::WaitError;
 use crate::{AnyEvent, EventKind, Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
-    /// Hands `ev` to matching waiters first, then queues it for `target`, or for every other
-    /// step accepting its type. `from` is the step that returned it, if one did.
+    /// Hands `ev`, from `scope`, to matching waiters first, then queues it for `target`, or for
+    /// every other step accepting its type (a join collects it instead). `from` is the step
+    /// that returned it, if one did.
     pub(super) fn deliver(
         &mut self,
         ev: Box<dyn AnyEvent>,
         target: Option<usize>,
         from: Option<usize>,
+        scope: Scope,
     ) {
         if ev.event_type_id() == TypeId::of::<W::Stop>() {
             self.stop_with(ev);
@@ -36,42 +42,175 @@ impl<W: Workflow> RunLoop<W> {
         }
         let answered = self.answer_waiters(&*ev, target);
         if let Some(step) = target {
-            if !answered.contains(&step) {
-                self.scheduler.enqueue(step, Queued::event(ev));
+            if self.run.shared.routes.is_join(step) {
+                if !self.join(step, ev.clone_event(), &scope) {
+                    self.outside_fan_out(step, &*ev, from);
+                }
+            } else if !answered.contains(&step) {
+                self.enqueue(step, Queued::event(ev, scope));
             }
+            return;
+        }
+        if self.run.shared.routes.has_joins() {
+            self.deliver_with_joins(ev, answered, from, scope);
             return;
         }
         // Borrowing the routes through `self.run` leaves `self.scheduler` free to change.
         let all = self.run.shared.routes.receivers(ev.event_type_id());
         let mut receivers = all.iter().copied().filter(|s| !answered.contains(s));
         let Some(first) = receivers.next() else {
-            if !answered.is_empty() || ev.kind() == EventKind::InputRequired {
-                return;
-            }
-            match from {
-                Some(step) => self.fail(WorkflowError::Unroutable {
-                    step: W::STEPS[step].name.to_owned(),
-                    event: ev.name().to_owned(),
-                }),
-                // Checked when sent; only a waiter that went away in between gets here.
-                None => tracing::warn!(
-                    parent: &self.span,
-                    event = ev.name(),
-                    "event sent into the run has no receiver any more; dropped"
-                ),
+            if answered.is_empty() {
+                self.unrouted(&*ev, from);
             }
             return;
         };
         // Every receiver but the first gets a copy; the first gets the event itself.
         for step in receivers {
+            self.fan_outs.hold(&scope);
             self.scheduler
-                .enqueue(step, Queued::event(ev.clone_event()));
+                .enqueue(step, Queued::event(ev.clone_event(), scope.clone()));
         }
-        self.scheduler.enqueue(first, Queued::event(ev));
+        self.fan_outs.hold(&scope);
+        self.scheduler.enqueue(first, Queued::event(ev, scope));
     }
 
-    /// Handles an event a step returned.
-    pub(super) fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>) {
+    /// `deliver` in a workflow with joins: a join collects the event into the fan-out it
+    /// descends from rather than queueing it.
+    fn deliver_with_joins(
+        &mut self,
+        ev: Box<dyn AnyEvent>,
+        answered: Vec<usize>,
+        from: Option<usize>,
+        scope: Scope,
+    ) {
+        let routes = self.run.shared.routes.clone();
+        let receivers: Vec<usize> = routes
+            .receivers(ev.event_type_id())
+            .iter()
+            .copied()
+            .filter(|s| !answered.contains(s))
+            .collect();
+        let mut taken = !answered.is_empty();
+        let mut outside = None;
+        for &step in &receivers {
+            if routes.is_join(step) {
+                if self.join(step, ev.clone_event(), &scope) {
+                    taken = true;
+                } else {
+                    outside.get_or_insert(step);
+                }
+            } else {
+                self.enqueue(step, Queued::event(ev.clone_event(), scope.clone()));
+                taken = true;
+            }
+        }
+        if taken {
+            return;
+        }
+        match outside {
+            Some(join) => self.outside_fan_out(join, &*ev, from),
+            None => self.unrouted(&*ev, from),
+        }
+    }
+
+    /// Queues `queued` for `step`, counting it in the fan-out it descends from.
+    #[inline]
+    pub(super) fn enqueue(&mut self, step: usize, queued: Queued) {
+        self.fan_outs.hold(&queued.scope);
+        self.scheduler.enqueue(step, queued);
+    }
+
+    /// `ev` arrives at join `step`; returns whether some fan-out the join is bound to took it.
+    fn join(&mut self, step: usize, ev: Box<dyn AnyEvent>, scope: &Scope) -> bool {
+        match self.fan_outs.collect(step, scope, ev) {
+            Collected::Outside => false,
+            Collected::Kept | Collected::Ignored => true,
+            Collected::Fire { scope, batch } => {
+                self.enqueue(
+                    step,
+                    Queued {
+                        input: Input::Batch(batch),
+                        scope,
+                        failure: None,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// A piece of work in `scope` is over: the fan-out it was the last work of closes, its
+    /// joins fire, and so on outwards.
+    pub(super) fn let_go(&mut self, scope: &Scope) {
+        let closed = self.fan_outs.let_go(scope);
+        self.fire_closed(closed);
+    }
+
+    /// Fires the joins of a closed fan-out (counted in its scope), then lets go of its scope.
+    pub(super) fn fire_closed(&mut self, mut closed: Option<Closed>) {
+        while let Some(Closed { scope, fire }) = closed {
+            for (step, batch) in fire {
+                self.enqueue(
+                    step,
+                    Queued {
+                        input: Input::Batch(batch),
+                        scope: scope.clone(),
+                        failure: None,
+                    },
+                );
+            }
+            closed = self.fan_outs.let_go(&scope);
+        }
+    }
+
+    /// Opens a fan-out of the list `events` that an invocation of `from` in `scope` returned,
+    /// and routes each element as if returned alone, in order, in a branch of its own.
+    pub(super) fn fan_out(&mut self, from: usize, events: Vec<Box<dyn AnyEvent>>, scope: &Scope) {
+        let routes = self.run.shared.routes.clone();
+        let id = self
+            .fan_outs
+            .open(from, scope.clone(), routes.joins_of(from), W::STEPS);
+        for (element, ev) in events.into_iter().enumerate() {
+            self.emit(from, ev, scope.within(branch(id, element)));
+            if self.done {
+                return;
+            }
+        }
+        let closed = self.fan_outs.delivered(id);
+        self.fire_closed(closed);
+    }
+
+    /// No step takes `ev`: a run error when a step returned it; else (an event sent when a
+    /// waiter for it existed, gone since) dropped with a warning.
+    fn unrouted(&mut self, ev: &dyn AnyEvent, from: Option<usize>) {
+        if ev.kind() == EventKind::InputRequired {
+            return;
+        }
+        match from {
+            Some(step) => self.fail(WorkflowError::Unroutable {
+                step: W::STEPS[step].name.to_owned(),
+                event: ev.name().to_owned(),
+            }),
+            // Checked when sent; only a waiter that went away in between gets here.
+            None => tracing::warn!(
+                parent: &self.span,
+                event = ev.name(),
+                "event sent into the run has no receiver any more; dropped"
+            ),
+        }
+    }
+
+    /// Only join `join` takes `ev`, and `ev` descends from no fan-out the join is bound to.
+    fn outside_fan_out(&mut self, join: usize, ev: &dyn AnyEvent, from: Option<usize>) {
+        self.fail(WorkflowError::OutsideFanOut {
+            step: from.map(|s| W::STEPS[s].name.to_owned()),
+            event: ev.name().to_owned(),
+            join: W::STEPS[join].name.to_owned(),
+        });
+    }
+
+    /// Handles an event a step returned, from `scope`.
+    pub(super) fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>, scope: Scope) {
         if ev.kind() == EventKind::InputRequired {
             let ty = ev.event_type_id();
             let routed =
@@ -83,7 +222,7 @@ impl<W: Workflow> RunLoop<W> {
             }
             self.run.shared.stream.publish(Arc::from(ev.clone_event()));
         }
-        self.deliver(ev, None, Some(from));
+        self.deliver(ev, None, Some(from), scope);
     }
 
     /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own

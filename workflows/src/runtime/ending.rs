@@ -96,6 +96,7 @@ impl<W: Workflow> RunLoop<W> {
         self.in_flight = None;
         self.scheduler.clear();
         self.invocations.clear();
+        self.fan_outs.clear();
         // Dropping the replies ends any wait still pending.
         self.waiters.clear(&self.run.shared);
         lock(&self.run.shared.collect).clear();

@@ -12,11 +12,11 @@
 
 use std::sync::Arc;
 
-use crate::runtime::capture::store_event;
+use crate::WorkflowError;
+use crate::runtime::lineage::{Input, Scope};
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::lock;
 use crate::snapshot::{InvocationRecord, SnapshotError};
-use crate::{AnyEvent, WorkflowError};
 
 /// Where an invocation lives in its loop's slab: the slot and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,8 +28,10 @@ pub(crate) struct InvocationId {
 /// A step invocation that has started and not yet finished for good.
 pub(crate) struct Invocation {
     pub(crate) step: usize,
-    /// The event being handled, kept for retries (and snapshots).
-    pub(crate) input: Box<dyn AnyEvent>,
+    /// The event being handled (or a join's batch), kept for retries (and snapshots).
+    pub(crate) input: Input,
+    /// The fan-out branches it descends from.
+    pub(crate) scope: Scope,
     pub(crate) attempt: u32,
     /// The invocation's number within the run (see the module docs).
     pub(crate) number: u64,
@@ -91,7 +93,8 @@ impl Invocation {
         let mut record = InvocationRecord {
             number: self.number,
             step: step.to_owned(),
-            input: store_event(&*self.input)?,
+            input: self.input.store()?,
+            scope: self.scope.to_records(),
             attempt: self.attempt,
             last_error: self.last_error.clone(),
             retry_in_ms,

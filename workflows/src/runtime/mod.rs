@@ -37,8 +37,10 @@ mod capture;
 mod dispatch;
 pub(crate) mod effects;
 mod ending;
+mod fan_outs;
 pub(crate) mod inbox;
 pub(crate) mod invocations;
+pub(crate) mod lineage;
 pub(crate) mod memo;
 mod restore;
 pub(crate) mod routes;
@@ -85,6 +87,7 @@ pub(crate) fn spawn_run<W: Workflow>(
         .push(Msg::Event {
             ev: start,
             target: None,
+            scope: Default::default(),
         })
         .expect("a new run accepts events");
     let run_loop = RunLoop::new(inner.clone(), run.clone(), options);

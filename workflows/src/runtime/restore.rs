@@ -7,13 +7,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::runtime::attempt::InFlight;
+use crate::runtime::fan_outs::RestoredFanOut;
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
+use crate::runtime::lineage::{Input, Scope};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
 use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared};
 use crate::runtime::waiters::Waiter;
-use crate::snapshot::{BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent};
+use crate::snapshot::{
+    BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent, StoredInput,
+};
 use crate::workflow::Output;
 use crate::{AnyEvent, Handler, RunOptions, Runner, StepFailed, Store, Workflow, WorkflowError};
 
@@ -29,10 +33,22 @@ pub(crate) fn decode(stored: StoredEvent) -> Result<Box<dyn AnyEvent>, ResumeErr
     }
 }
 
+/// What a snapshot stored as an invocation's input, decoded.
+fn decode_input(stored: StoredInput) -> Result<Input, ResumeError> {
+    Ok(match stored {
+        StoredInput::One(ev) => Input::One(decode(ev)?),
+        StoredInput::Batch(events) => {
+            Input::Batch(events.into_iter().map(decode).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
 /// A failure a restored `StepFailed` event reports; its original error type is gone.
-fn restored_failure(ev: &dyn AnyEvent, text: String) -> SharedFailure {
-    let (step, attempts) = ev
-        .downcast_ref::<StepFailed>()
+fn restored_failure(input: &Input, text: String) -> SharedFailure {
+    let (step, attempts) = input
+        .events()
+        .first()
+        .and_then(|ev| ev.downcast_ref::<StepFailed>())
         .map_or((String::new(), 1), |f| (f.step.clone(), f.attempts));
     Arc::new(Mutex::new(Failure {
         error: Some(WorkflowError::StepFailed {
@@ -135,13 +151,43 @@ pub(crate) fn resume<W: Workflow>(
         .invocations
         .set_next_number(snapshot.next_invocation);
 
+    // The fan-outs first: what is restored after them counts in them.
+    let mut fan_outs = Vec::with_capacity(snapshot.fan_outs.len());
+    for record in snapshot.fan_outs {
+        let mut joins = Vec::with_capacity(record.joins.len());
+        for join in record.joins {
+            let arrived = join
+                .events
+                .into_iter()
+                .map(|j| Ok((j.element, decode(j.event)?)))
+                .collect::<Result<Vec<_>, ResumeError>>()?;
+            joins.push((step_of(&join.step)?, join.fired, arrived));
+        }
+        fan_outs.push(RestoredFanOut {
+            id: record.id,
+            source: step_of(&record.step)?,
+            scope: Scope::from_records(&record.scope),
+            joins,
+        });
+    }
+    run_loop
+        .fan_outs
+        .restore(snapshot.next_fan_out, fan_outs, W::STEPS);
+
     for queued in snapshot.queues {
         let step = step_of(&queued.step)?;
-        let ev = decode(queued.event)?;
-        let failure = queued.failure.map(|text| restored_failure(&*ev, text));
-        run_loop
-            .scheduler
-            .restore_queued(step, Queued { ev, failure });
+        let input = decode_input(queued.event)?;
+        let failure = queued.failure.map(|text| restored_failure(&input, text));
+        let scope = Scope::from_records(&queued.scope);
+        run_loop.fan_outs.hold(&scope);
+        run_loop.scheduler.restore_queued(
+            step,
+            Queued {
+                input,
+                scope,
+                failure,
+            },
+        );
     }
 
     let now = Instant::now();
@@ -150,12 +196,15 @@ pub(crate) fn resume<W: Workflow>(
     for mut record in snapshot.invocations {
         let step = step_of(&record.step)?;
         let memo = Memo::from_record(&mut record)?;
-        let input = decode(record.input)?;
+        let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
-        let failure = record.failure.map(|text| restored_failure(&*input, text));
+        let failure = record.failure.map(|text| restored_failure(&input, text));
+        let scope = Scope::from_records(&record.scope);
+        run_loop.fan_outs.hold(&scope);
         let id = run_loop.invocations.insert(Invocation {
             step,
             input,
+            scope,
             attempt: record.attempt.max(1),
             number: record.number,
             last_error: record.last_error,
@@ -212,6 +261,12 @@ pub(crate) fn resume<W: Workflow>(
         return Ok(handler);
     }
     run_loop.waiters.restore(waiters, &run.shared);
+    // A fan-out with no work left cannot come from a consistent cut; close it as the run would
+    // have (its joins fire).
+    while let Some(id) = run_loop.fan_outs.idle_after_restore() {
+        let closed = run_loop.fan_outs.close_idle(id);
+        run_loop.fire_closed(closed);
+    }
 
     // Invocations that were running start again from their beginning (at least once), in
     // the order they started; those waiting for an answer start when it comes; back-offs

@@ -14,6 +14,10 @@ pub(crate) struct Routes {
     /// The workflow's stop event type: sending one ends the run.
     stop: TypeId,
     by_type: Vec<(TypeId, Box<[usize]>)>,
+    /// For each step: the joins bound to its fan-outs (empty for a step that does not fan out).
+    joins_of: Box<[Box<[usize]>]>,
+    /// Whether any step is a join (if not, dispatch skips looking for one).
+    has_joins: bool,
 }
 
 impl Routes {
@@ -27,8 +31,23 @@ impl Routes {
                 }
             }
         }
+        let joins_of = steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                if !step.fans_out {
+                    return Box::default();
+                }
+                let bound = crate::graph_check::bound_joins(steps, index);
+                (0..steps.len())
+                    .filter(|&j| bound.get(j).copied().unwrap_or(false))
+                    .collect()
+            })
+            .collect();
         Routes {
             workflow,
+            joins_of,
+            has_joins: steps.iter().any(|s| s.fires.is_join()),
             fingerprint: crate::snapshot::fingerprint(workflow, steps),
             steps,
             stop,
@@ -59,6 +78,23 @@ impl Routes {
             .find(|(t, _)| *t == ty)
             .map(|(_, r)| &**r)
             .unwrap_or(&[])
+    }
+
+    /// The joins that fire when a fan-out of `step` ends.
+    pub(crate) fn joins_of(&self, step: usize) -> &[usize] {
+        &self.joins_of[step]
+    }
+
+    /// Whether some step of the workflow is a join.
+    #[inline]
+    pub(crate) fn has_joins(&self) -> bool {
+        self.has_joins
+    }
+
+    /// Whether step `step` is a join.
+    #[inline]
+    pub(crate) fn is_join(&self, step: usize) -> bool {
+        self.steps[step].fires.is_join()
     }
 
     pub(crate) fn is_stop(&self, ty: TypeId) -> bool {

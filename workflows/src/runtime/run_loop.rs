@@ -30,6 +30,7 @@ use crate::error::PanicError;
 use crate::lifecycle::WorkflowIdle;
 use crate::runtime::admission::Admission;
 use crate::runtime::attempt::InFlight;
+use crate::runtime::fan_outs::FanOuts;
 use crate::runtime::invocations::Invocations;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::shared::{Msg, Run};
@@ -54,6 +55,7 @@ pub(crate) struct RunLoop<W: Workflow> {
     /// The attempts and back-offs under way.
     pub(super) in_flight: Option<FuturesUnordered<InFlight>>,
     pub(super) waiters: Waiters,
+    pub(super) fan_outs: FanOuts,
     pub(super) admission: Admission,
     /// Messages taken from the inbox and not applied yet.
     pub(super) taken: VecDeque<Msg>,
@@ -83,6 +85,7 @@ impl<W: Workflow> RunLoop<W> {
             invocations: Invocations::default(),
             in_flight: None,
             waiters: Waiters::default(),
+            fan_outs: FanOuts::default(),
             admission: Admission::new(options.get_timeout()),
             taken: VecDeque::new(),
             snapshot_requests: Vec::new(),
@@ -95,7 +98,7 @@ impl<W: Workflow> RunLoop<W> {
 
     fn handle_msg(&mut self, msg: Msg) {
         match msg {
-            Msg::Event { ev, target } => self.deliver(ev, target, None),
+            Msg::Event { ev, target, scope } => self.deliver(ev, target, None, scope),
             Msg::Cancel => self.fail(WorkflowError::Cancelled),
             Msg::Fail(err) => self.fail(*err),
             Msg::Wait(request) => {

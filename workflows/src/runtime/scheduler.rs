@@ -14,14 +14,16 @@
 
 use std::collections::VecDeque;
 
-use crate::runtime::capture::store_event;
 use crate::runtime::invocations::{InvocationId, SharedFailure, failure_text};
+use crate::runtime::lineage::{Input, Scope};
 use crate::snapshot::{QueuedEvent, SnapshotError};
 use crate::{AnyEvent, StepInfo};
 
-/// An event waiting in a step's queue.
+/// An event (or a join's batch) waiting in a step's queue.
 pub(crate) struct Queued {
-    pub(crate) ev: Box<dyn AnyEvent>,
+    pub(crate) input: Input,
+    /// The fan-out branches it descends from.
+    pub(crate) scope: Scope,
     /// For a `StepFailed` event: the failure, which ends the run unless a failure step
     /// recovers.
     pub(crate) failure: Option<SharedFailure>,
@@ -29,8 +31,12 @@ pub(crate) struct Queued {
 
 impl Queued {
     #[inline]
-    pub(crate) fn event(ev: Box<dyn AnyEvent>) -> Self {
-        Queued { ev, failure: None }
+    pub(crate) fn event(ev: Box<dyn AnyEvent>, scope: Scope) -> Self {
+        Queued {
+            input: Input::One(ev),
+            scope,
+            failure: None,
+        }
     }
 }
 
@@ -203,7 +209,8 @@ impl Scheduler {
             .map(|(step, queued)| {
                 Ok(QueuedEvent {
                     step: steps[step].name.to_owned(),
-                    event: store_event(&*queued.ev)?,
+                    event: queued.input.store()?,
+                    scope: queued.scope.to_records(),
                     failure: queued.failure.as_ref().map(failure_text),
                 })
             })

@@ -18,6 +18,7 @@ use crate::EventInfo;
 use crate::error::WorkflowError;
 use crate::runtime::inbox::Inbox;
 use crate::runtime::invocations::InvocationId;
+use crate::runtime::lineage::Scope;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
 use crate::snapshot::{RawJson, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
@@ -38,6 +39,8 @@ pub(crate) enum Msg {
     Event {
         ev: Box<dyn AnyEvent>,
         target: Option<usize>,
+        /// The fan-out branches of the invocation that sent it (empty from outside).
+        scope: Scope,
     },
     /// End the run as cancelled.
     Cancel,
@@ -269,7 +272,11 @@ impl RunShared {
             return Err(SendError::RunFinished);
         }
         let target = self.resolve_target(&*ev, target)?;
-        self.push(Msg::Event { ev, target })
+        self.push(Msg::Event {
+            ev,
+            target,
+            scope: Scope::default(),
+        })
     }
 
     /// Checks that `step` declares the type of `ev` among what it sends or returns.
@@ -338,9 +345,11 @@ impl<S: Serialize + Send> HasShared for Run<S> {
             queues: Vec::new(),
             invocations: Vec::new(),
             collect: Vec::new(),
+            fan_outs: Vec::new(),
             waiters: Vec::new(),
             next_invocation: 0,
             next_stream_seq: shared.stream.next_seq(),
+            next_fan_out: 0,
         })
     }
 }
