@@ -1,8 +1,9 @@
 //! A workflow's graph as data, and drawn as Mermaid or Graphviz DOT.
 //!
 //! Nodes are the steps and the event types they accept, return or send; edges run from an
-//! event to each step accepting it, from a step to each event it returns or sends, and from
-//! an input request to the response that answers it.
+//! event to each step accepting it (a join collects it), from a step to each event it returns
+//! (as a list, for a fan-out) or sends, from a fan-out step to each join it binds, and from an
+//! input request to the response that answers it.
 //!
 //! ```
 //! use workflows::prelude::*;
@@ -45,6 +46,15 @@ pub enum EdgeKind {
     Sends,
     /// An input request is answered by its response type.
     AnsweredBy,
+    /// A step returns a list of the event (a fan-out).
+    FansOut,
+    /// A join collects the event, once per fan-out (with `take`, its first arrivals).
+    Collects {
+        /// `Some(n)` for `#[step(take = n)]`.
+        take: Option<usize>,
+    },
+    /// A fan-out step's lists are joined by the join step.
+    JoinedBy,
 }
 
 /// One edge of the graph, between two node names (a step's or an event's).
@@ -82,25 +92,41 @@ impl Graph {
                 events.push(*info);
             }
         };
-        for step in steps {
+        for (index, step) in steps.iter().enumerate() {
+            let accepts = match step.fires {
+                crate::Fires::PerEvent => EdgeKind::Accepts,
+                crate::Fires::PerFanOut { take } => EdgeKind::Collects { take },
+            };
             for info in step.accepts {
                 note(info);
                 edges.push(Edge {
                     from: info.name.to_owned(),
                     to: step.name.to_owned(),
-                    kind: EdgeKind::Accepts,
+                    kind: accepts,
                 });
             }
-            for (infos, kind) in [
-                (step.emits, EdgeKind::Returns),
-                (step.sends, EdgeKind::Sends),
-            ] {
+            let returns = if step.fans_out {
+                EdgeKind::FansOut
+            } else {
+                EdgeKind::Returns
+            };
+            for (infos, kind) in [(step.emits, returns), (step.sends, EdgeKind::Sends)] {
                 for info in infos {
                     note(info);
                     edges.push(Edge {
                         from: step.name.to_owned(),
                         to: info.name.to_owned(),
                         kind,
+                    });
+                }
+            }
+            if step.fans_out {
+                let bound = crate::graph_check::bound_joins(steps, index);
+                for (join, _) in steps.iter().enumerate().filter(|(j, _)| bound[*j]) {
+                    edges.push(Edge {
+                        from: step.name.to_owned(),
+                        to: steps[join].name.to_owned(),
+                        kind: EdgeKind::JoinedBy,
                     });
                 }
             }
@@ -193,6 +219,28 @@ impl Graph {
                         id("ev", &edge.to)
                     )
                 }
+                EdgeKind::FansOut => {
+                    format!(
+                        "{} ==>|list of| {}",
+                        id("step", &edge.from),
+                        id("ev", &edge.to)
+                    )
+                }
+                EdgeKind::Collects { take } => {
+                    format!(
+                        "{} ==>|{}| {}",
+                        id("ev", &edge.from),
+                        collects_label(take),
+                        id("step", &edge.to)
+                    )
+                }
+                EdgeKind::JoinedBy => {
+                    format!(
+                        "{} -. joined by .-> {}",
+                        id("step", &edge.from),
+                        id("step", &edge.to)
+                    )
+                }
             };
             let _ = writeln!(out, "    {line}");
         }
@@ -223,23 +271,54 @@ impl Graph {
         }
         for edge in &self.edges {
             let (from, to, style) = match edge.kind {
-                EdgeKind::Accepts => (edge.from.clone(), format!("step:{}", edge.to), ""),
-                EdgeKind::Returns => (format!("step:{}", edge.from), edge.to.clone(), ""),
+                EdgeKind::Accepts => (
+                    edge.from.clone(),
+                    format!("step:{}", edge.to),
+                    String::new(),
+                ),
+                EdgeKind::Returns => (
+                    format!("step:{}", edge.from),
+                    edge.to.clone(),
+                    String::new(),
+                ),
                 EdgeKind::Sends => (
                     format!("step:{}", edge.from),
                     edge.to.clone(),
-                    " [style=dashed, label=\"sends\"]",
+                    " [style=dashed, label=\"sends\"]".to_owned(),
                 ),
                 EdgeKind::AnsweredBy => (
                     edge.from.clone(),
                     edge.to.clone(),
-                    " [style=dotted, label=\"answered by\"]",
+                    " [style=dotted, label=\"answered by\"]".to_owned(),
+                ),
+                EdgeKind::FansOut => (
+                    format!("step:{}", edge.from),
+                    edge.to.clone(),
+                    " [style=bold, label=\"list of\"]".to_owned(),
+                ),
+                EdgeKind::Collects { take } => (
+                    edge.from.clone(),
+                    format!("step:{}", edge.to),
+                    format!(" [style=bold, label=\"{}\"]", collects_label(take)),
+                ),
+                EdgeKind::JoinedBy => (
+                    format!("step:{}", edge.from),
+                    format!("step:{}", edge.to),
+                    " [style=dotted, label=\"joined by\"]".to_owned(),
                 ),
             };
             let _ = writeln!(out, "    \"{from}\" -> \"{to}\"{style};");
         }
         out.push_str("}\n");
         out
+    }
+}
+
+/// The label of a join's edge: `all`, or `first n`.
+fn collects_label(take: Option<usize>) -> String {
+    match take {
+        None => "all".to_owned(),
+        Some(n) => format!("first {n}"),
     }
 }
 
@@ -318,6 +397,58 @@ mod tests {
         assert!(mermaid.contains("    ev_graph_tests_Job(\"graph_tests.Job\")\n"));
         assert!(mermaid.contains("    step_split -. sends .-> ev_graph_tests_Job\n"));
         assert!(mermaid.contains("    ev_graph_tests_Job --> step_work\n"));
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize, crate::Event)]
+    #[event(crate = crate, name = "graph_tests.Part")]
+    struct Part;
+
+    struct Split;
+
+    #[workflow(crate = crate)]
+    impl Split {
+        #[step]
+        async fn split(&self, _ev: StartEvent) -> Vec<Job> {
+            vec![Job, Job]
+        }
+
+        #[step]
+        async fn work(&self, _ev: Job) -> Part {
+            Part
+        }
+
+        #[step(take = 1)]
+        async fn first(&self, _parts: Vec<Part>) -> StopEvent<()> {
+            StopEvent::new(())
+        }
+    }
+
+    #[test]
+    fn fan_outs_and_joins_are_drawn_with_their_binding() {
+        let graph = Graph::of::<Split>();
+        let kinds: Vec<(&str, &str, EdgeKind)> = graph
+            .edges()
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.kind))
+            .collect();
+        assert!(kinds.contains(&("split", "graph_tests.Job", EdgeKind::FansOut)));
+        assert!(kinds.contains(&(
+            "graph_tests.Part",
+            "first",
+            EdgeKind::Collects { take: Some(1) }
+        )));
+        assert!(kinds.contains(&("split", "first", EdgeKind::JoinedBy)));
+        let mermaid = graph.to_mermaid();
+        assert!(mermaid.contains("    step_split ==>|list of| ev_graph_tests_Job\n"));
+        assert!(mermaid.contains("    ev_graph_tests_Part ==>|first 1| step_first\n"));
+        assert!(mermaid.contains("    step_split -. joined by .-> step_first\n"));
+        let dot = graph.to_dot();
+        assert!(dot.contains(
+            "    \"step:split\" -> \"graph_tests.Job\" [style=bold, label=\"list of\"];\n"
+        ));
+        assert!(dot.contains(
+            "    \"step:split\" -> \"step:first\" [style=dotted, label=\"joined by\"];\n"
+        ));
     }
 
     #[test]

@@ -292,7 +292,47 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
             .push(step.name)
             .push("` can never run: the events it accepts come only from steps that never run themselves; connect it to the start event, or remove it");
     }
+    if step.fires.is_join() && steps.len() <= MAX_STEPS {
+        return check_join(steps, index);
+    }
     Message::new()
+}
+
+/// What is wrong with join `index` (empty if nothing): it must be bound to a fan-out that runs.
+const fn check_join(steps: &[StepInfo], index: usize) -> Message {
+    let step = &steps[index];
+    let runs = runnable(steps);
+    let mut bound_anywhere = false;
+    let mut s = 0;
+    while s < steps.len() {
+        if steps[s].fans_out && bound_joins(steps, s)[index] {
+            if runs[s] {
+                return Message::new();
+            }
+            bound_anywhere = true;
+        }
+        s += 1;
+    }
+    let first = match step.accepts.first() {
+        Some(ev) => ev.name,
+        None => "?",
+    };
+    if bound_anywhere {
+        return Message::new()
+            .push("join `")
+            .push(step.name)
+            .push("` can never run: the fan-outs it joins come from steps that never run; connect them to the start event, or remove the join");
+    }
+    Message::new()
+        .push("join `")
+        .push(step.name)
+        .push("` takes a `Vec` of `")
+        .push(first)
+        .push("`, but no fan-out leads to `")
+        .push(first)
+        .push("`: a join fires once per list some step returns; return a `Vec` from a step upstream, or take `")
+        .push(first)
+        .push("` alone, without `Vec`")
 }
 
 /// What is wrong with `#[step(take = n)]` on step `index` (empty if nothing): only a join

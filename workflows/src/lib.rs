@@ -83,7 +83,7 @@ pub use snapshot::{
     InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent, RawJson, ResumeError, RunStatus,
     SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, StoredInput, WaiterRecord,
 };
-pub use step::{BoxError, Emitted, Fires, StepInfo, StepInput, StepOutput, StopType};
+pub use step::{BoxError, Emitted, Fires, OneEvent, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};
 pub use wait::{Field, Requirement, WaitError, WaitFor};

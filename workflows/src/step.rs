@@ -31,7 +31,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event, so a step cannot take it",
     label = "not an event",
-    note = "derive Event for it (`#[derive(Clone, Debug, Serialize, Deserialize, Event)]`), or take an enum of events with #[derive(OneOf)]"
+    note = "derive Event for it (`#[derive(Clone, Debug, Serialize, Deserialize, Event)]`), take an enum of events with #[derive(OneOf)], or a `Vec` of either to join a fan-out"
 )]
 pub trait StepInput: Sized + Send + 'static {
     /// The event types this parameter accepts.
@@ -57,14 +57,22 @@ pub trait StepInput: Sized + Send + 'static {
     }
 }
 
+/// One event of a type known at compile time: an [`Event`], or an enum of events
+/// (`#[derive(OneOf)]` implements this). What a fan-out returns and a join takes a `Vec` of.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not one event",
+    label = "a fan-out returns, and a join takes, a `Vec` of events",
+    note = "use a `Vec` of an event type, or of an enum of events with #[derive(OneOf)]"
+)]
+pub trait OneEvent: StepInput + StepOutput {}
+
+impl<E: Event> OneEvent for E {}
+
 /// A `Vec` parameter makes a step a join (see [`Fires::PerFanOut`]).
-impl<T: StepInput> StepInput for Vec<T> {
-    const EVENTS: &'static [EventInfo] = T::EVENTS;
+impl<T: OneEvent> StepInput for Vec<T> {
+    const EVENTS: &'static [EventInfo] = <T as StepInput>::EVENTS;
     type Start = crate::infer::NoStartEvent;
-    const FIRES: Fires = match T::FIRES {
-        Fires::PerEvent => Fires::PerFanOut { take: None },
-        _ => panic!("a join takes a `Vec` of events, not a `Vec` of `Vec`s"),
-    };
+    const FIRES: Fires = Fires::PerFanOut { take: None };
 
     fn from_event(_: &dyn AnyEvent) -> Option<Self> {
         None
@@ -169,7 +177,7 @@ impl<E: Event> StepInput for E {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not something a step can return",
     label = "not an event",
-    note = "a step returns nothing, an event (derive Event for it), an Option or Result of one, or an enum of events with #[derive(OneOf)]"
+    note = "a step returns nothing, an event (derive Event for it), an enum of events with #[derive(OneOf)], a `Vec` of either (a fan-out), or an Option or Result of these"
 )]
 pub trait StepOutput: Send + 'static {
     /// The event types this return type can carry.
@@ -216,24 +224,19 @@ impl<E: Event> StepOutput for E {
     }
 }
 
-/// A fan-out: every element is routed as if returned alone, in order (an element that emits
-/// nothing, such as `None`, is left out). Collect any iterator into a `Vec` to return it.
-impl<T: StepOutput> StepOutput for Vec<T> {
-    const EVENTS: &'static [EventInfo] = T::EVENTS;
-    type Stop = T::Stop;
-    const FANS_OUT: bool = if T::FANS_OUT {
-        panic!("a fan-out returns a `Vec` of events, not a `Vec` of lists")
-    } else {
-        true
-    };
+/// A fan-out: every element is routed as if returned alone, in order. Collect any iterator
+/// into a `Vec` to return it.
+impl<T: OneEvent> StepOutput for Vec<T> {
+    const EVENTS: &'static [EventInfo] = <T as StepOutput>::EVENTS;
+    type Stop = <T as StepOutput>::Stop;
+    const FANS_OUT: bool = true;
 
     fn into_emitted(self) -> Result<Emitted, BoxError> {
         let mut events = Vec::with_capacity(self.len());
         for element in self {
-            match element.into_emitted()? {
-                Emitted::Nothing => {}
-                Emitted::One(ev) => events.push(ev),
-                Emitted::FanOut(more) => events.extend(more),
+            // One event each, by `OneEvent`.
+            if let Emitted::One(ev) = element.into_emitted()? {
+                events.push(ev);
             }
         }
         Ok(Emitted::FanOut(events))

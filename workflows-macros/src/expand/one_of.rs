@@ -113,6 +113,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             }
         }
 
+        impl #krate::OneEvent for #ident {}
+
         #(#froms)*
     }
 }

@@ -1,0 +1,22 @@
+use serde::{Deserialize, Serialize};
+use workflows::prelude::*;
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct Page(u32);
+
+struct Crawl;
+
+#[workflow]
+impl Crawl {
+    #[step]
+    async fn fetch(&self, _ev: StartEvent) -> Vec<Page> {
+        vec![Page(1), Page(2)]
+    }
+
+    #[step(take = 0)]
+    async fn first(&self, pages: Vec<Page>) -> StopEvent<usize> {
+        StopEvent::new(pages.len())
+    }
+}
+
+fn main() {}
