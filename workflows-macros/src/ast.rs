@@ -18,8 +18,10 @@ pub(crate) struct StepModel {
     pub(crate) take: Option<syn::LitInt>,
     /// The context parameter's type (`&Context<...>`), when the step takes one.
     pub(crate) ctx: Option<Type>,
-    /// The event parameter's type.
+    /// The event parameter's type; for a step taking several events, the first's.
     pub(crate) event: Type,
+    /// For a step taking several events: every event parameter's type, in order.
+    pub(crate) set: Vec<Type>,
     /// The return type (`()` when none is written).
     pub(crate) output: Type,
 }
@@ -126,38 +128,61 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let (ctx, event) = match params.as_slice() {
-        [] => {
+    // A context comes first, by reference; every other parameter is an event, by value.
+    let (ctx, events) = match params.split_first() {
+        Some((first, rest)) if matches!(&*first.ty, Type::Reference(_)) => (Some(&*first.ty), rest),
+        _ => (None, params.as_slice()),
+    };
+    if events.is_empty() {
+        errors.at(
+            &sig.ident,
+            format!("step `{name}` has no event parameter; add the event it handles, e.g. `ev: StartEvent`"),
+        );
+    }
+    for event in events {
+        if let Type::Reference(r) = &*event.ty {
             errors.at(
-                &sig.ident,
-                format!("step `{name}` has no event parameter; add the event it handles, e.g. `ev: StartEvent`"),
+                r.and_token,
+                format!("step `{name}` must take its events by value (a context, taken by reference, comes first); remove the `&`"),
             );
-            (None, None)
         }
-        [event] => (None, Some(*event)),
-        [ctx, event] => {
-            if !matches!(&*ctx.ty, Type::Reference(_)) {
+    }
+    let is_vec = |ty: &Type| matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Vec"));
+    if events.len() > 1 {
+        for event in events {
+            if is_vec(&event.ty) {
                 errors.at(
-                    &ctx.ty,
-                    format!("step `{name}` takes two events, but a step handles one event; to accept one of several, use an enum with #[derive(OneOf)]; a context parameter is taken by reference: `ctx: &Context`"),
+                    &event.ty,
+                    format!("step `{name}` takes several events and a `Vec`: a join (`Vec<E>`) is a step's only event, and each event of a step taking several is one event by value"),
                 );
             }
-            (Some(&*ctx.ty), Some(*event))
         }
-        [_, _, extra, ..] => {
-            errors.at(
-                extra,
-                format!("step `{name}` has too many parameters; a step takes `&self`, optionally `ctx: &Context`, and one event"),
-            );
-            (None, None)
-        }
+    }
+    let event = events.first();
+    // By-reference events are reported mistakes; model the event types themselves.
+    let by_value = |ty: &Type| match ty {
+        Type::Reference(r) => (*r.elem).clone(),
+        ty => ty.clone(),
     };
-    if let Some(event) = event
-        && let Type::Reference(r) = &*event.ty
+    // A `Vec` among several events is a reported mistake: leave it out of the model, so that
+    // it is reported once.
+    let set: Vec<Type> = if events.len() > 1 {
+        events
+            .iter()
+            .map(|e| by_value(&e.ty))
+            .filter(|ty| !is_vec(ty))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if set.len() > 1
+        && let Some(take) = &args.take
     {
         errors.at(
-            r.and_token,
-            format!("step `{name}` must take its event by value; remove the `&`"),
+            take,
+            format!(
+                "`take` applies to a join, and step `{name}` takes several events; remove `take`"
+            ),
         );
     }
     let output = match &sig.output {
@@ -178,11 +203,8 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
         sends: args.sends,
         take: args.take,
         ctx: ctx.cloned(),
-        event: match &*event?.ty {
-            // A by-reference event is a reported mistake; model the event type itself.
-            Type::Reference(r) => (*r.elem).clone(),
-            ty => ty.clone(),
-        },
+        event: by_value(&event?.ty),
+        set,
         output,
     })
 }

@@ -94,8 +94,8 @@ impl Graph {
         };
         for (index, step) in steps.iter().enumerate() {
             let accepts = match step.fires {
-                crate::Fires::PerEvent => EdgeKind::Accepts,
                 crate::Fires::PerFanOut { take } => EdgeKind::Collects { take },
+                crate::Fires::PerEvent | crate::Fires::PerSet => EdgeKind::Accepts,
             };
             for info in step.accepts {
                 note(info);

@@ -4,7 +4,7 @@
 //! their message, spanned at the step's own tokens: a broken graph then fails to compile with
 //! an error that names the step and the event and says what to do. Not public API.
 
-use crate::{EventInfo, EventKind, StepInfo};
+use crate::{EventInfo, EventKind, Fires, StepInfo};
 
 const CAPACITY: usize = 480;
 
@@ -132,15 +132,20 @@ const fn runnable(steps: &[StepInfo]) -> [bool; MAX_STEPS] {
         let mut s = 0;
         while s < steps.len() {
             if !runs[s] {
+                // A step taking several events needs each; another step, one of them.
+                let needs_all = matches!(steps[s].fires, Fires::PerSet);
+                let mut found = 0;
                 let mut i = 0;
                 while i < steps[s].accepts.len() {
                     let ev = &steps[s].accepts[i];
                     if may_come_from_outside(ev.kind) || produced_by(steps, &runs, ev.name) {
-                        runs[s] = true;
-                        changed = true;
-                        break;
+                        found += 1;
                     }
                     i += 1;
+                }
+                if found > 0 && (!needs_all || found == steps[s].accepts.len()) {
+                    runs[s] = true;
+                    changed = true;
                 }
             }
             s += 1;
@@ -439,4 +444,28 @@ const fn bound_joins_guarded(
         }
     }
     joins
+}
+
+/// What is wrong with step `index` taking several events (empty if nothing): each parameter
+/// must be a different event type, or a set could not tell where an event goes.
+#[doc(hidden)]
+pub const fn check_set(steps: &[StepInfo], index: usize) -> Message {
+    let step = &steps[index];
+    let mut i = 0;
+    while i < step.accepts.len() {
+        let mut j = i + 1;
+        while j < step.accepts.len() {
+            if same(step.accepts[i].name, step.accepts[j].name) {
+                return Message::new()
+                    .push("step `")
+                    .push(step.name)
+                    .push("` takes `")
+                    .push(step.accepts[i].name)
+                    .push("` twice; a step taking several events fires once per set of one event of each type: to take several of one type from a fan-out, take a `Vec` (a join)");
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    Message::new()
 }

@@ -81,7 +81,8 @@ pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
     BranchRecord, BufferName, BufferedEvent, CollectBuffer, EffectKind, EffectRecord, FanOutRecord,
     InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent, RawJson, ResumeError, RunStatus,
-    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, StoredInput, WaiterRecord,
+    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, StoredInput, UnpairedEvent,
+    WaiterRecord,
 };
 pub use step::{BoxError, Emitted, Fires, OneEvent, StepInfo, StepInput, StepOutput, StopType};
 pub use store::{Store, StoreError};
@@ -299,7 +300,7 @@ pub mod prelude {
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::graph_check::{check_inputs, check_outputs, check_take};
+    pub use crate::graph_check::{check_inputs, check_outputs, check_set, check_take};
     pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
     pub use crate::schema::{FromFields, FromJsonSchema, SchemaProbe};

@@ -16,6 +16,7 @@
 //! | `queues` | events waiting for a free worker, per step, with the fan-out branches they descend from (`scope`) |
 //! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope, attempt, retry back-off, answered waits, `once` results and the engine effects the attempt has performed |
 //! | `fan_outs` | the fan-outs still open: the step whose list opened each, its scope, and what each join bound to it has collected |
+//! | `unpaired` | events that reached a step taking several events and wait for their partners |
 //! | `collect` | the fan-in buffers of each step |
 //! | `waiters` | the waits in progress, with their ids, requirements and remaining timeouts |
 //! | `next_invocation`, `next_stream_seq`, `next_fan_out` | counters that continue in the resumed run |
@@ -217,6 +218,18 @@ pub struct JoinedEvent {
     pub element: u32,
     /// The event.
     pub event: StoredEvent,
+}
+
+/// An event that reached a step taking several events and waits for its partners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnpairedEvent {
+    /// The step.
+    pub step: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// The fan-out branches it descends from, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<BranchRecord>,
 }
 
 /// An event waiting in a step's queue.
@@ -466,6 +479,10 @@ pub struct Snapshot {
     /// Fan-outs with work left, in the order they opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fan_outs: Vec<FanOutRecord>,
+    /// Events waiting for their partners at steps taking several events, in arrival order
+    /// per step and type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpaired: Vec<UnpairedEvent>,
     /// Waits in progress.
     #[serde(default)]
     pub waiters: Vec<WaiterRecord>,
@@ -678,11 +695,15 @@ pub(crate) fn fingerprint(workflow: &str, steps: &[StepInfo]) -> String {
         if step.fans_out {
             feed("fan-out");
         }
-        if let crate::Fires::PerFanOut { take } = step.fires {
-            feed("join");
-            if let Some(n) = take {
-                feed(&n.to_string());
+        match step.fires {
+            crate::Fires::PerEvent => {}
+            crate::Fires::PerFanOut { take } => {
+                feed("join");
+                if let Some(n) = take {
+                    feed(&n.to_string());
+                }
             }
+            crate::Fires::PerSet => feed("set"),
         }
     }
     format!("{hash:016x}")
@@ -727,6 +748,14 @@ mod tests {
             ],
             invocations: Vec::new(),
             collect: Vec::new(),
+            unpaired: vec![UnpairedEvent {
+                step: "pair".into(),
+                event: StoredEvent {
+                    name: "Page".into(),
+                    data: serde_json::json!(3),
+                },
+                scope: Vec::new(),
+            }],
             fan_outs: vec![FanOutRecord {
                 id: 0,
                 step: "split".into(),

@@ -130,6 +130,11 @@ pub enum Fires {
         /// How many arrivals to fire with, if not all.
         take: Option<usize>,
     },
+    /// Once per complete set, for a step taking several events (`async fn pair(&self, a: A,
+    /// b: B)`): one event of each parameter's type ([`StepInfo::accepts`] lists them in
+    /// parameter order), each the oldest of its type not used yet. An event waits for its
+    /// partners as long as it takes.
+    PerSet,
 }
 
 #[doc(hidden)]

@@ -84,10 +84,14 @@ fn workflow_impl(
             quote!(#krate::__private::MergeStart),
             steps
                 .iter()
-                .map(|s| {
-                    let ty = &s.event;
-                    quote_spanned!(self_span=> <#ty as #krate::StepInput>::Start)
+                .flat_map(|s| {
+                    if s.set.is_empty() {
+                        std::slice::from_ref(&s.event)
+                    } else {
+                        &s.set[..]
+                    }
                 })
+                .map(|ty| quote_spanned!(self_span=> <#ty as #krate::StepInput>::Start))
                 .collect(),
         ),
     };
@@ -115,16 +119,27 @@ fn workflow_impl(
         let output = &step.output;
         let sends = &step.sends;
         let fires = match &step.take {
+            _ if !step.set.is_empty() => quote!(#krate::__private::Fires::PerSet),
             Some(n) => quote! {
                 #krate::__private::Fires::with_take(<#event as #krate::StepInput>::FIRES, #n)
             },
             None => quote!(<#event as #krate::StepInput>::FIRES),
         };
+        let accepts = if step.set.is_empty() {
+            quote!(<#event as #krate::StepInput>::EVENTS)
+        } else {
+            // Each parameter of a step taking several is one event type, in order.
+            let infos = step
+                .set
+                .iter()
+                .map(|ty| quote_spanned!(ty.span()=> #krate::EventInfo::of::<#ty>()));
+            quote!(&[#(#infos),*])
+        };
         quote! {
             #krate::StepInfo {
                 name: #name,
                 num_workers: #workers,
-                accepts: <#event as #krate::StepInput>::EVENTS,
+                accepts: #accepts,
                 emits: <#output as #krate::StepOutput>::EVENTS,
                 sends: &[#(#krate::EventInfo::of::<#sends>()),*],
                 fires: #fires,
@@ -196,9 +211,9 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
     let method = &step.method;
     let event = &step.event;
     let output = &step.output;
+    // `Self::method(&*this, ..)`, not `this.method(..)`: a step named like a method of
+    // `Arc` (`clone`, `as_ref`, ...) must still call the step.
     let call = match &step.ctx {
-        // `Self::method(&*this, ..)`, not `this.method(..)`: a step named like a method of
-        // `Arc` (`clone`, `as_ref`, ...) must still call the step.
         Some(ctx_ty) => quote_spanned! {ctx_ty.span()=> Self::#method(&*this, &ctx, ev).await },
         None => quote! {{ let _ = &ctx; Self::#method(&*this, ev).await }},
     };
@@ -208,11 +223,41 @@ fn invoke_arm(krate: &syn::Path, index: usize, step: &StepModel) -> TokenStream 
             <#output as #krate::StepOutput>::into_emitted(out)
         })
     };
+    if !step.set.is_empty() {
+        return set_arm(krate, index, step, output);
+    }
     quote! {
         #index => {
             let ev = <#event as #krate::StepInput>::from_events(input)?;
             let this = #krate::__private::std::sync::Arc::clone(self);
             ::core::option::Option::Some(#boxed)
+        }
+    }
+}
+
+/// The dispatch arm of a step taking several events: one per parameter, in order.
+fn set_arm(krate: &syn::Path, index: usize, step: &StepModel, output: &syn::Type) -> TokenStream {
+    let method = &step.method;
+    let names: Vec<syn::Ident> = (0..step.set.len())
+        .map(|i| quote::format_ident!("__ev{}", i))
+        .collect();
+    let types = &step.set;
+    let args = quote!(#(#names),*);
+    let call = match &step.ctx {
+        Some(ctx_ty) => quote_spanned! {ctx_ty.span()=> Self::#method(&*this, &ctx, #args).await },
+        None => quote! {{ let _ = &ctx; Self::#method(&*this, #args).await }},
+    };
+    quote! {
+        #index => {
+            let [#(#names),*] = input else {
+                return ::core::option::Option::None;
+            };
+            #(let #names = <#types as #krate::StepInput>::from_event(&**#names)?;)*
+            let this = #krate::__private::std::sync::Arc::clone(self);
+            ::core::option::Option::Some(#krate::__private::box_step(async move {
+                let out: #output = #call;
+                <#output as #krate::StepOutput>::into_emitted(out)
+            }))
         }
     }
 }
@@ -259,6 +304,12 @@ fn graph_checks(item: &ItemImpl, args: &WorkflowArgs, steps: &[StepModel]) -> Gr
             quote!(check_inputs(#workflow_steps, #index)),
             step.event.span(),
         ));
+        if !step.set.is_empty() {
+            bodies.push(check(
+                quote!(check_set(#workflow_steps, #index)),
+                step.set.get(1).unwrap_or(&step.event).span(),
+            ));
+        }
         if let Some(take) = &step.take {
             bodies.push(check(
                 quote!(check_take(#workflow_steps, #index)),

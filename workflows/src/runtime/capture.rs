@@ -54,6 +54,7 @@ impl<W: Workflow> RunLoop<W> {
             invocations,
             collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
             fan_outs: self.fan_outs.capture(W::STEPS)?,
+            unpaired: self.sets.capture(W::STEPS)?,
             waiters: self.waiters.capture(W::STEPS, now),
             next_invocation: self.invocations.next_number(),
             next_stream_seq: shared.stream.next_seq(),

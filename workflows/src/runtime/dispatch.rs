@@ -47,11 +47,11 @@ impl<W: Workflow> RunLoop<W> {
                     self.outside_fan_out(step, &*ev, from);
                 }
             } else if !answered.contains(&step) {
-                self.enqueue(step, Queued::event(ev, scope));
+                self.take_in(step, ev, scope);
             }
             return;
         }
-        if self.run.shared.routes.has_joins() {
+        if self.run.shared.routes.has_gathering() {
             self.deliver_with_joins(ev, answered, from, scope);
             return;
         }
@@ -74,8 +74,9 @@ impl<W: Workflow> RunLoop<W> {
         self.scheduler.enqueue(first, Queued::event(ev, scope));
     }
 
-    /// `deliver` in a workflow with joins: a join collects the event into the fan-out it
-    /// descends from rather than queueing it.
+    /// `deliver` in a workflow with joins or steps taking several events: a join collects the
+    /// event into the fan-out it descends from, a step taking several holds it until its set is
+    /// complete.
     fn deliver_with_joins(
         &mut self,
         ev: Box<dyn AnyEvent>,
@@ -100,7 +101,7 @@ impl<W: Workflow> RunLoop<W> {
                     outside.get_or_insert(step);
                 }
             } else {
-                self.enqueue(step, Queued::event(ev.clone_event(), scope.clone()));
+                self.take_in(step, ev.clone_event(), scope.clone());
                 taken = true;
             }
         }
@@ -110,6 +111,30 @@ impl<W: Workflow> RunLoop<W> {
         match outside {
             Some(join) => self.outside_fan_out(join, &*ev, from),
             None => self.unrouted(&*ev, from),
+        }
+    }
+
+    /// Hands `ev` to step `step` (not a join): queued, or, for a step taking several events,
+    /// held until its set is complete.
+    fn take_in(&mut self, step: usize, ev: Box<dyn AnyEvent>, scope: Scope) {
+        if !self.run.shared.routes.is_set(step) {
+            self.enqueue(step, Queued::event(ev, scope));
+            return;
+        }
+        // Waiting for its partners, the event counts as work of its fan-out.
+        self.fan_outs.hold(&scope);
+        if let Some(set) = self.sets.arrive(W::STEPS, step, ev, scope) {
+            self.enqueue(
+                step,
+                Queued {
+                    input: Input::Batch(set.events),
+                    scope: set.scope,
+                    failure: None,
+                },
+            );
+            for part in set.parts {
+                self.let_go(&part);
+            }
         }
     }
 

@@ -97,6 +97,7 @@ impl<W: Workflow> RunLoop<W> {
         self.scheduler.clear();
         self.invocations.clear();
         self.fan_outs.clear();
+        self.sets.clear();
         // Dropping the replies ends any wait still pending.
         self.waiters.clear(&self.run.shared);
         lock(&self.run.shared.collect).clear();

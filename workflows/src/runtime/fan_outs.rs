@@ -125,10 +125,7 @@ impl FanOuts {
                 .iter()
                 .map(|&step| Join {
                     step,
-                    take: match steps[step].fires {
-                        Fires::PerFanOut { take } => take,
-                        Fires::PerEvent => None,
-                    },
+                    take: take_of(&steps[step]),
                     fired: false,
                     arrived: Vec::new(),
                 })
@@ -281,10 +278,7 @@ impl FanOuts {
                     .into_iter()
                     .map(|(step, fired, arrived)| Join {
                         step,
-                        take: match steps[step].fires {
-                            Fires::PerFanOut { take } => take,
-                            Fires::PerEvent => None,
-                        },
+                        take: take_of(&steps[step]),
                         fired,
                         arrived,
                     })
@@ -322,6 +316,14 @@ pub(crate) struct RestoredFanOut {
     pub(crate) scope: Scope,
     /// Each join: its step, whether it fired, what it collected.
     pub(crate) joins: Vec<(usize, bool, Arrived)>,
+}
+
+/// How many arrivals join `step` fires with, if not all.
+fn take_of(step: &StepInfo) -> Option<usize> {
+    match step.fires {
+        Fires::PerFanOut { take } => take,
+        _ => None,
+    }
 }
 
 /// The branch of fan-out `fan_out` for its `element`-th element.

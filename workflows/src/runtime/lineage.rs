@@ -42,6 +42,15 @@ impl Scope {
         Scope(Some(branches.into()))
     }
 
+    /// The scope made of `branches`.
+    pub(crate) fn from_branches(branches: &[Branch]) -> Scope {
+        if branches.is_empty() {
+            Scope::default()
+        } else {
+            Scope(Some(branches.into()))
+        }
+    }
+
     /// The scope as a snapshot records it.
     pub(crate) fn to_records(&self) -> Vec<BranchRecord> {
         self.branches()

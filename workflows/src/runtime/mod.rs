@@ -46,6 +46,7 @@ mod restore;
 pub(crate) mod routes;
 pub(crate) mod run_loop;
 mod scheduler;
+mod sets;
 pub(crate) mod shared;
 mod waiters;
 

@@ -174,6 +174,22 @@ pub(crate) fn resume<W: Workflow>(
         .fan_outs
         .restore(snapshot.next_fan_out, fan_outs, W::STEPS);
 
+    for unpaired in snapshot.unpaired {
+        let step = step_of(&unpaired.step)?;
+        let ev = decode(unpaired.event)?;
+        let name = ev.name();
+        let scope = Scope::from_records(&unpaired.scope);
+        run_loop.fan_outs.hold(&scope);
+        if !run_loop.sets.restore(W::STEPS, step, ev, scope) {
+            return Err(ResumeError::Malformed {
+                message: format!(
+                    "`{name}` waits for its partners at step `{}`, which does not take it among several events",
+                    unpaired.step
+                ),
+            });
+        }
+    }
+
     for queued in snapshot.queues {
         let step = step_of(&queued.step)?;
         let input = decode_input(queued.event)?;

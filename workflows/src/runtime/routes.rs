@@ -16,8 +16,8 @@ pub(crate) struct Routes {
     by_type: Vec<(TypeId, Box<[usize]>)>,
     /// For each step: the joins bound to its fan-outs (empty for a step that does not fan out).
     joins_of: Box<[Box<[usize]>]>,
-    /// Whether any step is a join (if not, dispatch skips looking for one).
-    has_joins: bool,
+    /// Whether any step is a join or takes several events (if not, dispatch skips looking).
+    has_gathering: bool,
 }
 
 impl Routes {
@@ -47,7 +47,9 @@ impl Routes {
         Routes {
             workflow,
             joins_of,
-            has_joins: steps.iter().any(|s| s.fires.is_join()),
+            has_gathering: steps
+                .iter()
+                .any(|s| !matches!(s.fires, crate::Fires::PerEvent)),
             fingerprint: crate::snapshot::fingerprint(workflow, steps),
             steps,
             stop,
@@ -85,10 +87,16 @@ impl Routes {
         &self.joins_of[step]
     }
 
-    /// Whether some step of the workflow is a join.
+    /// Whether some step of the workflow is a join or takes several events.
     #[inline]
-    pub(crate) fn has_joins(&self) -> bool {
-        self.has_joins
+    pub(crate) fn has_gathering(&self) -> bool {
+        self.has_gathering
+    }
+
+    /// Whether step `step` takes several events.
+    #[inline]
+    pub(crate) fn is_set(&self, step: usize) -> bool {
+        matches!(self.steps[step].fires, crate::Fires::PerSet)
     }
 
     /// Whether step `step` is a join.

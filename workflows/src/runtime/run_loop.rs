@@ -33,6 +33,7 @@ use crate::runtime::attempt::InFlight;
 use crate::runtime::fan_outs::FanOuts;
 use crate::runtime::invocations::Invocations;
 use crate::runtime::scheduler::Scheduler;
+use crate::runtime::sets::Sets;
 use crate::runtime::shared::{Msg, Run};
 use crate::runtime::waiters::Waiters;
 use crate::snapshot::RunStatus;
@@ -56,6 +57,7 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) in_flight: Option<FuturesUnordered<InFlight>>,
     pub(super) waiters: Waiters,
     pub(super) fan_outs: FanOuts,
+    pub(super) sets: Sets,
     pub(super) admission: Admission,
     /// Messages taken from the inbox and not applied yet.
     pub(super) taken: VecDeque<Msg>,
@@ -86,6 +88,7 @@ impl<W: Workflow> RunLoop<W> {
             in_flight: None,
             waiters: Waiters::default(),
             fan_outs: FanOuts::default(),
+            sets: Sets::new(W::STEPS),
             admission: Admission::new(options.get_timeout()),
             taken: VecDeque::new(),
             snapshot_requests: Vec::new(),

@@ -346,6 +346,7 @@ impl<S: Serialize + Send> HasShared for Run<S> {
             invocations: Vec::new(),
             collect: Vec::new(),
             fan_outs: Vec::new(),
+            unpaired: Vec::new(),
             waiters: Vec::new(),
             next_invocation: 0,
             next_stream_seq: shared.stream.next_seq(),

@@ -1,0 +1,143 @@
+//! Steps that take several events (`async fn pair(&self, a: A, b: B)`): the events that wait
+//! for their partners, one queue per parameter.
+//!
+//! # Invariants
+//!
+//! - A step taking several events fires once per complete set: one event per parameter, each
+//!   the oldest of its type not yet used (arrival order per type). An event never joins two
+//!   sets.
+//! - An event waiting for its partners counts as work in the fan-out it descends from (it
+//!   holds the fan-out open, as a step waiting for an event does); when its set fires, the set
+//!   counts in the scope the parts share, before the parts let go of theirs.
+
+use std::collections::VecDeque;
+
+use crate::runtime::capture::store_event;
+use crate::runtime::lineage::{Branch, Scope};
+use crate::snapshot::{SnapshotError, UnpairedEvent};
+use crate::{AnyEvent, Fires, StepInfo};
+
+/// An event waiting for its partners, with the scope it came from.
+type Part = (Box<dyn AnyEvent>, Scope);
+
+/// A set that completed: its events in parameter order, the scope they share, and the scope
+/// of each part (which each lets go of).
+pub(crate) struct Complete {
+    pub(crate) events: Box<[Box<dyn AnyEvent>]>,
+    pub(crate) scope: Scope,
+    pub(crate) parts: Vec<Scope>,
+}
+
+#[derive(Default)]
+pub(crate) struct Sets {
+    /// For each step taking several events: one queue per parameter. Empty for other steps.
+    waiting: Box<[Box<[VecDeque<Part>]>]>,
+}
+
+impl Sets {
+    pub(crate) fn new(steps: &[StepInfo]) -> Self {
+        Sets {
+            waiting: steps
+                .iter()
+                .map(|step| match step.fires {
+                    Fires::PerSet => step.accepts.iter().map(|_| VecDeque::new()).collect(),
+                    _ => Box::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `ev` arrives at step `step` (taking several events) from `scope`: queued behind the
+    /// others of its parameter, and the set returned if it is now complete.
+    pub(crate) fn arrive(
+        &mut self,
+        steps: &[StepInfo],
+        step: usize,
+        ev: Box<dyn AnyEvent>,
+        scope: Scope,
+    ) -> Option<Complete> {
+        let ty = ev.event_type_id();
+        let param = steps[step].accepts.iter().position(|e| e.type_id == ty)?;
+        let queues = &mut self.waiting[step];
+        queues[param].push_back((ev, scope));
+        if queues.iter().any(VecDeque::is_empty) {
+            return None;
+        }
+        let (events, parts): (Vec<_>, Vec<_>) = queues
+            .iter_mut()
+            .map(|q| q.pop_front().expect("checked non-empty"))
+            .unzip();
+        Some(Complete {
+            events: events.into(),
+            scope: shared_scope(&parts),
+            parts,
+        })
+    }
+
+    /// Drops everything (the run ended).
+    pub(crate) fn clear(&mut self) {
+        for queues in self.waiting.iter_mut() {
+            queues.iter_mut().for_each(VecDeque::clear);
+        }
+    }
+
+    /// The waiting events as a snapshot records them: by step, then parameter, then arrival.
+    pub(crate) fn capture(&self, steps: &[StepInfo]) -> Result<Vec<UnpairedEvent>, SnapshotError> {
+        let mut out = Vec::new();
+        for (step, queues) in self.waiting.iter().enumerate() {
+            for queue in queues.iter() {
+                for (ev, scope) in queue {
+                    out.push(UnpairedEvent {
+                        step: steps[step].name.to_owned(),
+                        event: store_event(&**ev)?,
+                        scope: scope.to_records(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts back an event a snapshot recorded, behind those restored before it; `false` if
+    /// `step` does not take its type among several.
+    pub(crate) fn restore(
+        &mut self,
+        steps: &[StepInfo],
+        step: usize,
+        ev: Box<dyn AnyEvent>,
+        scope: Scope,
+    ) -> bool {
+        let ty = ev.event_type_id();
+        let Some(param) = steps[step].accepts.iter().position(|e| e.type_id == ty) else {
+            return false;
+        };
+        match self.waiting[step].get_mut(param) {
+            Some(queue) => {
+                queue.push_back((ev, scope));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The branches every part descends from: their scopes' common beginning.
+fn shared_scope(parts: &[Scope]) -> Scope {
+    let Some((first, rest)) = parts.split_first() else {
+        return Scope::default();
+    };
+    let mut shared: &[Branch] = first.branches();
+    for scope in rest {
+        let common = shared
+            .iter()
+            .zip(scope.branches())
+            .take_while(|(a, b)| a == b)
+            .count();
+        shared = &shared[..common];
+    }
+    if shared.len() == first.branches().len() {
+        first.clone()
+    } else {
+        Scope::from_branches(shared)
+    }
+}
