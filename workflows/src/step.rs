@@ -91,20 +91,20 @@ impl<T: OneEvent> StepInput for Vec<T> {
 /// use workflows::Fires;
 ///
 /// #[derive(Clone, Debug, Serialize, Deserialize, Event)]
-/// struct Page(u32);
+/// struct Leaf(u32);
 ///
 /// struct Crawl;
 ///
 /// #[workflow]
 /// impl Crawl {
 ///     #[step]
-///     async fn split(&self, _ev: StartEvent) -> Vec<Page> {
-///         (1..=3).map(Page).collect()
+///     async fn split(&self, _ev: StartEvent) -> Vec<Leaf> {
+///         (1..=3).map(Leaf).collect()
 ///     }
 ///
 ///     #[step(take = 1)]
-///     async fn first(&self, pages: Vec<Page>) -> StopEvent<u32> {
-///         StopEvent::new(pages[0].0)
+///     async fn first(&self, leaves: Vec<Leaf>) -> StopEvent<u32> {
+///         StopEvent::new(leaves[0].0)
 ///     }
 /// }
 ///

@@ -121,8 +121,7 @@ impl<W: Workflow> RunLoop<W> {
             self.enqueue(step, Queued::event(ev, scope));
             return;
         }
-        // Waiting for its partners, the event counts as work of its fan-out.
-        self.fan_outs.hold(&scope);
+        // Waiting for its partners, the event is not work of its fan-out (see `sets.rs`).
         if let Some(set) = self.sets.arrive(W::STEPS, step, ev, scope) {
             self.enqueue(
                 step,
@@ -132,9 +131,6 @@ impl<W: Workflow> RunLoop<W> {
                     failure: None,
                 },
             );
-            for part in set.parts {
-                self.let_go(&part);
-            }
         }
     }
 

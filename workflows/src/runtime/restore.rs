@@ -179,7 +179,6 @@ pub(crate) fn resume<W: Workflow>(
         let ev = decode(unpaired.event)?;
         let name = ev.name();
         let scope = Scope::from_records(&unpaired.scope);
-        run_loop.fan_outs.hold(&scope);
         if !run_loop.sets.restore(W::STEPS, step, ev, scope) {
             return Err(ResumeError::Malformed {
                 message: format!(

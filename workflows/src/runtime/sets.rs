@@ -6,9 +6,10 @@
 //! - A step taking several events fires once per complete set: one event per parameter, each
 //!   the oldest of its type not yet used (arrival order per type). An event never joins two
 //!   sets.
-//! - An event waiting for its partners counts as work in the fan-out it descends from (it
-//!   holds the fan-out open, as a step waiting for an event does); when its set fires, the set
-//!   counts in the scope the parts share, before the parts let go of theirs.
+//! - An event waiting for its partners is not work of the fan-out it descends from: its branch
+//!   has ended there (as in the reference, where a buffered part is absorbed), so a join does
+//!   not wait for a partner that may never come. The set, when it completes, runs in the scope
+//!   its parts share, counted in the innermost fan-out of it still open.
 
 use std::collections::VecDeque;
 
@@ -20,12 +21,10 @@ use crate::{AnyEvent, Fires, StepInfo};
 /// An event waiting for its partners, with the scope it came from.
 type Part = (Box<dyn AnyEvent>, Scope);
 
-/// A set that completed: its events in parameter order, the scope they share, and the scope
-/// of each part (which each lets go of).
+/// A set that completed: its events in parameter order, and the scope they share.
 pub(crate) struct Complete {
     pub(crate) events: Box<[Box<dyn AnyEvent>]>,
     pub(crate) scope: Scope,
-    pub(crate) parts: Vec<Scope>,
 }
 
 #[derive(Default)]
@@ -70,7 +69,6 @@ impl Sets {
         Some(Complete {
             events: events.into(),
             scope: shared_scope(&parts),
-            parts,
         })
     }
 
