@@ -560,6 +560,7 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
             data: serde_json::json!({}),
         }),
         scope: Vec::new(),
+        recoveries: Default::default(),
         failure: None,
     });
     assert_eq!(
@@ -577,6 +578,7 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
             data: serde_json::json!({"response": 5}),
         }),
         scope: Vec::new(),
+        recoveries: Default::default(),
         failure: None,
     });
     assert!(matches!(
@@ -592,6 +594,7 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
             data: serde_json::json!({}),
         }),
         scope: Vec::new(),
+        recoveries: Default::default(),
         failure: None,
     });
     assert_eq!(

@@ -16,6 +16,10 @@ pub(crate) struct StepModel {
     pub(crate) sends: Vec<Type>,
     /// `#[step(take = n)]`, for a join.
     pub(crate) take: Option<syn::LitInt>,
+    /// `#[step(catch(a, b))]`, for a failure step.
+    pub(crate) catch: Option<Vec<syn::Ident>>,
+    /// `#[step(max_recoveries = n)]`, for a failure step.
+    pub(crate) max_recoveries: Option<syn::LitInt>,
     /// The context parameter's type (`&Context<...>`), when the step takes one.
     pub(crate) ctx: Option<Type>,
     /// The event parameter's type; for a step taking several events, the first's.
@@ -202,6 +206,8 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
         retry: args.retry,
         sends: args.sends,
         take: args.take,
+        catch: args.catch,
+        max_recoveries: args.max_recoveries,
         ctx: ctx.cloned(),
         event: by_value(&event?.ty),
         set,

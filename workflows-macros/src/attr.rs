@@ -84,10 +84,15 @@ pub(crate) struct StepArgs {
     pub(crate) sends: Vec<Type>,
     /// `take = n`: a join fires with the first `n` arrivals.
     pub(crate) take: Option<LitInt>,
+    /// `catch(a, b)`: the steps a failure step handles.
+    pub(crate) catch: Option<Vec<syn::Ident>>,
+    /// `max_recoveries = n`.
+    pub(crate) max_recoveries: Option<LitInt>,
 }
 
 pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
     let (mut name, mut num_workers, mut retry, mut take) = (None, None, None, None);
+    let (mut catch, mut max_recoveries) = (None, None);
     let mut sends: Option<Vec<Type>> = None;
     parse_options(tokens, errors, |meta, errors| {
         if meta.path.is_ident("name") {
@@ -111,6 +116,31 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
                 ),
                 Ok(_) => set_once(&mut take, lit, meta, errors),
             }
+        } else if meta.path.is_ident("catch") {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let steps: Vec<syn::Ident> =
+                syn::punctuated::Punctuated::<syn::Ident, syn::Token![,]>::parse_terminated(
+                    &content,
+                )?
+                .into_iter()
+                .collect();
+            if steps.is_empty() {
+                errors.at(
+                    &meta.path,
+                    "`catch()` names no step; name the steps whose failures this step handles, or remove `catch` to handle every step no other failure step names",
+                );
+            }
+            set_once(&mut catch, steps, meta, errors);
+        } else if meta.path.is_ident("max_recoveries") {
+            let lit: LitInt = meta.value()?.parse()?;
+            match lit.base10_parse::<u32>() {
+                Ok(0) | Err(_) => errors.at(
+                    &lit,
+                    "`max_recoveries` must be a whole number of at least 1",
+                ),
+                Ok(_) => set_once(&mut max_recoveries, lit, meta, errors),
+            }
         } else if meta.path.is_ident("sends") {
             let content;
             syn::parenthesized!(content in meta.input);
@@ -121,7 +151,7 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
             set_once(&mut sends, types, meta, errors);
         } else {
             return Err(meta.error(
-                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)` or `take = N`",
+                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)`, `take = N`, `catch(step_a, step_b)` or `max_recoveries = N`",
             ));
         }
         Ok(())
@@ -132,6 +162,8 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         retry,
         sends: sends.unwrap_or_default(),
         take,
+        catch,
+        max_recoveries,
     }
 }
 

@@ -43,6 +43,7 @@ pub(crate) fn check(
             );
         }
     }
+    check_catches(steps, errors);
     if steps.is_empty() {
         if errors.is_empty() {
             errors.push(syn::Error::new(
@@ -57,4 +58,44 @@ pub(crate) fn check(
         start: args.start.clone(),
         stop: args.stop.clone(),
     })
+}
+
+/// `#[step(catch(..))]`: every name is a step of this workflow, other than the failure step
+/// itself, and no step is named by two failure steps.
+fn check_catches(steps: &[StepModel], errors: &mut Errors) {
+    let names: Vec<String> = steps.iter().map(|s| s.name.value()).collect();
+    let mut claimed: Vec<(String, &syn::Ident)> = Vec::new();
+    for step in steps {
+        let Some(catch) = &step.catch else {
+            continue;
+        };
+        for target in catch {
+            let target_name = target.to_string();
+            if !names.contains(&target_name) {
+                errors.at(
+                    target,
+                    format!(
+                        "no step of this workflow is named `{target_name}`; `catch` names steps by their names: {}",
+                        names.join(", ")
+                    ),
+                );
+            } else if target_name == step.name.value() {
+                errors.at(
+                    target,
+                    format!(
+                        "failure step `{target_name}` cannot handle its own failures: a failing failure step ends the run"
+                    ),
+                );
+            } else if let Some((_, owner)) = claimed.iter().find(|(n, _)| *n == target_name) {
+                errors.at(
+                    target,
+                    format!(
+                        "step `{target_name}` is already handled by failure step `{owner}`; a step's failures go to one failure step: remove it from one `catch`"
+                    ),
+                );
+            } else {
+                claimed.push((target_name, &step.method));
+            }
+        }
+    }
 }

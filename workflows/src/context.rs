@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::runtime::effects::Effect;
 use crate::runtime::invocations::InvocationId;
-use crate::runtime::lineage::Scope;
+use crate::runtime::lineage::Lineage;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::{BufferKey, Buffered, Msg, Run, WaitRequest, lock};
 use crate::snapshot::EffectKind;
@@ -69,7 +69,7 @@ pub struct Context<S = ()> {
     /// The invocation, in the control loop and by its number in the run.
     invocation: InvocationId,
     number: u64,
-    scope: Scope,
+    lineage: Lineage,
     retry: RetryInfo,
     /// Waits begun in this attempt, for implicit waiter ids.
     waits: AtomicU32,
@@ -89,7 +89,7 @@ pub(crate) struct Placement {
     pub(crate) invocation: InvocationId,
     pub(crate) number: u64,
     /// The fan-out branches the invocation descends from: what it sends descends from them too.
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
 }
 
 impl<S: Send + 'static> Context<S> {
@@ -104,7 +104,7 @@ impl<S: Send + 'static> Context<S> {
             step: at.step,
             invocation: at.invocation,
             number: at.number,
-            scope: at.scope,
+            lineage: at.lineage,
             retry,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
@@ -176,7 +176,7 @@ impl<S: Send + 'static> Context<S> {
             shared.push(Msg::Event {
                 ev,
                 target,
-                scope: self.scope.clone(),
+                lineage: self.lineage.clone(),
             })
         })
         .map(drop)

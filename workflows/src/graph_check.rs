@@ -469,3 +469,38 @@ pub const fn check_set(steps: &[StepInfo], index: usize) -> Message {
     }
     Message::new()
 }
+
+/// What is wrong with `catch` or `max_recoveries` on step `index` (empty if nothing): they
+/// apply to a failure step, and a failure step handles no other failure step.
+#[doc(hidden)]
+pub const fn check_failure_step(steps: &[StepInfo], index: usize) -> Message {
+    let step = &steps[index];
+    if !handles_failures(step) {
+        return Message::new()
+            .push("`catch` and `max_recoveries` apply to a failure step, and step `")
+            .push(step.name)
+            .push("` is not one: a failure step takes `StepFailed` (`failed: StepFailed`)");
+    }
+    let mut i = 0;
+    while i < step.catches.len() {
+        let mut s = 0;
+        while s < steps.len() {
+            if same(steps[s].name, step.catches[i]) && handles_failures(&steps[s]) {
+                return Message::new()
+                    .push("failure step `")
+                    .push(step.name)
+                    .push("` names failure step `")
+                    .push(steps[s].name)
+                    .push("` in `catch`, but a failing failure step ends the run; name the steps whose failures it handles");
+            }
+            s += 1;
+        }
+        i += 1;
+    }
+    Message::new()
+}
+
+/// Whether `step` accepts `StepFailed`.
+const fn handles_failures(step: &StepInfo) -> bool {
+    listed(step.accepts, <crate::StepFailed as crate::Event>::NAME)
+}

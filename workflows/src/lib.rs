@@ -300,7 +300,9 @@ pub mod prelude {
 /// Paths used by generated code. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::graph_check::{check_inputs, check_outputs, check_set, check_take};
+    pub use crate::graph_check::{
+        check_failure_step, check_inputs, check_outputs, check_set, check_take,
+    };
     pub use crate::infer::{EventRole, MergeStart, MergeStop, NoStartEvent, NoStopEvent};
     pub use crate::registry::EventRegistration;
     pub use crate::schema::{FromFields, FromJsonSchema, SchemaProbe};

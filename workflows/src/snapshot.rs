@@ -193,6 +193,9 @@ pub struct FanOutRecord {
     /// The branches that step's invocation descended from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<BranchRecord>,
+    /// The recoveries on that invocation's way (failure step → count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recoveries: BTreeMap<String, u32>,
     /// What each join bound to it has collected so far.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joins: Vec<JoinRecord>,
@@ -230,6 +233,9 @@ pub struct UnpairedEvent {
     /// The fan-out branches it descends from, outermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<BranchRecord>,
+    /// How many times each failure step recovered on its way (failure step → count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recoveries: BTreeMap<String, u32>,
 }
 
 /// An event waiting in a step's queue.
@@ -242,6 +248,9 @@ pub struct QueuedEvent {
     /// The fan-out branches it descends from, outermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<BranchRecord>,
+    /// How many times each failure step recovered on its way (failure step → count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recoveries: BTreeMap<String, u32>,
     /// For a `StepFailed` event: the failure it reports, which ends the run unless the
     /// handler recovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,6 +270,9 @@ pub struct InvocationRecord {
     /// The fan-out branches it descends from, outermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<BranchRecord>,
+    /// How many times each failure step recovered on its way (failure step → count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recoveries: BTreeMap<String, u32>,
     /// The attempt in progress (from 1).
     pub attempt: u32,
     /// The previous attempt's error.
@@ -705,6 +717,13 @@ pub(crate) fn fingerprint(workflow: &str, steps: &[StepInfo]) -> String {
             }
             crate::Fires::PerSet => feed("set"),
         }
+        if !step.catches.is_empty() {
+            feed("catch");
+            step.catches.iter().for_each(|name| feed(name));
+        }
+        if step.max_recoveries != 1 {
+            feed(&format!("max_recoveries {}", step.max_recoveries));
+        }
     }
     format!("{hash:016x}")
 }
@@ -731,6 +750,7 @@ mod tests {
                         data: serde_json::json!({}),
                     }),
                     scope: Vec::new(),
+                    recoveries: BTreeMap::new(),
                     failure: None,
                 },
                 QueuedEvent {
@@ -743,6 +763,7 @@ mod tests {
                         fan_out: 0,
                         element: 2,
                     }],
+                    recoveries: BTreeMap::from([("rescue".to_owned(), 1)]),
                     failure: None,
                 },
             ],
@@ -755,11 +776,13 @@ mod tests {
                     data: serde_json::json!(3),
                 },
                 scope: Vec::new(),
+                recoveries: BTreeMap::new(),
             }],
             fan_outs: vec![FanOutRecord {
                 id: 0,
                 step: "split".into(),
                 scope: Vec::new(),
+                recoveries: BTreeMap::new(),
                 joins: vec![JoinRecord {
                     step: "join".into(),
                     fired: false,

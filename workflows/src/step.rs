@@ -360,6 +360,14 @@ pub struct StepInfo {
     pub fires: Fires,
     /// Whether the step can return a list of events (a fan-out).
     pub fans_out: bool,
+    /// For a failure step (one accepting [`StepFailed`](crate::StepFailed)): the steps whose
+    /// failures it handles (`#[step(catch(a, b))]`); empty for every step no other failure
+    /// step names.
+    pub catches: &'static [&'static str],
+    /// For a failure step: how many times it may recover on one lineage (a failure, then a
+    /// failure of what its recovery led to, and so on) before the next failure ends the run
+    /// (`#[step(max_recoveries = n)]`, 1 by default).
+    pub max_recoveries: u32,
 }
 
 impl StepInfo {

@@ -125,6 +125,15 @@ fn workflow_impl(
             },
             None => quote!(<#event as #krate::StepInput>::FIRES),
         };
+        let catches = step
+            .catch
+            .iter()
+            .flatten()
+            .map(|ident| syn::LitStr::new(&ident.to_string(), ident.span()));
+        let max_recoveries = match &step.max_recoveries {
+            Some(n) => quote!(#n),
+            None => quote!(1),
+        };
         let accepts = if step.set.is_empty() {
             quote!(<#event as #krate::StepInput>::EVENTS)
         } else {
@@ -144,6 +153,8 @@ fn workflow_impl(
                 sends: &[#(#krate::EventInfo::of::<#sends>()),*],
                 fires: #fires,
                 fans_out: <#output as #krate::StepOutput>::FANS_OUT,
+                catches: &[#(#catches),*],
+                max_recoveries: #max_recoveries,
             }
         }
     });
@@ -308,6 +319,18 @@ fn graph_checks(item: &ItemImpl, args: &WorkflowArgs, steps: &[StepModel]) -> Gr
             bodies.push(check(
                 quote!(check_set(#workflow_steps, #index)),
                 step.set.get(1).unwrap_or(&step.event).span(),
+            ));
+        }
+        if let Some(span) = step
+            .catch
+            .as_ref()
+            .and_then(|c| c.first())
+            .map(|i| i.span())
+            .or_else(|| step.max_recoveries.as_ref().map(|n| n.span()))
+        {
+            bodies.push(check(
+                quote!(check_failure_step(#workflow_steps, #index)),
+                span,
             ));
         }
         if let Some(take) = &step.take {

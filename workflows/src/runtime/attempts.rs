@@ -47,7 +47,7 @@ impl<W: Workflow> RunLoop<W> {
         let id = self.invocations.insert(Invocation {
             step,
             input: queued.input,
-            scope: queued.scope,
+            lineage: queued.lineage,
             attempt: 1,
             number,
             last_error: None,
@@ -80,7 +80,7 @@ impl<W: Workflow> RunLoop<W> {
                 step,
                 invocation: id,
                 number: inv.number,
-                scope: inv.scope.clone(),
+                lineage: inv.lineage.clone(),
             },
             RetryInfo {
                 attempt: inv.attempt,
@@ -165,11 +165,11 @@ impl<W: Workflow> RunLoop<W> {
                 }
                 match output {
                     Emitted::Nothing => {}
-                    Emitted::One(ev) => self.emit(inv.step, ev, inv.scope.clone()),
-                    Emitted::FanOut(events) => self.fan_out(inv.step, events, &inv.scope),
+                    Emitted::One(ev) => self.emit(inv.step, ev, inv.lineage.clone()),
+                    Emitted::FanOut(events) => self.fan_out(inv.step, events, &inv.lineage),
                 }
                 if !self.done {
-                    self.let_go(&inv.scope);
+                    self.let_go(&inv.lineage);
                 }
             }
             Err(err) => self.retry_or_fail(id, err),
@@ -217,20 +217,26 @@ impl<W: Workflow> RunLoop<W> {
         };
         self.publish_finished(&inv, &Emitted::Nothing);
         let name = W::STEPS[step].name;
-        let failure_steps = self
+        // The failure steps covering this step, each while its budget of recoveries on this
+        // lineage lasts.
+        let failure_steps: Vec<usize> = self
             .run
             .shared
             .routes
-            .receivers(std::any::TypeId::of::<StepFailed>())
-            .to_vec();
+            .failure_steps_of(step)
+            .iter()
+            .copied()
+            .filter(|&h| inv.lineage.recoveries_by(h) < W::STEPS[h].max_recoveries)
+            .collect();
         let facts = FailureFacts {
             error_type: err.type_name(),
             attempts: Some(inv.attempt),
             elapsed: Some(inv.started.elapsed()),
         };
         let error = err.into_workflow_error(name, inv.attempt);
-        // A failing failure step ends the run with its own error.
-        if failure_steps.is_empty() || failure_steps.contains(&step) {
+        // A failing failure step ends the run with its own error (it covers no failure step),
+        // and so does a failure no failure step covers or has budget left for.
+        if failure_steps.is_empty() {
             self.fail_step(error, facts);
             return;
         }
@@ -251,17 +257,18 @@ impl<W: Workflow> RunLoop<W> {
             undecided: failure_steps.len(),
             recovered: false,
         }));
-        for step in failure_steps {
+        for handler in failure_steps {
+            // What the handler's recovery leads to carries the recovery.
             self.enqueue(
-                step,
+                handler,
                 Queued {
                     input: Input::One(Box::new(failed.clone())),
-                    scope: inv.scope.clone(),
+                    lineage: inv.lineage.recovered_by(handler),
                     failure: Some(failure.clone()),
                 },
             );
         }
-        self.let_go(&inv.scope);
+        self.let_go(&inv.lineage);
     }
 
     /// Ends invocation `id` for good and frees its worker.

@@ -38,7 +38,7 @@ impl<W: Workflow> RunLoop<W> {
             .iter()
             .map(|(_, inv)| {
                 let retry_in_ms = inv.retry_at.map(|at| millis_until(at, now));
-                inv.to_record(W::STEPS[inv.step].name, retry_in_ms)
+                inv.to_record(W::STEPS, retry_in_ms)
             })
             .collect::<Result<Vec<_>, _>>()?;
         invocations.sort_by_key(|r| r.number);

@@ -17,7 +17,7 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 use crate::runtime::fan_outs::{Closed, Collected, branch};
-use crate::runtime::lineage::{Input, Scope};
+use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
 use crate::runtime::shared::lock;
@@ -26,7 +26,7 @@ use crate::wait::WaitError;
 use crate::{AnyEvent, EventKind, Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
-    /// Hands `ev`, from `scope`, to matching waiters first, then queues it for `target`, or for
+    /// Hands `ev`, from `lineage`, to matching waiters first, then queues it for `target`, or for
     /// every other step accepting its type (a join collects it instead). `from` is the step
     /// that returned it, if one did.
     pub(super) fn deliver(
@@ -34,7 +34,7 @@ impl<W: Workflow> RunLoop<W> {
         ev: Box<dyn AnyEvent>,
         target: Option<usize>,
         from: Option<usize>,
-        scope: Scope,
+        lineage: Lineage,
     ) {
         if ev.event_type_id() == TypeId::of::<W::Stop>() {
             self.stop_with(ev);
@@ -43,16 +43,16 @@ impl<W: Workflow> RunLoop<W> {
         let answered = self.answer_waiters(&*ev, target);
         if let Some(step) = target {
             if self.run.shared.routes.is_join(step) {
-                if !self.join(step, ev.clone_event(), &scope) {
+                if !self.join(step, ev.clone_event(), &lineage) {
                     self.outside_fan_out(step, &*ev, from);
                 }
             } else if !answered.contains(&step) {
-                self.take_in(step, ev, scope);
+                self.take_in(step, ev, lineage);
             }
             return;
         }
         if self.run.shared.routes.has_gathering() {
-            self.deliver_with_joins(ev, answered, from, scope);
+            self.deliver_with_joins(ev, answered, from, lineage);
             return;
         }
         // Borrowing the routes through `self.run` leaves `self.scheduler` free to change.
@@ -66,12 +66,12 @@ impl<W: Workflow> RunLoop<W> {
         };
         // Every receiver but the first gets a copy; the first gets the event itself.
         for step in receivers {
-            self.fan_outs.hold(&scope);
+            self.fan_outs.hold(&lineage);
             self.scheduler
-                .enqueue(step, Queued::event(ev.clone_event(), scope.clone()));
+                .enqueue(step, Queued::event(ev.clone_event(), lineage.clone()));
         }
-        self.fan_outs.hold(&scope);
-        self.scheduler.enqueue(first, Queued::event(ev, scope));
+        self.fan_outs.hold(&lineage);
+        self.scheduler.enqueue(first, Queued::event(ev, lineage));
     }
 
     /// `deliver` in a workflow with joins or steps taking several events: a join collects the
@@ -82,7 +82,7 @@ impl<W: Workflow> RunLoop<W> {
         ev: Box<dyn AnyEvent>,
         answered: Vec<usize>,
         from: Option<usize>,
-        scope: Scope,
+        lineage: Lineage,
     ) {
         let routes = self.run.shared.routes.clone();
         let receivers: Vec<usize> = routes
@@ -95,13 +95,13 @@ impl<W: Workflow> RunLoop<W> {
         let mut outside = None;
         for &step in &receivers {
             if routes.is_join(step) {
-                if self.join(step, ev.clone_event(), &scope) {
+                if self.join(step, ev.clone_event(), &lineage) {
                     taken = true;
                 } else {
                     outside.get_or_insert(step);
                 }
             } else {
-                self.take_in(step, ev.clone_event(), scope.clone());
+                self.take_in(step, ev.clone_event(), lineage.clone());
                 taken = true;
             }
         }
@@ -116,18 +116,18 @@ impl<W: Workflow> RunLoop<W> {
 
     /// Hands `ev` to step `step` (not a join): queued, or, for a step taking several events,
     /// held until its set is complete.
-    fn take_in(&mut self, step: usize, ev: Box<dyn AnyEvent>, scope: Scope) {
+    fn take_in(&mut self, step: usize, ev: Box<dyn AnyEvent>, lineage: Lineage) {
         if !self.run.shared.routes.is_set(step) {
-            self.enqueue(step, Queued::event(ev, scope));
+            self.enqueue(step, Queued::event(ev, lineage));
             return;
         }
         // Waiting for its partners, the event is not work of its fan-out (see `sets.rs`).
-        if let Some(set) = self.sets.arrive(W::STEPS, step, ev, scope) {
+        if let Some(set) = self.sets.arrive(W::STEPS, step, ev, lineage) {
             self.enqueue(
                 step,
                 Queued {
                     input: Input::Batch(set.events),
-                    scope: set.scope,
+                    lineage: set.lineage,
                     failure: None,
                 },
             );
@@ -137,21 +137,21 @@ impl<W: Workflow> RunLoop<W> {
     /// Queues `queued` for `step`, counting it in the fan-out it descends from.
     #[inline]
     pub(super) fn enqueue(&mut self, step: usize, queued: Queued) {
-        self.fan_outs.hold(&queued.scope);
+        self.fan_outs.hold(&queued.lineage);
         self.scheduler.enqueue(step, queued);
     }
 
     /// `ev` arrives at join `step`; returns whether some fan-out the join is bound to took it.
-    fn join(&mut self, step: usize, ev: Box<dyn AnyEvent>, scope: &Scope) -> bool {
-        match self.fan_outs.collect(step, scope, ev) {
+    fn join(&mut self, step: usize, ev: Box<dyn AnyEvent>, lineage: &Lineage) -> bool {
+        match self.fan_outs.collect(step, lineage, ev) {
             Collected::Outside => false,
             Collected::Kept | Collected::Ignored => true,
-            Collected::Fire { scope, batch } => {
+            Collected::Fire { lineage, batch } => {
                 self.enqueue(
                     step,
                     Queued {
                         input: Input::Batch(batch),
-                        scope,
+                        lineage,
                         failure: None,
                     },
                 );
@@ -160,39 +160,44 @@ impl<W: Workflow> RunLoop<W> {
         }
     }
 
-    /// A piece of work in `scope` is over: the fan-out it was the last work of closes, its
+    /// A piece of work in `lineage` is over: the fan-out it was the last work of closes, its
     /// joins fire, and so on outwards.
-    pub(super) fn let_go(&mut self, scope: &Scope) {
-        let closed = self.fan_outs.let_go(scope);
+    pub(super) fn let_go(&mut self, lineage: &Lineage) {
+        let closed = self.fan_outs.let_go(lineage);
         self.fire_closed(closed);
     }
 
-    /// Fires the joins of a closed fan-out (counted in its scope), then lets go of its scope.
+    /// Fires the joins of a closed fan-out (counted in its lineage), then lets go of its lineage.
     pub(super) fn fire_closed(&mut self, mut closed: Option<Closed>) {
-        while let Some(Closed { scope, fire }) = closed {
+        while let Some(Closed { lineage, fire }) = closed {
             for (step, batch) in fire {
                 self.enqueue(
                     step,
                     Queued {
                         input: Input::Batch(batch),
-                        scope: scope.clone(),
+                        lineage: lineage.clone(),
                         failure: None,
                     },
                 );
             }
-            closed = self.fan_outs.let_go(&scope);
+            closed = self.fan_outs.let_go(&lineage);
         }
     }
 
-    /// Opens a fan-out of the list `events` that an invocation of `from` in `scope` returned,
+    /// Opens a fan-out of the list `events` that an invocation of `from` in `lineage` returned,
     /// and routes each element as if returned alone, in order, in a branch of its own.
-    pub(super) fn fan_out(&mut self, from: usize, events: Vec<Box<dyn AnyEvent>>, scope: &Scope) {
+    pub(super) fn fan_out(
+        &mut self,
+        from: usize,
+        events: Vec<Box<dyn AnyEvent>>,
+        lineage: &Lineage,
+    ) {
         let routes = self.run.shared.routes.clone();
         let id = self
             .fan_outs
-            .open(from, scope.clone(), routes.joins_of(from), W::STEPS);
+            .open(from, lineage.clone(), routes.joins_of(from), W::STEPS);
         for (element, ev) in events.into_iter().enumerate() {
-            self.emit(from, ev, scope.within(branch(id, element)));
+            self.emit(from, ev, lineage.within(branch(id, element)));
             if self.done {
                 return;
             }
@@ -230,8 +235,8 @@ impl<W: Workflow> RunLoop<W> {
         });
     }
 
-    /// Handles an event a step returned, from `scope`.
-    pub(super) fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>, scope: Scope) {
+    /// Handles an event a step returned, from `lineage`.
+    pub(super) fn emit(&mut self, from: usize, ev: Box<dyn AnyEvent>, lineage: Lineage) {
         if ev.kind() == EventKind::InputRequired {
             let ty = ev.event_type_id();
             let routed =
@@ -243,7 +248,7 @@ impl<W: Workflow> RunLoop<W> {
             }
             self.run.shared.stream.publish(Arc::from(ev.clone_event()));
         }
-        self.deliver(ev, None, Some(from), scope);
+        self.deliver(ev, None, Some(from), lineage);
     }
 
     /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own

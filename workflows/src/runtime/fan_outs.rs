@@ -12,14 +12,14 @@
 //!   when the count reaches zero, and only then.
 //! - Each join bound to a fan-out fires once for it: at its `take`-th arrival, or when the
 //!   fan-out closes with what arrived (all of it in element order; a `take` in arrival order).
-//!   A join's firing counts in the scope the fan-out sits in, before the fan-out lets go of
-//!   that scope, so an enclosing fan-out cannot close in between.
+//!   A join's firing counts in the lineage the fan-out sits in, before the fan-out lets go of
+//!   that lineage, so an enclosing fan-out cannot close in between.
 //! - The counts are not in snapshots: restore recounts them from the queued events,
 //!   invocations and fan-outs it rebuilds, so a snapshot cannot hold a count that disagrees
 //!   with its contents.
 
 use crate::runtime::capture::store_event;
-use crate::runtime::lineage::{Branch, Scope};
+use crate::runtime::lineage::{Branch, Lineage};
 use crate::snapshot::{FanOutRecord, JoinRecord, JoinedEvent, SnapshotError};
 use crate::{AnyEvent, Fires, StepInfo};
 
@@ -55,27 +55,27 @@ struct FanOut {
     id: u64,
     /// The step whose invocation returned the list.
     source: usize,
-    /// The scope of that invocation: where the fan-out itself counts, and where its joins fire.
-    scope: Scope,
+    /// The lineage of that invocation: where the fan-out itself counts, and where its joins fire.
+    lineage: Lineage,
     open: u32,
     joins: Vec<Join>,
 }
 
 /// An arrival at a join.
 pub(crate) enum Collected {
-    /// No open fan-out the join is bound to is in the event's scope.
+    /// No open fan-out the join is bound to is in the event's lineage.
     Outside,
     /// Kept until the fan-out closes (or more arrive).
     Kept,
     /// The join had fired for that fan-out already (a `take`); the event is dropped.
     Ignored,
-    /// The join fires now, in `scope`, with `batch`.
-    Fire { scope: Scope, batch: Batch },
+    /// The join fires now, in `lineage`, with `batch`.
+    Fire { lineage: Lineage, batch: Batch },
 }
 
-/// A fan-out that closed: its joins that fire, and the scope it let go of.
+/// A fan-out that closed: its joins that fire, and the lineage it let go of.
 pub(crate) struct Closed {
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
     pub(crate) fire: Vec<(usize, Batch)>,
 }
 
@@ -91,35 +91,35 @@ impl FanOuts {
         self.open.binary_search_by_key(&id, |f| f.id).ok()
     }
 
-    /// The innermost open fan-out of `scope`.
-    fn innermost(&self, scope: &Scope) -> Option<usize> {
+    /// The innermost open fan-out of `lineage`.
+    fn innermost(&self, lineage: &Lineage) -> Option<usize> {
         if self.open.is_empty() {
             return None;
         }
-        scope
+        lineage
             .branches()
             .iter()
             .rev()
             .find_map(|b| self.position(b.fan_out))
     }
 
-    /// Opens a fan-out of `source`'s list, returned by an invocation in `scope`, with the
-    /// joins in `joins` bound to it. It counts in `scope`, and counts its list until
+    /// Opens a fan-out of `source`'s list, returned by an invocation in `lineage`, with the
+    /// joins in `joins` bound to it. It counts in `lineage`, and counts its list until
     /// [`delivered`](Self::delivered). Returns its number.
     pub(crate) fn open(
         &mut self,
         source: usize,
-        scope: Scope,
+        lineage: Lineage,
         joins: &[usize],
         steps: &[StepInfo],
     ) -> u64 {
-        self.hold(&scope);
+        self.hold(&lineage);
         let id = self.next_id;
         self.next_id += 1;
         self.open.push(FanOut {
             id,
             source,
-            scope,
+            lineage,
             open: 1,
             joins: joins
                 .iter()
@@ -140,18 +140,18 @@ impl FanOuts {
         self.let_go_at(at)
     }
 
-    /// Counts one more piece of work in `scope`.
+    /// Counts one more piece of work in `lineage`.
     #[inline]
-    pub(crate) fn hold(&mut self, scope: &Scope) {
-        if let Some(at) = self.innermost(scope) {
+    pub(crate) fn hold(&mut self, lineage: &Lineage) {
+        if let Some(at) = self.innermost(lineage) {
             self.open[at].open += 1;
         }
     }
 
-    /// One piece of work in `scope` is over; returns the fan-out that closed, if one did.
+    /// One piece of work in `lineage` is over; returns the fan-out that closed, if one did.
     #[inline]
-    pub(crate) fn let_go(&mut self, scope: &Scope) -> Option<Closed> {
-        let at = self.innermost(scope)?;
+    pub(crate) fn let_go(&mut self, lineage: &Lineage) -> Option<Closed> {
+        let at = self.innermost(lineage)?;
         self.let_go_at(at)
     }
 
@@ -174,20 +174,20 @@ impl FanOuts {
             .map(|join| (join.step, join.batch()))
             .collect();
         Some(Closed {
-            scope: fan_out.scope,
+            lineage: fan_out.lineage,
             fire,
         })
     }
 
-    /// `ev` arrives at join `step` from `scope`: it belongs to the innermost open fan-out of
-    /// the scope that the join is bound to.
+    /// `ev` arrives at join `step` from `lineage`: it belongs to the innermost open fan-out of
+    /// the lineage that the join is bound to.
     pub(crate) fn collect(
         &mut self,
         step: usize,
-        scope: &Scope,
+        lineage: &Lineage,
         ev: Box<dyn AnyEvent>,
     ) -> Collected {
-        for branch in scope.branches().iter().rev() {
+        for branch in lineage.branches().iter().rev() {
             let Some(at) = self.position(branch.fan_out) else {
                 continue;
             };
@@ -202,7 +202,7 @@ impl FanOuts {
             if join.take.is_some_and(|n| join.arrived.len() >= n) {
                 let batch = join.batch();
                 return Collected::Fire {
-                    scope: fan_out.scope.clone(),
+                    lineage: fan_out.lineage.clone(),
                     batch,
                 };
             }
@@ -229,7 +229,8 @@ impl FanOuts {
                 Ok(FanOutRecord {
                     id: f.id,
                     step: steps[f.source].name.to_owned(),
-                    scope: f.scope.to_records(),
+                    scope: f.lineage.to_records(),
+                    recoveries: f.lineage.recovery_records(steps),
                     joins: f
                         .joins
                         .iter()
@@ -255,7 +256,7 @@ impl FanOuts {
             .collect()
     }
 
-    /// Starts from a snapshot: its counter, and its fan-outs, each counted in the scope it sits
+    /// Starts from a snapshot: its counter, and its fan-outs, each counted in the lineage it sits
     /// in and with nothing of its own counted yet: restore counts what it rebuilds with
     /// [`hold`](Self::hold), then closes what [`idle_after_restore`](Self::idle_after_restore)
     /// finds.
@@ -271,7 +272,7 @@ impl FanOuts {
             .map(|f| FanOut {
                 id: f.id,
                 source: f.source,
-                scope: f.scope,
+                lineage: f.lineage,
                 open: 0,
                 joins: f
                     .joins
@@ -287,10 +288,10 @@ impl FanOuts {
             .collect();
         open.sort_by_key(|f| f.id);
         self.open = open;
-        // Each open fan-out counts in its own scope.
-        let scopes: Vec<Scope> = self.open.iter().map(|f| f.scope.clone()).collect();
-        for scope in &scopes {
-            self.hold(scope);
+        // Each open fan-out counts in its own lineage.
+        let lineages: Vec<Lineage> = self.open.iter().map(|f| f.lineage.clone()).collect();
+        for lineage in &lineages {
+            self.hold(lineage);
         }
     }
 
@@ -313,7 +314,7 @@ impl FanOuts {
 pub(crate) struct RestoredFanOut {
     pub(crate) id: u64,
     pub(crate) source: usize,
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
     /// Each join: its step, whether it fired, what it collected.
     pub(crate) joins: Vec<(usize, bool, Arrived)>,
 }

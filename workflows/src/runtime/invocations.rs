@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::WorkflowError;
-use crate::runtime::lineage::{Input, Scope};
+use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::lock;
 use crate::snapshot::{InvocationRecord, SnapshotError};
@@ -31,7 +31,7 @@ pub(crate) struct Invocation {
     /// The event being handled (or a join's batch), kept for retries (and snapshots).
     pub(crate) input: Input,
     /// The fan-out branches it descends from.
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
     pub(crate) attempt: u32,
     /// The invocation's number within the run (see the module docs).
     pub(crate) number: u64,
@@ -84,17 +84,18 @@ pub(crate) fn failure_text(failure: &SharedFailure) -> String {
 }
 
 impl Invocation {
-    /// The invocation as a snapshot records it, with its step's name.
+    /// The invocation as a snapshot records it (`steps`: the workflow's step table).
     pub(crate) fn to_record(
         &self,
-        step: &str,
+        steps: &[crate::StepInfo],
         retry_in_ms: Option<u64>,
     ) -> Result<InvocationRecord, SnapshotError> {
         let mut record = InvocationRecord {
             number: self.number,
-            step: step.to_owned(),
+            step: steps[self.step].name.to_owned(),
             input: self.input.store()?,
-            scope: self.scope.to_records(),
+            scope: self.lineage.to_records(),
+            recoveries: self.lineage.recovery_records(steps),
             attempt: self.attempt,
             last_error: self.last_error.clone(),
             retry_in_ms,

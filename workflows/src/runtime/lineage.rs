@@ -1,19 +1,26 @@
-//! Lineage: where a piece of a run's work sits among its fan-outs, and what an invocation
-//! handles (one event, or the batch a join fires with).
+//! Lineage: where a piece of a run's work comes from — the fan-out branches it descends from
+//! and the recoveries on its way — and what an invocation handles (one event, or the batch a
+//! join fires with).
 //!
 //! A **fan-out** is one list returned by one invocation; each element begins a **branch**.
 //! Everything that descends from an element — the events it leads to, the invocations they
-//! start, what those send and return — carries the branch in its [`Scope`], so that a join can
-//! tell which fan-out an arriving event belongs to and the run can tell when a fan-out has no
-//! work left. Scopes nest: a fan-out inside a branch gives its own branches the outer one
-//! too.
+//! start, what those send and return — carries the branch in its [`Lineage`] (its **scope**),
+//! so that a join can tell which fan-out an arriving event belongs to and the run can tell when
+//! a fan-out has no work left. Scopes nest: a fan-out inside a branch gives its own branches
+//! the outer one too.
+//!
+//! A failure step's recovery is part of the lineage too: what descends from a recovery carries
+//! how many times each failure step has recovered on the way, so a failure step's
+//! `max_recoveries` bounds a chain of failures and recoveries (a handler that sends the failed
+//! work again) without limiting independent failures.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::AnyEvent;
 use crate::runtime::capture::store_event;
-use crate::snapshot::{BranchRecord, SnapshotError, StoredInput};
+use crate::snapshot::{BranchRecord, ResumeError, SnapshotError, StoredInput};
+use crate::{AnyEvent, StepInfo};
 
 /// One element of one fan-out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,31 +31,73 @@ pub(crate) struct Branch {
     pub(crate) element: u32,
 }
 
-/// The branches a piece of work descends from, outermost first. Empty outside every fan-out,
-/// the usual case, which allocates nothing; cloning is a reference count.
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
-pub(crate) struct Scope(Option<Arc<[Branch]>>);
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Inner {
+    /// Outermost first.
+    branches: Box<[Branch]>,
+    /// (failure step, recoveries so far), by step.
+    recoveries: Box<[(usize, u32)]>,
+}
 
-impl Scope {
+/// Where a piece of work comes from: the branches it descends from (its scope) and the
+/// recoveries on its way. Empty for work outside every fan-out and recovery, the usual case,
+/// which allocates nothing; cloning is a reference count.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Lineage(Option<Arc<Inner>>);
+
+impl Lineage {
+    fn new(branches: Box<[Branch]>, recoveries: Box<[(usize, u32)]>) -> Lineage {
+        if branches.is_empty() && recoveries.is_empty() {
+            Lineage::default()
+        } else {
+            Lineage(Some(Arc::new(Inner {
+                branches,
+                recoveries,
+            })))
+        }
+    }
+
+    /// Its scope: the branches, outermost first.
     #[inline]
     pub(crate) fn branches(&self) -> &[Branch] {
-        self.0.as_deref().unwrap_or(&[])
+        self.0.as_deref().map_or(&[], |inner| &inner.branches)
     }
 
-    /// This scope, one branch further in.
-    pub(crate) fn within(&self, branch: Branch) -> Scope {
+    fn recoveries(&self) -> &[(usize, u32)] {
+        self.0.as_deref().map_or(&[], |inner| &inner.recoveries)
+    }
+
+    /// This lineage, one branch further in.
+    pub(crate) fn within(&self, branch: Branch) -> Lineage {
         let mut branches = self.branches().to_vec();
         branches.push(branch);
-        Scope(Some(branches.into()))
+        Lineage::new(branches.into(), self.recoveries().into())
     }
 
-    /// The scope made of `branches`.
-    pub(crate) fn from_branches(branches: &[Branch]) -> Scope {
-        if branches.is_empty() {
-            Scope::default()
-        } else {
-            Scope(Some(branches.into()))
+    /// This lineage with `branches` for its scope.
+    pub(crate) fn with_branches(&self, branches: &[Branch]) -> Lineage {
+        Lineage::new(branches.into(), self.recoveries().into())
+    }
+
+    /// How many times failure step `step` has recovered on the way here.
+    pub(crate) fn recoveries_by(&self, step: usize) -> u32 {
+        self.recoveries()
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// This lineage, with one more recovery by failure step `step`.
+    pub(crate) fn recovered_by(&self, step: usize) -> Lineage {
+        let mut recoveries = self.recoveries().to_vec();
+        match recoveries.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, n)) => *n += 1,
+            None => {
+                recoveries.push((step, 1));
+                recoveries.sort_unstable();
+            }
         }
+        Lineage::new(self.branches().into(), recoveries.into())
     }
 
     /// The scope as a snapshot records it.
@@ -62,20 +111,33 @@ impl Scope {
             .collect()
     }
 
-    /// A scope a snapshot recorded.
-    pub(crate) fn from_records(records: &[BranchRecord]) -> Scope {
-        if records.is_empty() {
-            return Scope::default();
-        }
-        Scope(Some(
-            records
-                .iter()
-                .map(|r| Branch {
-                    fan_out: r.fan_out,
-                    element: r.element,
-                })
-                .collect(),
-        ))
+    /// The recoveries as a snapshot records them: failure step → count.
+    pub(crate) fn recovery_records(&self, steps: &[StepInfo]) -> BTreeMap<String, u32> {
+        self.recoveries()
+            .iter()
+            .map(|(step, n)| (steps[*step].name.to_owned(), *n))
+            .collect()
+    }
+
+    /// A lineage a snapshot recorded.
+    pub(crate) fn from_records(
+        branches: &[BranchRecord],
+        recoveries: &BTreeMap<String, u32>,
+        step_of: impl Fn(&str) -> Result<usize, ResumeError>,
+    ) -> Result<Lineage, ResumeError> {
+        let branches: Box<[Branch]> = branches
+            .iter()
+            .map(|r| Branch {
+                fan_out: r.fan_out,
+                element: r.element,
+            })
+            .collect();
+        let mut counts = recoveries
+            .iter()
+            .map(|(name, n)| Ok((step_of(name)?, *n)))
+            .collect::<Result<Vec<_>, ResumeError>>()?;
+        counts.sort_unstable();
+        Ok(Lineage::new(branches, counts.into()))
     }
 }
 

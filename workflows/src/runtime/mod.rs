@@ -88,7 +88,7 @@ pub(crate) fn spawn_run<W: Workflow>(
         .push(Msg::Event {
             ev: start,
             target: None,
-            scope: Default::default(),
+            lineage: Default::default(),
         })
         .expect("a new run accepts events");
     let run_loop = RunLoop::new(inner.clone(), run.clone(), options);

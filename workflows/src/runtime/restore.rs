@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::runtime::attempt::InFlight;
 use crate::runtime::fan_outs::RestoredFanOut;
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
-use crate::runtime::lineage::{Input, Scope};
+use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
@@ -166,7 +166,7 @@ pub(crate) fn resume<W: Workflow>(
         fan_outs.push(RestoredFanOut {
             id: record.id,
             source: step_of(&record.step)?,
-            scope: Scope::from_records(&record.scope),
+            lineage: Lineage::from_records(&record.scope, &record.recoveries, step_of)?,
             joins,
         });
     }
@@ -178,8 +178,8 @@ pub(crate) fn resume<W: Workflow>(
         let step = step_of(&unpaired.step)?;
         let ev = decode(unpaired.event)?;
         let name = ev.name();
-        let scope = Scope::from_records(&unpaired.scope);
-        if !run_loop.sets.restore(W::STEPS, step, ev, scope) {
+        let lineage = Lineage::from_records(&unpaired.scope, &unpaired.recoveries, step_of)?;
+        if !run_loop.sets.restore(W::STEPS, step, ev, lineage) {
             return Err(ResumeError::Malformed {
                 message: format!(
                     "`{name}` waits for its partners at step `{}`, which does not take it among several events",
@@ -193,13 +193,13 @@ pub(crate) fn resume<W: Workflow>(
         let step = step_of(&queued.step)?;
         let input = decode_input(queued.event)?;
         let failure = queued.failure.map(|text| restored_failure(&input, text));
-        let scope = Scope::from_records(&queued.scope);
-        run_loop.fan_outs.hold(&scope);
+        let lineage = Lineage::from_records(&queued.scope, &queued.recoveries, step_of)?;
+        run_loop.fan_outs.hold(&lineage);
         run_loop.scheduler.restore_queued(
             step,
             Queued {
                 input,
-                scope,
+                lineage,
                 failure,
             },
         );
@@ -214,12 +214,12 @@ pub(crate) fn resume<W: Workflow>(
         let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
         let failure = record.failure.map(|text| restored_failure(&input, text));
-        let scope = Scope::from_records(&record.scope);
-        run_loop.fan_outs.hold(&scope);
+        let lineage = Lineage::from_records(&record.scope, &record.recoveries, step_of)?;
+        run_loop.fan_outs.hold(&lineage);
         let id = run_loop.invocations.insert(Invocation {
             step,
             input,
-            scope,
+            lineage,
             attempt: record.attempt.max(1),
             number: record.number,
             last_error: record.last_error,

@@ -16,6 +16,9 @@ pub(crate) struct Routes {
     by_type: Vec<(TypeId, Box<[usize]>)>,
     /// For each step: the joins bound to its fan-outs (empty for a step that does not fan out).
     joins_of: Box<[Box<[usize]>]>,
+    /// For each step: the failure steps its failures go to (the one naming it in `catch`, else
+    /// every failure step that names none). Empty for a failure step: its failure ends the run.
+    failure_steps_of: Box<[Box<[usize]>]>,
     /// Whether any step is a join or takes several events (if not, dispatch skips looking).
     has_gathering: bool,
 }
@@ -44,9 +47,29 @@ impl Routes {
                     .collect()
             })
             .collect();
+        let failed = TypeId::of::<crate::StepFailed>();
+        let is_failure_step = |s: &StepInfo| s.accepts_type(failed);
+        let failure_steps_of = steps
+            .iter()
+            .map(|step| {
+                if is_failure_step(step) {
+                    return Box::default();
+                }
+                let scoped = steps
+                    .iter()
+                    .position(|h| is_failure_step(h) && h.catches.contains(&step.name));
+                match scoped {
+                    Some(handler) => Box::from([handler]),
+                    None => (0..steps.len())
+                        .filter(|&h| is_failure_step(&steps[h]) && steps[h].catches.is_empty())
+                        .collect(),
+                }
+            })
+            .collect();
         Routes {
             workflow,
             joins_of,
+            failure_steps_of,
             has_gathering: steps
                 .iter()
                 .any(|s| !matches!(s.fires, crate::Fires::PerEvent)),
@@ -85,6 +108,11 @@ impl Routes {
     /// The joins that fire when a fan-out of `step` ends.
     pub(crate) fn joins_of(&self, step: usize) -> &[usize] {
         &self.joins_of[step]
+    }
+
+    /// The failure steps that step `step`'s failures go to (none for a failure step).
+    pub(crate) fn failure_steps_of(&self, step: usize) -> &[usize] {
+        &self.failure_steps_of[step]
     }
 
     /// Whether some step of the workflow is a join or takes several events.

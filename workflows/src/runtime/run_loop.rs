@@ -101,7 +101,11 @@ impl<W: Workflow> RunLoop<W> {
 
     fn handle_msg(&mut self, msg: Msg) {
         match msg {
-            Msg::Event { ev, target, scope } => self.deliver(ev, target, None, scope),
+            Msg::Event {
+                ev,
+                target,
+                lineage,
+            } => self.deliver(ev, target, None, lineage),
             Msg::Cancel => self.fail(WorkflowError::Cancelled),
             Msg::Fail(err) => self.fail(*err),
             Msg::Wait(request) => {

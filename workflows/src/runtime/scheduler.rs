@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 
 use crate::runtime::invocations::{InvocationId, SharedFailure, failure_text};
-use crate::runtime::lineage::{Input, Scope};
+use crate::runtime::lineage::{Input, Lineage};
 use crate::snapshot::{QueuedEvent, SnapshotError};
 use crate::{AnyEvent, StepInfo};
 
@@ -23,7 +23,7 @@ use crate::{AnyEvent, StepInfo};
 pub(crate) struct Queued {
     pub(crate) input: Input,
     /// The fan-out branches it descends from.
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
     /// For a `StepFailed` event: the failure, which ends the run unless a failure step
     /// recovers.
     pub(crate) failure: Option<SharedFailure>,
@@ -31,10 +31,10 @@ pub(crate) struct Queued {
 
 impl Queued {
     #[inline]
-    pub(crate) fn event(ev: Box<dyn AnyEvent>, scope: Scope) -> Self {
+    pub(crate) fn event(ev: Box<dyn AnyEvent>, lineage: Lineage) -> Self {
         Queued {
             input: Input::One(ev),
-            scope,
+            lineage,
             failure: None,
         }
     }
@@ -210,7 +210,8 @@ impl Scheduler {
                 Ok(QueuedEvent {
                     step: steps[step].name.to_owned(),
                     event: queued.input.store()?,
-                    scope: queued.scope.to_records(),
+                    scope: queued.lineage.to_records(),
+                    recoveries: queued.lineage.recovery_records(steps),
                     failure: queued.failure.as_ref().map(failure_text),
                 })
             })

@@ -8,23 +8,23 @@
 //!   sets.
 //! - An event waiting for its partners is not work of the fan-out it descends from: its branch
 //!   has ended there (as in the reference, where a buffered part is absorbed), so a join does
-//!   not wait for a partner that may never come. The set, when it completes, runs in the scope
+//!   not wait for a partner that may never come. The set, when it completes, runs in the lineage
 //!   its parts share, counted in the innermost fan-out of it still open.
 
 use std::collections::VecDeque;
 
 use crate::runtime::capture::store_event;
-use crate::runtime::lineage::{Branch, Scope};
+use crate::runtime::lineage::{Branch, Lineage};
 use crate::snapshot::{SnapshotError, UnpairedEvent};
 use crate::{AnyEvent, Fires, StepInfo};
 
-/// An event waiting for its partners, with the scope it came from.
-type Part = (Box<dyn AnyEvent>, Scope);
+/// An event waiting for its partners, with the lineage it came from.
+type Part = (Box<dyn AnyEvent>, Lineage);
 
-/// A set that completed: its events in parameter order, and the scope they share.
+/// A set that completed: its events in parameter order, and the lineage they share.
 pub(crate) struct Complete {
     pub(crate) events: Box<[Box<dyn AnyEvent>]>,
-    pub(crate) scope: Scope,
+    pub(crate) lineage: Lineage,
 }
 
 #[derive(Default)]
@@ -46,19 +46,19 @@ impl Sets {
         }
     }
 
-    /// `ev` arrives at step `step` (taking several events) from `scope`: queued behind the
+    /// `ev` arrives at step `step` (taking several events) from `lineage`: queued behind the
     /// others of its parameter, and the set returned if it is now complete.
     pub(crate) fn arrive(
         &mut self,
         steps: &[StepInfo],
         step: usize,
         ev: Box<dyn AnyEvent>,
-        scope: Scope,
+        lineage: Lineage,
     ) -> Option<Complete> {
         let ty = ev.event_type_id();
         let param = steps[step].accepts.iter().position(|e| e.type_id == ty)?;
         let queues = &mut self.waiting[step];
-        queues[param].push_back((ev, scope));
+        queues[param].push_back((ev, lineage));
         if queues.iter().any(VecDeque::is_empty) {
             return None;
         }
@@ -68,7 +68,7 @@ impl Sets {
             .unzip();
         Some(Complete {
             events: events.into(),
-            scope: shared_scope(&parts),
+            lineage: shared_scope(&parts),
         })
     }
 
@@ -84,11 +84,12 @@ impl Sets {
         let mut out = Vec::new();
         for (step, queues) in self.waiting.iter().enumerate() {
             for queue in queues.iter() {
-                for (ev, scope) in queue {
+                for (ev, lineage) in queue {
                     out.push(UnpairedEvent {
                         step: steps[step].name.to_owned(),
                         event: store_event(&**ev)?,
-                        scope: scope.to_records(),
+                        scope: lineage.to_records(),
+                        recoveries: lineage.recovery_records(steps),
                     });
                 }
             }
@@ -103,7 +104,7 @@ impl Sets {
         steps: &[StepInfo],
         step: usize,
         ev: Box<dyn AnyEvent>,
-        scope: Scope,
+        lineage: Lineage,
     ) -> bool {
         let ty = ev.event_type_id();
         let Some(param) = steps[step].accepts.iter().position(|e| e.type_id == ty) else {
@@ -111,7 +112,7 @@ impl Sets {
         };
         match self.waiting[step].get_mut(param) {
             Some(queue) => {
-                queue.push_back((ev, scope));
+                queue.push_back((ev, lineage));
                 true
             }
             None => false,
@@ -119,16 +120,16 @@ impl Sets {
     }
 }
 
-/// The branches every part descends from: their scopes' common beginning.
-fn shared_scope(parts: &[Scope]) -> Scope {
+/// The branches every part descends from: their lineages' common beginning.
+fn shared_scope(parts: &[Lineage]) -> Lineage {
     let Some((first, rest)) = parts.split_first() else {
-        return Scope::default();
+        return Lineage::default();
     };
     let mut shared: &[Branch] = first.branches();
-    for scope in rest {
+    for lineage in rest {
         let common = shared
             .iter()
-            .zip(scope.branches())
+            .zip(lineage.branches())
             .take_while(|(a, b)| a == b)
             .count();
         shared = &shared[..common];
@@ -136,6 +137,6 @@ fn shared_scope(parts: &[Scope]) -> Scope {
     if shared.len() == first.branches().len() {
         first.clone()
     } else {
-        Scope::from_branches(shared)
+        first.with_branches(shared)
     }
 }

@@ -18,7 +18,7 @@ use crate::EventInfo;
 use crate::error::WorkflowError;
 use crate::runtime::inbox::Inbox;
 use crate::runtime::invocations::InvocationId;
-use crate::runtime::lineage::Scope;
+use crate::runtime::lineage::Lineage;
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::routes::Routes;
 use crate::snapshot::{RawJson, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError};
@@ -40,7 +40,7 @@ pub(crate) enum Msg {
         ev: Box<dyn AnyEvent>,
         target: Option<usize>,
         /// The fan-out branches of the invocation that sent it (empty from outside).
-        scope: Scope,
+        lineage: Lineage,
     },
     /// End the run as cancelled.
     Cancel,
@@ -275,7 +275,7 @@ impl RunShared {
         self.push(Msg::Event {
             ev,
             target,
-            scope: Scope::default(),
+            lineage: Lineage::default(),
         })
     }
 
