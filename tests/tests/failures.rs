@@ -195,3 +195,105 @@ async fn the_budget_counts_one_lineage_so_independent_failures_each_recover() {
     let got = Independent.run(StartEvent::new()).await.unwrap();
     assert_eq!(got, [(1, true), (2, true), (3, true)]);
 }
+
+#[derive(Debug, PartialEq)]
+enum ApiError {
+    RateLimited { retry_after_s: u64 },
+    NotFound,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// `call` fails with the user's own error type (or panics); the retry sees the previous
+/// attempt's error as that type, and so does the failure step.
+#[derive(Clone, Default)]
+struct Api {
+    panics: bool,
+    seen_by_retry: Arc<Mutex<Vec<String>>>,
+    seen_by_handler: Arc<Mutex<Vec<String>>>,
+}
+
+#[workflow]
+impl Api {
+    #[step(retry = RetryPolicy::attempts(2))]
+    async fn call(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<u64>, ApiError> {
+        let info = ctx.retry_info();
+        if let Some(previous) = info.last_error_as::<ApiError>() {
+            self.seen_by_retry
+                .lock()
+                .unwrap()
+                .push(format!("{previous:?}"));
+        }
+        if self.panics {
+            panic!("the client library panicked");
+        }
+        Err(match info.attempt {
+            1 => ApiError::RateLimited { retry_after_s: 30 },
+            _ => ApiError::NotFound,
+        })
+    }
+
+    #[step]
+    async fn handle(&self, failed: StepFailed) -> Option<StopEvent<u64>> {
+        let mut seen = self.seen_by_handler.lock().unwrap();
+        if failed.panicked {
+            seen.push(failed.error.clone());
+            return None;
+        }
+        match failed.error_as::<ApiError>() {
+            Some(ApiError::RateLimited { retry_after_s }) => Some(StopEvent::new(*retry_after_s)),
+            // Declines: the run fails with the step's own error.
+            Some(other) => {
+                seen.push(format!("declined {other:?}"));
+                None
+            }
+            None => panic!("the handler sees the step's own error type"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_steps_own_error_reaches_its_retry_its_failure_step_and_the_caller() {
+    let api = Api::default();
+    let err = api.clone().run(StartEvent::new()).await.unwrap_err();
+    assert_eq!(
+        *api.seen_by_retry.lock().unwrap(),
+        ["RateLimited { retry_after_s: 30 }"]
+    );
+    assert_eq!(*api.seen_by_handler.lock().unwrap(), ["declined NotFound"]);
+    // The handler declined: the caller gets the step's error, still of its own type.
+    match err {
+        WorkflowError::StepFailed {
+            step,
+            attempts,
+            source,
+        } => {
+            assert_eq!((step.as_str(), attempts), ("call", 2));
+            assert_eq!(source.downcast_ref::<ApiError>(), Some(&ApiError::NotFound));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_panic_stays_a_panic_for_the_failure_step_and_the_caller() {
+    let api = Api {
+        panics: true,
+        ..Api::default()
+    };
+    let err = api.clone().run(StartEvent::new()).await.unwrap_err();
+    assert_eq!(
+        *api.seen_by_handler.lock().unwrap(),
+        ["panic: the client library panicked"]
+    );
+    assert!(
+        matches!(err, WorkflowError::StepPanicked { ref message, .. } if message == "the client library panicked"),
+        "{err:?}"
+    );
+}

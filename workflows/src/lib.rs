@@ -62,6 +62,7 @@ mod runtime;
 mod schema;
 pub mod snapshot;
 mod step;
+mod step_error;
 mod store;
 mod stream;
 mod wait;
@@ -85,6 +86,7 @@ pub use snapshot::{
     WaiterRecord,
 };
 pub use step::{BoxError, Emitted, Fires, OneEvent, StepInfo, StepInput, StepOutput, StopType};
+pub use step_error::StepError;
 pub use store::{Store, StoreError};
 pub use stream::{EventStream, StreamEvent};
 pub use wait::{Field, Requirement, WaitError, WaitFor};

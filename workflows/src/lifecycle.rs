@@ -42,12 +42,64 @@ pub struct StepFailed {
     pub step: String,
     /// How many times it ran.
     pub attempts: u32,
-    /// The last error, as text.
+    /// The last error, as text (`panic: ...` for a panic).
     pub error: String,
+    /// Whether the step panicked rather than returned an error.
+    #[serde(default)]
+    pub panicked: bool,
     /// The name of the event the step was handling.
     pub input_event: String,
     /// That event, as JSON.
     pub input: Value,
+    /// The step's error itself: [`error_as`](Self::error_as) gives it back as the step's own
+    /// error type. Not serialized: `None` once the failure has been through a snapshot or the
+    /// wire.
+    #[serde(skip)]
+    pub source: Option<crate::StepError>,
+}
+
+impl StepFailed {
+    /// The step's error as type `E`, if the step returned one of that type (and the failure
+    /// has not been through a snapshot, which keeps only its text).
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// #[derive(Debug)]
+    /// struct RateLimited { retry_after_s: u64 }
+    ///
+    /// impl std::fmt::Display for RateLimited {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "rate limited; retry after {} s", self.retry_after_s)
+    ///     }
+    /// }
+    ///
+    /// impl std::error::Error for RateLimited {}
+    ///
+    /// struct Call;
+    ///
+    /// #[workflow]
+    /// impl Call {
+    ///     #[step]
+    ///     async fn call(&self, _ev: StartEvent) -> Result<StopEvent<u64>, RateLimited> {
+    ///         Err(RateLimited { retry_after_s: 30 })
+    ///     }
+    ///
+    ///     #[step]
+    ///     async fn wait_hint(&self, failed: StepFailed) -> Option<StopEvent<u64>> {
+    ///         let limited = failed.error_as::<RateLimited>()?;
+    ///         Some(StopEvent::new(limited.retry_after_s))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert_eq!(Call.run(StartEvent::new()).await.unwrap(), 30);
+    /// # }
+    /// ```
+    pub fn error_as<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.source.as_ref()?.downcast_ref::<E>()
+    }
 }
 
 /// The last stream event of a run that failed.

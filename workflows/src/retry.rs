@@ -152,7 +152,12 @@ impl fmt::Debug for RetryPolicy {
 /// ```
 /// use workflows::RetryInfo;
 ///
-/// let info = RetryInfo { attempt: 2, max_attempts: 3, last_error: Some("timeout".into()) };
+/// let info = RetryInfo {
+///     attempt: 2,
+///     max_attempts: 3,
+///     last_error: Some("timeout".into()),
+///     last_failure: None,
+/// };
 /// assert!(!info.is_last_attempt());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,9 +168,18 @@ pub struct RetryInfo {
     pub max_attempts: u32,
     /// The previous attempt's error, as text.
     pub last_error: Option<String>,
+    /// The previous attempt's error itself ([`last_error_as`](Self::last_error_as) gives it
+    /// back as the step's own type); `None` on a first attempt, and after a resume from a
+    /// snapshot, which keeps only the text.
+    pub last_failure: Option<crate::StepError>,
 }
 
 impl RetryInfo {
+    /// The previous attempt's error as type `E`, if it was one.
+    pub fn last_error_as<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.last_failure.as_ref()?.downcast_ref::<E>()
+    }
+
     /// Whether a failure now ends the step for good.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts

@@ -279,7 +279,7 @@ impl<T: StepOutput, Er: Into<BoxError> + Send + 'static> StepOutput for Result<T
 
 /// A step's error on its way to the runtime, with the name of the type the step declared
 /// (`Result<_, Kaput>` gives `my_crate::Kaput`), which boxing would lose. The runtime unwraps
-/// it as soon as the attempt ends (`AttemptError::from_step`), so retry predicates, failure
+/// it as soon as the attempt ends (`attempt::step_error`), so retry predicates, failure
 /// steps and callers see the step's own error.
 #[derive(Debug)]
 pub(crate) struct Thrown {

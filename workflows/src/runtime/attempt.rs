@@ -11,76 +11,27 @@ use tokio::time::Sleep;
 use crate::error::PanicError;
 use crate::runtime::invocations::InvocationId;
 use crate::step::{BoxError, StepFuture, Thrown};
-use crate::{Emitted, WorkflowError};
+use crate::{Emitted, StepError};
 
-/// Why one attempt failed.
-pub(crate) enum AttemptError {
-    /// The step returned an error, of the type named `type_name` when the step's signature
-    /// says (it does unless the step's future was built by hand).
-    Error {
-        error: BoxError,
-        type_name: Option<&'static str>,
-    },
-    Panic(PanicError),
-}
-
-impl AttemptError {
-    /// The error a step's future ended with, unwrapped from the [`Thrown`] that carries its
-    /// type's name.
-    pub(crate) fn from_step(error: BoxError) -> Self {
-        match error.downcast::<Thrown>() {
-            Ok(thrown) => AttemptError::Error {
-                error: thrown.error,
-                type_name: Some(thrown.type_name),
-            },
-            Err(error) => AttemptError::Error {
-                error,
-                type_name: None,
-            },
-        }
-    }
-
-    pub(crate) fn as_error(&self) -> &(dyn std::error::Error + 'static) {
-        match self {
-            AttemptError::Error { error, .. } => &**error,
-            AttemptError::Panic(p) => p,
-        }
-    }
-
-    /// The Rust type of the error, `panic` for a panic.
-    pub(crate) fn type_name(&self) -> Option<&'static str> {
-        match self {
-            AttemptError::Error { type_name, .. } => *type_name,
-            AttemptError::Panic(_) => Some("panic"),
-        }
-    }
-
-    pub(crate) fn into_workflow_error(self, step: &str, attempts: u32) -> WorkflowError {
-        match self {
-            AttemptError::Error { error: source, .. } => WorkflowError::StepFailed {
-                step: step.to_owned(),
-                attempts,
-                source,
-            },
-            AttemptError::Panic(p) => WorkflowError::StepPanicked {
-                step: step.to_owned(),
-                attempts,
-                message: p.message,
-            },
-        }
+/// The error a step's future ended with, unwrapped from the [`Thrown`] that carries its type's
+/// name.
+pub(crate) fn step_error(error: BoxError) -> StepError {
+    match error.downcast::<Thrown>() {
+        Ok(thrown) => StepError::returned(thrown.error, Some(thrown.type_name)),
+        Err(error) => StepError::returned(error, None),
     }
 }
 
-pub(crate) type AttemptResult = Result<Emitted, AttemptError>;
+pub(crate) type AttemptResult = Result<Emitted, StepError>;
 
 /// Polls a step future once, turning a panic into an error.
 pub(crate) fn poll_step(fut: &mut StepFuture, cx: &mut TaskContext<'_>) -> Poll<AttemptResult> {
     match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
         Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(AttemptError::from_step)),
-        Err(payload) => Poll::Ready(Err(AttemptError::Panic(PanicError::from_payload(
-            &*payload,
-        )))),
+        Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(step_error)),
+        Err(payload) => Poll::Ready(Err(StepError::panic(
+            PanicError::from_payload(&*payload).message,
+        ))),
     }
 }
 

@@ -18,13 +18,13 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::context::Placement;
 use crate::lifecycle::{StepState, StepStateChanged};
-use crate::runtime::attempt::{AttemptError, Completion, InFlight, poll_step};
+use crate::runtime::attempt::{Completion, InFlight, poll_step};
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId};
 use crate::runtime::lineage::{Input, batch_name};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::{Queued, Start};
 use crate::runtime::shared::lock;
-use crate::{Context, Emitted, RetryInfo, StepFailed, Workflow, WorkflowError};
+use crate::{Context, Emitted, RetryInfo, StepError, StepFailed, Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
     /// Starts what the scheduler has ready, within `budget`.
@@ -51,6 +51,7 @@ impl<W: Workflow> RunLoop<W> {
             attempt: 1,
             number,
             last_error: None,
+            last_failure: None,
             failure: queued.failure,
             memo: None,
             retry_at: None,
@@ -86,6 +87,7 @@ impl<W: Workflow> RunLoop<W> {
                 attempt: inv.attempt,
                 max_attempts,
                 last_error: inv.last_error.clone(),
+                last_failure: inv.last_failure.clone(),
             },
             inv.memo.clone(),
         );
@@ -149,17 +151,21 @@ impl<W: Workflow> RunLoop<W> {
                     return;
                 };
                 self.publish_finished(&inv, &output);
-                if let Some(failure) = &inv.failure {
-                    let mut failure = lock(failure);
+                if let Some(shared) = inv.failure.clone() {
+                    let mut failure = lock(&shared);
                     failure.undecided -= 1;
                     failure.recovered |= !matches!(output, Emitted::Nothing);
                     if failure.undecided == 0
                         && !failure.recovered
                         && let Some(error) = failure.error.take()
                     {
-                        let facts = failure.facts;
+                        let (facts, step, attempts) =
+                            (failure.facts, failure.step, failure.attempts);
                         drop(failure);
-                        self.fail_step(error, facts);
+                        // The handler's copy of the error goes first, so that the run's error
+                        // is the step's own value.
+                        drop(inv);
+                        self.fail_step(error.into_workflow_error(step, attempts), facts);
                         return;
                     }
                 }
@@ -178,7 +184,7 @@ impl<W: Workflow> RunLoop<W> {
 
     /// After a failed attempt: schedules the next one if the step's retry policy allows, else
     /// offers the failure to the failure steps, or ends the run with it.
-    fn retry_or_fail(&mut self, id: InvocationId, err: AttemptError) {
+    fn retry_or_fail(&mut self, id: InvocationId, err: StepError) {
         let span = &self.span;
         let Some(inv) = self.invocations.get_mut(id) else {
             return;
@@ -197,7 +203,8 @@ impl<W: Workflow> RunLoop<W> {
             );
             inv.attempt += 1;
             inv.running = false;
-            inv.last_error = Some(err.as_error().to_string());
+            inv.last_error = Some(err.to_string());
+            inv.last_failure = Some(err);
             if let Some(memo) = &inv.memo {
                 lock(memo).new_attempt();
             }
@@ -233,26 +240,25 @@ impl<W: Workflow> RunLoop<W> {
             attempts: Some(inv.attempt),
             elapsed: Some(inv.started.elapsed()),
         };
-        let error = err.into_workflow_error(name, inv.attempt);
         // A failing failure step ends the run with its own error (it covers no failure step),
         // and so does a failure no failure step covers or has budget left for.
         if failure_steps.is_empty() {
-            self.fail_step(error, facts);
+            self.fail_step(err.into_workflow_error(name, inv.attempt), facts);
             return;
         }
         let failed = StepFailed {
             step: name.to_owned(),
             attempts: inv.attempt,
-            error: match &error {
-                WorkflowError::StepFailed { source, .. } => source.to_string(),
-                WorkflowError::StepPanicked { message, .. } => format!("panic: {message}"),
-                other => other.to_string(),
-            },
+            error: err.to_string(),
+            panicked: err.is_panic(),
             input_event: inv.input.name().into_owned(),
             input: inv.input.to_json(),
+            source: Some(err.clone()),
         };
         let failure = Arc::new(std::sync::Mutex::new(Failure {
-            error: Some(error),
+            error: Some(err),
+            step: name,
+            attempts: inv.attempt,
             facts,
             undecided: failure_steps.len(),
             recovered: false,

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::WorkflowError;
+use crate::StepError;
 use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::SharedMemo;
 use crate::runtime::shared::lock;
@@ -36,6 +36,9 @@ pub(crate) struct Invocation {
     /// The invocation's number within the run (see the module docs).
     pub(crate) number: u64,
     pub(crate) last_error: Option<String>,
+    /// The previous attempt's error itself (not kept in snapshots: a restored invocation has
+    /// only `last_error`).
+    pub(crate) last_failure: Option<StepError>,
     /// For a failure step's invocation: the failure it decides on.
     pub(crate) failure: Option<SharedFailure>,
     /// Answered waits, `once` results, collected batches and engine effects, once the step has
@@ -54,7 +57,10 @@ pub(crate) struct Invocation {
 /// A step's failure, offered to the workflow's failure steps (steps accepting `StepFailed`).
 /// The run fails with `error` once every failure step declined.
 pub(crate) struct Failure {
-    pub(crate) error: Option<WorkflowError>,
+    pub(crate) error: Option<StepError>,
+    /// The step that failed, and after how many attempts.
+    pub(crate) step: &'static str,
+    pub(crate) attempts: u32,
     /// What the run's last event says besides the error, if the failure ends the run.
     pub(crate) facts: FailureFacts,
     /// Failure steps that have not finished yet.

@@ -19,7 +19,10 @@ use crate::snapshot::{
     BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent, StoredInput,
 };
 use crate::workflow::Output;
-use crate::{AnyEvent, Handler, RunOptions, Runner, StepFailed, Store, Workflow, WorkflowError};
+use crate::{
+    AnyEvent, Handler, RunOptions, Runner, StepError, StepFailed, StepInfo, Store, Workflow,
+    WorkflowError,
+};
 
 /// The event a snapshot stored, decoded through the registry.
 pub(crate) fn decode(stored: StoredEvent) -> Result<Box<dyn AnyEvent>, ResumeError> {
@@ -43,19 +46,23 @@ fn decode_input(stored: StoredInput) -> Result<Input, ResumeError> {
     })
 }
 
-/// A failure a restored `StepFailed` event reports; its original error type is gone.
-fn restored_failure(input: &Input, text: String) -> SharedFailure {
+/// A failure a restored `StepFailed` event reports; only its text is left of its error.
+fn restored_failure(input: &Input, text: String, steps: &'static [StepInfo]) -> SharedFailure {
     let (step, attempts) = input
         .events()
         .first()
         .and_then(|ev| ev.downcast_ref::<StepFailed>())
-        .map_or((String::new(), 1), |f| (f.step.clone(), f.attempts));
+        .map_or(("", 1), |f| {
+            let step = steps
+                .iter()
+                .find(|s| s.name == f.step)
+                .map_or("", |s| s.name);
+            (step, f.attempts)
+        });
     Arc::new(Mutex::new(Failure {
-        error: Some(WorkflowError::StepFailed {
-            step,
-            attempts,
-            source: text.into(),
-        }),
+        error: Some(StepError::restored(text)),
+        step,
+        attempts,
         facts: FailureFacts {
             attempts: Some(attempts),
             ..FailureFacts::default()
@@ -192,7 +199,9 @@ pub(crate) fn resume<W: Workflow>(
     for queued in snapshot.queues {
         let step = step_of(&queued.step)?;
         let input = decode_input(queued.event)?;
-        let failure = queued.failure.map(|text| restored_failure(&input, text));
+        let failure = queued
+            .failure
+            .map(|text| restored_failure(&input, text, W::STEPS));
         let lineage = Lineage::from_records(&queued.scope, &queued.recoveries, step_of)?;
         run_loop.fan_outs.hold(&lineage);
         run_loop.scheduler.restore_queued(
@@ -213,7 +222,9 @@ pub(crate) fn resume<W: Workflow>(
         let memo = Memo::from_record(&mut record)?;
         let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
-        let failure = record.failure.map(|text| restored_failure(&input, text));
+        let failure = record
+            .failure
+            .map(|text| restored_failure(&input, text, W::STEPS));
         let lineage = Lineage::from_records(&record.scope, &record.recoveries, step_of)?;
         run_loop.fan_outs.hold(&lineage);
         let id = run_loop.invocations.insert(Invocation {
@@ -223,6 +234,7 @@ pub(crate) fn resume<W: Workflow>(
             attempt: record.attempt.max(1),
             number: record.number,
             last_error: record.last_error,
+            last_failure: None,
             failure,
             memo: Some(Arc::new(Mutex::new(memo))),
             retry_at,
