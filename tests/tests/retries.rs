@@ -208,3 +208,153 @@ async fn a_panic_is_retried_like_an_error() {
     .runner();
     assert_eq!(runner.run(StartEvent::new()).await.unwrap(), 2);
 }
+
+#[derive(Debug)]
+struct Busy {
+    retry_after: Duration,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "busy; retry after {:?}", self.retry_after)
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// A workflow whose only step always fails under `$policy`, noting when each attempt began
+/// (the error asks for a wait of 2 s times the attempt number).
+macro_rules! always_failing {
+    ($name:ident, $policy:expr) => {
+        #[derive(Default)]
+        struct $name {
+            began: Mutex<Vec<Duration>>,
+            origin: Mutex<Option<tokio::time::Instant>>,
+        }
+
+        #[workflow]
+        impl $name {
+            #[step(retry = $policy)]
+            async fn call(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<()>, Busy> {
+                let now = tokio::time::Instant::now();
+                let origin = *self.origin.lock().unwrap().get_or_insert(now);
+                self.began.lock().unwrap().push(now - origin);
+                let attempt = ctx.retry_info().attempt;
+                Err(Busy {
+                    retry_after: Duration::from_secs(2 * u64::from(attempt)),
+                })
+            }
+        }
+    };
+}
+
+always_failing!(
+    Chained,
+    RetryPolicy::attempts(5).waits([1, 5, 30].map(Duration::from_secs))
+);
+always_failing!(
+    Computed,
+    RetryPolicy::attempts(4).wait_with(|_, err| {
+        err.downcast_ref::<Busy>()
+            .map_or(Duration::ZERO, |busy| busy.retry_after)
+    })
+);
+always_failing!(
+    StopAfter,
+    RetryPolicy::attempts(100)
+        .fixed(Duration::from_secs(4))
+        .stop_after(Duration::from_secs(10))
+);
+always_failing!(
+    StopBefore,
+    RetryPolicy::attempts(100)
+        .fixed(Duration::from_secs(4))
+        .stop_before(Duration::from_secs(10))
+);
+
+fn secs(list: &[u64]) -> Vec<Duration> {
+    list.iter().map(|s| Duration::from_secs(*s)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chain_of_waits_is_followed_and_its_last_wait_repeats() {
+    let w = Chained::default();
+    let runner = w.runner();
+    let err = runner.run(StartEvent::new()).await.unwrap_err();
+    assert!(
+        matches!(err, WorkflowError::StepFailed { attempts: 5, .. }),
+        "{err}"
+    );
+    let began = runner.workflow().began.lock().unwrap().clone();
+    assert_eq!(began, secs(&[0, 1, 6, 36, 66]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_function_sees_the_attempt_and_the_steps_own_error() {
+    let runner = Computed::default().runner();
+    let _ = runner.run(StartEvent::new()).await.unwrap_err();
+    // Waits of 2, 4 and 6 s, as each attempt's error asked.
+    let began = runner.workflow().began.lock().unwrap().clone();
+    assert_eq!(began, secs(&[0, 2, 6, 12]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_after_gives_up_once_the_total_time_has_passed() {
+    let runner = StopAfter::default().runner();
+    let err = runner.run(StartEvent::new()).await.unwrap_err();
+    // The attempt begun at 12 s fails past 10 s: no more.
+    assert!(
+        matches!(err, WorkflowError::StepFailed { attempts: 4, .. }),
+        "{err}"
+    );
+    let began = runner.workflow().began.lock().unwrap().clone();
+    assert_eq!(began, secs(&[0, 4, 8, 12]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_before_gives_up_rather_than_wait_past_the_total() {
+    let runner = StopBefore::default().runner();
+    let err = runner.run(StartEvent::new()).await.unwrap_err();
+    // After the attempt at 8 s, a 4 s wait would end at 12 s, past 10 s.
+    assert!(
+        matches!(err, WorkflowError::StepFailed { attempts: 3, .. }),
+        "{err}"
+    );
+    let began = runner.workflow().began.lock().unwrap().clone();
+    assert_eq!(began, secs(&[0, 4, 8]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_based_stop_counts_from_the_first_attempt_across_a_resume() {
+    let first = StopAfter::default().runner();
+    let handler = first.run(StartEvent::new());
+    // Wait, in paused time, until the second attempt has failed and its back-off begun.
+    let snapshot = loop {
+        let snapshot = handler.snapshot().await.unwrap();
+        if snapshot
+            .invocations
+            .first()
+            .is_some_and(|inv| inv.attempt == 3 && inv.retry_in_ms.is_some())
+        {
+            break snapshot;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    handler.cancel_run();
+    let _ = handler.await;
+    let tried = snapshot.invocations[0]
+        .tried_for_ms
+        .expect("kept for a time-based stop");
+    assert!((4_000..8_000).contains(&tried), "{tried}");
+
+    let second = StopAfter::default().runner();
+    let snapshot = workflows::Snapshot::from_json(&snapshot.to_json()).unwrap();
+    let err = second.resume(snapshot).unwrap().await.unwrap_err();
+    // Attempts 3 and 4 ran here (at 8 s and 12 s of the invocation's time); a count from the
+    // resume would have allowed more.
+    assert!(
+        matches!(err, WorkflowError::StepFailed { attempts: 4, .. }),
+        "{err}"
+    );
+    assert_eq!(second.workflow().began.lock().unwrap().len(), 2);
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Predicate = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+type WaitFn = Arc<dyn Fn(u32, &(dyn Error + 'static)) -> Duration + Send + Sync>;
 
 /// When and how often a failing step runs again. Built by composition:
 ///
@@ -26,17 +27,49 @@ type Predicate = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
 /// assert!(policy.next_delay(1, &permanent).is_none());
 /// ```
 ///
+/// Besides a number of attempts, a policy can stop on time: after a total time since the
+/// first attempt began ([`stop_after`](Self::stop_after)), or when the next wait would end
+/// past such a total ([`stop_before`](Self::stop_before)). Its waits can be a chain
+/// ([`waits`](Self::waits), the last one repeating) or computed from the attempt number and the
+/// error ([`wait_with`](Self::wait_with)):
+///
+/// ```
+/// use std::time::Duration;
+/// use workflows::RetryPolicy;
+///
+/// let s = Duration::from_secs;
+/// let policy = RetryPolicy::attempts(10)
+///     .waits([s(1), s(5), s(30)])    // 1 s, 5 s, then 30 s each time
+///     .stop_before(s(60));           // never wait past one minute in all
+/// let err = std::io::Error::other("busy");
+/// assert_eq!(policy.next_delay_at(1, &err, s(0)), Some(s(1)));
+/// assert_eq!(policy.next_delay_at(2, &err, s(1)), Some(s(5)));
+/// assert_eq!(policy.next_delay_at(3, &err, s(6)), Some(s(30)));
+/// assert_eq!(policy.next_delay_at(4, &err, s(36)), None, "36 s + 30 s would pass 60 s");
+///
+/// let by_error = RetryPolicy::attempts(3).wait_with(move |attempt, err| {
+///     if err.to_string().contains("busy") { s(u64::from(attempt) * 2) } else { s(0) }
+/// });
+/// assert_eq!(by_error.next_delay(2, &err), Some(s(4)));
+/// ```
+///
 /// Side effects of failed attempts are not rolled back: a step that retries should be safe to
-/// run again.
+/// run again. The policy is code, so a snapshot does not hold it; it holds how long each
+/// invocation has been trying, so that time-based stops count from its first attempt across a
+/// resume.
 #[derive(Clone)]
 pub struct RetryPolicy {
     max_attempts: u32,
     backoff: Backoff,
     jitter: f64,
     retry_if: Option<Predicate>,
+    /// Give up once this long has passed since the first attempt began.
+    stop_after: Option<Duration>,
+    /// Give up when the next wait would end past this long since the first attempt began.
+    stop_before: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone)]
 enum Backoff {
     Immediate,
     Fixed(Duration),
@@ -45,6 +78,30 @@ enum Backoff {
         factor: f64,
         max: Duration,
     },
+    /// The `n`-th wait is the `n`-th element; the last repeats.
+    Chain(Arc<[Duration]>),
+    Custom(WaitFn),
+}
+
+impl fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backoff::Immediate => f.write_str("Immediate"),
+            Backoff::Fixed(d) => f.debug_tuple("Fixed").field(d).finish(),
+            Backoff::Exponential {
+                initial,
+                factor,
+                max,
+            } => f
+                .debug_struct("Exponential")
+                .field("initial", initial)
+                .field("factor", factor)
+                .field("max", max)
+                .finish(),
+            Backoff::Chain(waits) => f.debug_tuple("Chain").field(waits).finish(),
+            Backoff::Custom(_) => f.write_str("Custom"),
+        }
+    }
 }
 
 impl RetryPolicy {
@@ -56,6 +113,8 @@ impl RetryPolicy {
             backoff: Backoff::Immediate,
             jitter: 0.0,
             retry_if: None,
+            stop_after: None,
+            stop_before: None,
         }
     }
 
@@ -76,6 +135,37 @@ impl RetryPolicy {
         self
     }
 
+    /// Wait each duration of `waits` in turn before the retries, the last one repeating (an
+    /// empty chain retries at once).
+    pub fn waits(mut self, waits: impl IntoIterator<Item = Duration>) -> Self {
+        self.backoff = Backoff::Chain(waits.into_iter().collect());
+        self
+    }
+
+    /// Wait what `wait` says, given the number of the attempt that failed (from 1) and its
+    /// error (the step's own: downcast it).
+    pub fn wait_with(
+        mut self,
+        wait: impl Fn(u32, &(dyn Error + 'static)) -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.backoff = Backoff::Custom(Arc::new(wait));
+        self
+    }
+
+    /// Give up once `total` has passed since the invocation's first attempt began (counted
+    /// when an attempt fails), whatever attempts are left.
+    pub fn stop_after(mut self, total: Duration) -> Self {
+        self.stop_after = Some(total);
+        self
+    }
+
+    /// Give up rather than wait past `total` since the invocation's first attempt began: when
+    /// the next wait would end later, the step fails now.
+    pub fn stop_before(mut self, total: Duration) -> Self {
+        self.stop_before = Some(total);
+        self
+    }
+
     /// Spread each wait randomly by up to `fraction` (0.0 to 1.0) either way.
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = fraction.clamp(0.0, 1.0);
@@ -91,15 +181,36 @@ impl RetryPolicy {
         self
     }
 
+    /// Whether the policy stops on time ([`stop_after`](Self::stop_after),
+    /// [`stop_before`](Self::stop_before)).
+    pub fn stops_on_time(&self) -> bool {
+        self.stop_after.is_some() || self.stop_before.is_some()
+    }
+
     /// The most executions this policy allows.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
     /// After attempt number `attempt` (1-based) failed with `err`: how long to wait before the
-    /// next one, or `None` to give up.
+    /// next one, or `None` to give up. Time-based stops count from zero here; the runtime uses
+    /// [`next_delay_at`](Self::next_delay_at).
     pub fn next_delay(&self, attempt: u32, err: &(dyn Error + 'static)) -> Option<Duration> {
+        self.next_delay_at(attempt, err, Duration::ZERO)
+    }
+
+    /// [`next_delay`](Self::next_delay) when `elapsed` has passed since the invocation's first
+    /// attempt began.
+    pub fn next_delay_at(
+        &self,
+        attempt: u32,
+        err: &(dyn Error + 'static),
+        elapsed: Duration,
+    ) -> Option<Duration> {
         if attempt >= self.max_attempts {
+            return None;
+        }
+        if self.stop_after.is_some_and(|total| elapsed >= total) {
             return None;
         }
         if let Some(pred) = &self.retry_if
@@ -107,9 +218,9 @@ impl RetryPolicy {
         {
             return None;
         }
-        let base = match self.backoff {
+        let base = match &self.backoff {
             Backoff::Immediate => Duration::ZERO,
-            Backoff::Fixed(d) => d,
+            Backoff::Fixed(d) => *d,
             Backoff::Exponential {
                 initial,
                 factor,
@@ -117,10 +228,23 @@ impl RetryPolicy {
             } => {
                 // In f64, so that large factors or attempt counts saturate instead of overflowing.
                 let exp = factor.powi(attempt.saturating_sub(1).min(1024) as i32);
-                Duration::try_from_secs_f64(initial.as_secs_f64() * exp).map_or(max, |d| d.min(max))
+                Duration::try_from_secs_f64(initial.as_secs_f64() * exp)
+                    .map_or(*max, |d| d.min(*max))
             }
+            Backoff::Chain(waits) => {
+                let at = (attempt.saturating_sub(1) as usize).min(waits.len().saturating_sub(1));
+                waits.get(at).copied().unwrap_or(Duration::ZERO)
+            }
+            Backoff::Custom(wait) => wait(attempt, err),
         };
-        Some(self.apply_jitter(base))
+        let delay = self.apply_jitter(base);
+        if self
+            .stop_before
+            .is_some_and(|total| elapsed.saturating_add(delay) > total)
+        {
+            return None;
+        }
+        Some(delay)
     }
 
     fn apply_jitter(&self, base: Duration) -> Duration {
@@ -142,6 +266,8 @@ impl fmt::Debug for RetryPolicy {
             .field("backoff", &self.backoff)
             .field("jitter", &self.jitter)
             .field("retry_if", &self.retry_if.is_some())
+            .field("stop_after", &self.stop_after)
+            .field("stop_before", &self.stop_before)
             .finish()
     }
 }

@@ -281,6 +281,10 @@ pub struct InvocationRecord {
     /// Milliseconds left of a retry back-off in progress.
     #[serde(default)]
     pub retry_in_ms: Option<u64>,
+    /// Milliseconds since its first attempt began, for a step whose retry policy stops on
+    /// time (so that the stop counts from there after a resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tried_for_ms: Option<u64>,
     /// Answered waits: waiter id → the answer.
     #[serde(default)]
     pub resolved: BTreeMap<String, StoredEvent>,

@@ -192,7 +192,7 @@ impl<W: Workflow> RunLoop<W> {
         let step = inv.step;
         let delay = self.runner.retry[step]
             .as_ref()
-            .and_then(|p| p.next_delay(inv.attempt, err.as_error()));
+            .and_then(|p| p.next_delay_at(inv.attempt, err.as_error(), inv.started.elapsed()));
         if let Some(delay) = delay {
             tracing::debug!(
                 parent: span,

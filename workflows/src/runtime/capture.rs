@@ -38,7 +38,13 @@ impl<W: Workflow> RunLoop<W> {
             .iter()
             .map(|(_, inv)| {
                 let retry_in_ms = inv.retry_at.map(|at| millis_until(at, now));
-                inv.to_record(W::STEPS, retry_in_ms)
+                // Only a policy that stops on time needs it, and it changes every instant.
+                let stops_on_time = self.runner.retry[inv.step]
+                    .as_ref()
+                    .is_some_and(|p| p.stops_on_time());
+                let tried_for_ms = stops_on_time
+                    .then(|| now.saturating_duration_since(inv.started).as_millis() as u64);
+                inv.to_record(W::STEPS, retry_in_ms, tried_for_ms)
             })
             .collect::<Result<Vec<_>, _>>()?;
         invocations.sort_by_key(|r| r.number);

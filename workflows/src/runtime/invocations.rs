@@ -95,6 +95,7 @@ impl Invocation {
         &self,
         steps: &[crate::StepInfo],
         retry_in_ms: Option<u64>,
+        tried_for_ms: Option<u64>,
     ) -> Result<InvocationRecord, SnapshotError> {
         let mut record = InvocationRecord {
             number: self.number,
@@ -105,6 +106,7 @@ impl Invocation {
             attempt: self.attempt,
             last_error: self.last_error.clone(),
             retry_in_ms,
+            tried_for_ms,
             resolved: Default::default(),
             timed_out: Default::default(),
             once: Default::default(),

@@ -238,7 +238,10 @@ pub(crate) fn resume<W: Workflow>(
             failure,
             memo: Some(Arc::new(Mutex::new(memo))),
             retry_at,
-            started: tokio::time::Instant::now(),
+            started: record
+                .tried_for_ms
+                .and_then(|ms| now.checked_sub(Duration::from_millis(ms)))
+                .unwrap_or(now),
             running: false,
         });
         run_loop.scheduler.hold_worker(step);
