@@ -165,3 +165,33 @@ fn draw_graph_writes_mermaid_and_dot() {
     );
     assert!(dot.contains("\"Ticket\" -> \"step:classify\";"), "{dot}");
 }
+
+#[test]
+fn failures_fall_back_to_the_cache_and_the_next_card() {
+    let out = run(env!("CARGO_BIN_EXE_failures"), &[], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "price: asking the pricing service\n\
+         price: asking the pricing service\n\
+         cached_price: the pricing service is down after 2 attempts\n\
+         pay: using the cached price\n\
+         charge: card #0 for 1250 cents\n\
+         next_card: card #0 was declined; trying the next card\n\
+         charge: card #1 for 1250 cents\n\
+         paid 1250 cents with card #1\n"
+    );
+}
+
+#[test]
+fn failures_stop_at_the_recovery_budget() {
+    let out = run(env!("CARGO_BIN_EXE_failures"), &["all-declined"], "");
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("charge: card").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("next_card:").count(), 2, "{stdout}");
+    assert_eq!(
+        text(&out.stderr),
+        "error: step `charge` failed after 1 attempt(s): card #2 was declined\n"
+    );
+}
