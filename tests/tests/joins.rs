@@ -319,7 +319,7 @@ impl Approvals {
     }
 }
 
-async fn prompts(handler: &Handler<Vec<u32>>, count: usize) {
+async fn prompts<T>(handler: &Handler<T>, count: usize) {
     let mut events = handler.stream_events();
     let mut seen = 0;
     while seen < count {
@@ -369,4 +369,62 @@ async fn a_fan_out_snapshotted_half_way_resumes_and_joins_once() {
     handler.send_event(Vote { n: 0, yes: true }).unwrap();
     assert_eq!(handler.await.unwrap(), [0, 2, 3]);
     assert_eq!(second.joins.load(Ordering::SeqCst), 1);
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(external)]
+struct Vote2 {
+    n: u32,
+}
+
+/// A join whose event may also be sent from outside.
+struct Ballot;
+
+#[workflow]
+impl Ballot {
+    #[step]
+    async fn split(&self, _ev: StartEvent) -> Vec<Item> {
+        vec![Item { n: 1 }]
+    }
+
+    #[step]
+    async fn vote(&self, ctx: &Context, item: Item) -> Result<Vote2, WaitError> {
+        ctx.wait_for_event(
+            WaitFor::<HumanResponseEvent>::new().prompt(InputRequiredEvent::new("vote?")),
+        )
+        .await?;
+        Ok(Vote2 { n: item.n })
+    }
+
+    #[step]
+    async fn count(&self, votes: Vec<Vote2>) -> StopEvent<usize> {
+        StopEvent::new(votes.len())
+    }
+}
+
+#[tokio::test]
+async fn an_event_only_joins_take_is_refused_when_sent_in_from_outside() {
+    let handler = Ballot.run(StartEvent::new());
+    let err = handler.send_event(Vote2 { n: 9 }).unwrap_err();
+    assert_eq!(
+        err,
+        workflows::SendError::OnlyJoins {
+            event: "Vote2".into(),
+            joins: vec!["count".into()]
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("send it from a step inside the fan-out"),
+        "{err}"
+    );
+    let err = handler.send_event_to("count", Vote2 { n: 9 }).unwrap_err();
+    assert!(
+        matches!(err, workflows::SendError::OnlyJoins { .. }),
+        "{err}"
+    );
+    // The run goes on: the branch's own vote is collected.
+    prompts(&handler, 1).await;
+    handler.send_event(HumanResponseEvent::new("yes")).unwrap();
+    assert_eq!(handler.await.unwrap(), 1);
 }

@@ -192,6 +192,18 @@ pub enum SendError {
         /// The workflow's step names.
         known: Vec<String>,
     },
+    /// From outside the run, an event only joins take: a join takes only what descends from
+    /// the elements of a fan-out, and an event sent in descends from none.
+    #[error(
+        "only joins take `{event}` ({}), and a join takes only what descends from a fan-out's elements; send it from a step inside the fan-out, or let another step accept `{event}`",
+        .joins.join(", ")
+    )]
+    OnlyJoins {
+        /// The event's name.
+        event: String,
+        /// The joins that take it.
+        joins: Vec<String>,
+    },
     /// A send targeted a step that does not accept the event's type.
     #[error("step `{step}` does not accept `{event}`; it accepts: {}", .accepted.join(", "))]
     NotAccepted {

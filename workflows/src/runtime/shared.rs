@@ -255,6 +255,34 @@ impl RunShared {
         }
     }
 
+    /// Refuses an event sent in from outside that only joins would take: it descends from no
+    /// fan-out, so no join could (see `SendError::OnlyJoins`).
+    fn check_not_only_joins(
+        &self,
+        ev: &dyn AnyEvent,
+        target: Option<usize>,
+    ) -> Result<(), SendError> {
+        let routes = &self.routes;
+        let ty = ev.event_type_id();
+        let receivers: &[usize] = match &target {
+            Some(step) => std::slice::from_ref(step),
+            None => routes.receivers(ty),
+        };
+        let waited = lock(&self.waiting)
+            .iter()
+            .any(|(step, t)| *t == ty && target.is_none_or(|s| s == *step));
+        if receivers.is_empty() || waited || !receivers.iter().all(|&s| routes.is_join(s)) {
+            return Ok(());
+        }
+        Err(SendError::OnlyJoins {
+            event: ev.name().to_owned(),
+            joins: receivers
+                .iter()
+                .map(|&s| routes.steps()[s].name.to_owned())
+                .collect(),
+        })
+    }
+
     /// Records which steps wait for which event types.
     pub(crate) fn set_waiting(&self, types: &[(usize, TypeId)]) {
         let mut waiting = lock(&self.waiting);
@@ -272,6 +300,7 @@ impl RunShared {
             return Err(SendError::RunFinished);
         }
         let target = self.resolve_target(&*ev, target)?;
+        self.check_not_only_joins(&*ev, target)?;
         self.push(Msg::Event {
             ev,
             target,
