@@ -809,3 +809,92 @@ async fn ended_runs_are_deleted_after_the_retention_and_running_ones_kept() {
     let running = client.get(&format!("/handlers/{waiting}")).await;
     assert_eq!(running.status, 202, "a running run is never expired");
 }
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+struct Shard {
+    n: u32,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+#[event(external)]
+struct ShardDone {
+    n: u32,
+}
+
+/// Fans out three shards, each answered by a person inside its branch; a join sums them.
+struct Shards;
+
+#[workflow]
+impl Shards {
+    #[step]
+    async fn split(&self, _ev: StartEvent) -> Vec<Shard> {
+        (1..=3).map(|n| Shard { n }).collect()
+    }
+
+    #[step(num_workers = 3)]
+    async fn work(&self, ctx: &Context, shard: Shard) -> Result<ShardDone, WaitError> {
+        let answer = ctx
+            .wait_for_event(
+                WaitFor::<HumanResponseEvent>::new()
+                    .prompt(InputRequiredEvent::new(format!("shard {}", shard.n)))
+                    .require_path("shard", shard.n),
+            )
+            .await?;
+        Ok(ShardDone {
+            n: shard.n * answer.response.parse::<u32>().unwrap_or(0),
+        })
+    }
+
+    #[step]
+    async fn sum(&self, done: Vec<ShardDone>) -> StopEvent<Vec<u32>> {
+        StopEvent::new(done.iter().map(|d| d.n).collect())
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_and_its_join_run_over_http_and_a_type_only_the_join_takes_is_refused() {
+    // Parked between answers (idle_release zero), so every answer resumes the run from its
+    // stored snapshot: the join's lineage travels through the store.
+    let mut settings = config();
+    settings.idle_release = Some(Duration::ZERO);
+    let running = Server::new()
+        .workflow("shards", Shards.runner())
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(settings)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(running.local_addr());
+    let id = start(&client, "shards", json!({})).await;
+    let mut stream = api(&client).events(&id).stream();
+    let mut prompts = 0;
+    while prompts < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the three prompts come")
+            .expect("the stream goes on")
+            .expect("an event");
+        prompts += usize::from(ev.type_name == "InputRequiredEvent");
+    }
+    // Only the join takes `ShardDone`: sent from outside it would descend from no fan-out.
+    let refused = client
+        .post(
+            &format!("/events/{id}"),
+            &json!({"event": {"type": "ShardDone", "value": {"n": 9}}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    for (shard, answer) in [(3, "30"), (1, "10"), (2, "20")] {
+        let reply = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "HumanResponseEvent",
+                    "value": {"response": answer, "shard": shard}}}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], json!([10, 40, 90]));
+    running.shutdown().await.unwrap();
+}

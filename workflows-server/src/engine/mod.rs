@@ -117,8 +117,19 @@ impl Engine {
             .map(|(name, served)| {
                 let mut events: Vec<EventInfo> = Vec::new();
                 let extra = extra_events.get(name).into_iter().flatten();
-                for info in served.graph().events().iter().chain(extra) {
-                    if !events.iter().any(|e| e.name == info.name) {
+                let graph = served.graph();
+                // A type only joins take is not taken from outside: a join takes only what
+                // descends from a fan-out (the run would refuse it after the `200`).
+                let only_joins = |info: &EventInfo| {
+                    let mut takers = graph
+                        .steps()
+                        .iter()
+                        .filter(|s| s.accepts_type(info.type_id))
+                        .peekable();
+                    takers.peek().is_some() && takers.all(|s| s.fires.is_join())
+                };
+                for info in graph.events().iter().chain(extra) {
+                    if !only_joins(info) && !events.iter().any(|e| e.name == info.name) {
                         events.push(*info);
                     }
                 }
