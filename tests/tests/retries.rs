@@ -141,7 +141,7 @@ struct Guarded {
 
 #[workflow]
 impl Guarded {
-    #[step(retry = RetryPolicy::attempts(2))]
+    #[step(retry = RetryPolicy::attempts(2).fixed(Duration::from_millis(250)))]
     async fn fetch(&self, ev: StartEvent) -> Result<StopEvent<String>, std::io::Error> {
         let url = ev.get::<String>("url").unwrap();
         Err(std::io::Error::other(format!("{url} unreachable")))
@@ -151,20 +151,24 @@ impl Guarded {
     async fn fallback(&self, failed: StepFailed) -> Option<StopEvent<String>> {
         self.recover.then(|| {
             StopEvent::new(format!(
-                "fallback for {} after {} attempts ({}) on {}",
-                failed.step, failed.attempts, failed.error, failed.input["url"]
+                "fallback for {} after {} attempts in {} s ({}) on {}",
+                failed.step,
+                failed.attempts,
+                failed.elapsed_seconds,
+                failed.error,
+                failed.input["url"]
             ))
         })
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failure_handler_can_recover_the_run() {
     let start = StartEvent::new().with("url", "http://a");
     let result = Guarded { recover: true }.run(start).await.unwrap();
     assert_eq!(
         result,
-        "fallback for fetch after 2 attempts (http://a unreachable) on \"http://a\""
+        "fallback for fetch after 2 attempts in 0.25 s (http://a unreachable) on \"http://a\""
     );
 }
 

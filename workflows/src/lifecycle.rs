@@ -42,6 +42,9 @@ pub struct StepFailed {
     pub step: String,
     /// How many times it ran.
     pub attempts: u32,
+    /// Seconds from its first attempt's start to its last attempt's end.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
     /// The last error, as text (`panic: ...` for a panic).
     pub error: String,
     /// Whether the step panicked rather than returned an error.

@@ -249,6 +249,7 @@ impl<W: Workflow> RunLoop<W> {
         let failed = StepFailed {
             step: name.to_owned(),
             attempts: inv.attempt,
+            elapsed_seconds: facts.elapsed.unwrap_or_default().as_secs_f64(),
             error: err.to_string(),
             panicked: err.is_panic(),
             input_event: inv.input.name().into_owned(),

@@ -88,7 +88,7 @@ impl<W: Workflow> RunLoop<W> {
             in_flight: None,
             waiters: Waiters::default(),
             fan_outs: FanOuts::default(),
-            sets: Sets::new(W::STEPS),
+            sets: Sets::default(),
             admission: Admission::new(options.get_timeout()),
             taken: VecDeque::new(),
             snapshot_requests: Vec::new(),

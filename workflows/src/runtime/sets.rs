@@ -21,29 +21,34 @@ use crate::{AnyEvent, Fires, StepInfo};
 /// An event waiting for its partners, with the lineage it came from.
 type Part = (Box<dyn AnyEvent>, Lineage);
 
+/// For one step taking several events: one queue per parameter.
+type Queues = Box<[VecDeque<Part>]>;
+
 /// A set that completed: its events in parameter order, and the lineage they share.
 pub(crate) struct Complete {
     pub(crate) events: Box<[Box<dyn AnyEvent>]>,
     pub(crate) lineage: Lineage,
 }
 
+/// Made on the first arrival, so that a run of a workflow without such steps (or before one
+/// fires) holds nothing here.
 #[derive(Default)]
 pub(crate) struct Sets {
     /// For each step taking several events: one queue per parameter. Empty for other steps.
-    waiting: Box<[Box<[VecDeque<Part>]>]>,
+    waiting: Option<Box<[Queues]>>,
 }
 
 impl Sets {
-    pub(crate) fn new(steps: &[StepInfo]) -> Self {
-        Sets {
-            waiting: steps
+    fn queues(&mut self, steps: &[StepInfo]) -> &mut [Queues] {
+        self.waiting.get_or_insert_with(|| {
+            steps
                 .iter()
                 .map(|step| match step.fires {
                     Fires::PerSet => step.accepts.iter().map(|_| VecDeque::new()).collect(),
                     _ => Box::default(),
                 })
-                .collect(),
-        }
+                .collect()
+        })
     }
 
     /// `ev` arrives at step `step` (taking several events) from `lineage`: queued behind the
@@ -57,7 +62,7 @@ impl Sets {
     ) -> Option<Complete> {
         let ty = ev.event_type_id();
         let param = steps[step].accepts.iter().position(|e| e.type_id == ty)?;
-        let queues = &mut self.waiting[step];
+        let queues = &mut self.queues(steps)[step];
         queues[param].push_back((ev, lineage));
         if queues.iter().any(VecDeque::is_empty) {
             return None;
@@ -74,15 +79,13 @@ impl Sets {
 
     /// Drops everything (the run ended).
     pub(crate) fn clear(&mut self) {
-        for queues in self.waiting.iter_mut() {
-            queues.iter_mut().for_each(VecDeque::clear);
-        }
+        self.waiting = None;
     }
 
     /// The waiting events as a snapshot records them: by step, then parameter, then arrival.
     pub(crate) fn capture(&self, steps: &[StepInfo]) -> Result<Vec<UnpairedEvent>, SnapshotError> {
         let mut out = Vec::new();
-        for (step, queues) in self.waiting.iter().enumerate() {
+        for (step, queues) in self.waiting.iter().flat_map(|w| w.iter()).enumerate() {
             for queue in queues.iter() {
                 for (ev, lineage) in queue {
                     out.push(UnpairedEvent {
@@ -110,7 +113,7 @@ impl Sets {
         let Some(param) = steps[step].accepts.iter().position(|e| e.type_id == ty) else {
             return false;
         };
-        match self.waiting[step].get_mut(param) {
+        match self.queues(steps)[step].get_mut(param) {
             Some(queue) => {
                 queue.push_back((ev, lineage));
                 true
