@@ -428,3 +428,36 @@ async fn an_event_only_joins_take_is_refused_when_sent_in_from_outside() {
     handler.send_event(HumanResponseEvent::new("yes")).unwrap();
     assert_eq!(handler.await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_snapshot_whose_fan_outs_do_not_add_up_is_refused_as_malformed() {
+    let handler = Approvals::default().run(StartEvent::new());
+    prompts(&handler, 4).await;
+    let snapshot = handler.snapshot().await.unwrap();
+    handler.cancel_run();
+    let _ = handler.await;
+    assert_eq!(snapshot.next_fan_out, 1);
+
+    let mut numbered_ahead = snapshot.clone();
+    numbered_ahead.next_fan_out = 0;
+    let mut twice = snapshot.clone();
+    twice.fan_outs.push(twice.fan_outs[0].clone());
+    twice.next_fan_out = 2;
+    let mut inside_itself = snapshot.clone();
+    inside_itself.fan_outs[0].scope = vec![workflows::BranchRecord {
+        fan_out: 0,
+        element: 0,
+    }];
+    for (what, bad) in [
+        ("numbered ahead", numbered_ahead),
+        ("numbered twice", twice),
+        ("inside itself", inside_itself),
+    ] {
+        match Approvals::default().runner().resume(bad) {
+            Err(workflows::ResumeError::Malformed { message }) => {
+                assert!(message.contains("fan-out"), "{what}: {message}")
+            }
+            other => panic!("{what}: {:?}", other.map(|_| ())),
+        }
+    }
+}

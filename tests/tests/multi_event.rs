@@ -159,8 +159,9 @@ struct Offer {
     total: u32,
 }
 
-/// Inside a fan-out, each branch produces a price (returned) and a stock (sent); a step
-/// taking both pairs them within the branch, and a join gathers the offers.
+/// Inside a fan-out, each branch produces a price (returned) and a stock (sent), interleaved
+/// with the other branches'; a step taking both pairs them within the branch (never across
+/// branches), and a join gathers the offers.
 struct Catalogue;
 
 #[workflow]
@@ -177,6 +178,10 @@ impl Catalogue {
             units: item.n * 2,
         })
         .unwrap();
+        // The branches interleave: another branch's stock arrives before this price.
+        for _ in 0..(4 - item.n) * 3 {
+            tokio::task::yield_now().await;
+        }
         Price {
             n: item.n,
             cents: item.n * 100,
@@ -199,8 +204,19 @@ impl Catalogue {
     }
 }
 
-#[tokio::test]
-async fn a_set_inside_a_fan_out_counts_in_its_branch_and_the_join_waits_for_it() {
-    let got = Catalogue.run(StartEvent::new()).await.unwrap();
-    assert_eq!(got, [(1, 200), (2, 800), (3, 1800)]);
+#[test]
+fn a_set_inside_a_fan_out_pairs_within_its_branch_and_the_join_waits_for_it() {
+    for flavor in ["current", "multi"] {
+        let runtime = match flavor {
+            "current" => tokio::runtime::Builder::new_current_thread().build(),
+            _ => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build(),
+        }
+        .unwrap();
+        let got = runtime
+            .block_on(async { Catalogue.run(StartEvent::new()).await })
+            .unwrap();
+        assert_eq!(got, [(1, 200), (2, 800), (3, 1800)], "{flavor}");
+    }
 }

@@ -17,7 +17,7 @@ pub(crate) struct StepModel {
     /// `#[step(take = n)]`, for a join.
     pub(crate) take: Option<syn::LitInt>,
     /// `#[step(catch(a, b))]`, for a failure step.
-    pub(crate) catch: Option<Vec<syn::Ident>>,
+    pub(crate) catch: Option<Vec<LitStr>>,
     /// `#[step(max_recoveries = n)]`, for a failure step.
     pub(crate) max_recoveries: Option<syn::LitInt>,
     /// The context parameter's type (`&Context<...>`), when the step takes one.

@@ -77,6 +77,19 @@ pub(crate) fn workflow_args(tokens: TokenStream, errors: &mut Errors) -> Workflo
     }
 }
 
+/// A step's name in `catch(..)`: an identifier or a string.
+struct StepName(LitStr);
+
+impl syn::parse::Parse for StepName {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            return Ok(StepName(input.parse()?));
+        }
+        let ident: syn::Ident = input.parse()?;
+        Ok(StepName(LitStr::new(&ident.to_string(), ident.span())))
+    }
+}
+
 pub(crate) struct StepArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) num_workers: Option<LitInt>,
@@ -84,8 +97,9 @@ pub(crate) struct StepArgs {
     pub(crate) sends: Vec<Type>,
     /// `take = n`: a join fires with the first `n` arrivals.
     pub(crate) take: Option<LitInt>,
-    /// `catch(a, b)`: the steps a failure step handles.
-    pub(crate) catch: Option<Vec<syn::Ident>>,
+    /// `catch(a, "b-c")`: the steps a failure step handles, by name (an identifier, or a
+    /// string for a step renamed to something that is not one).
+    pub(crate) catch: Option<Vec<LitStr>>,
     /// `max_recoveries = n`.
     pub(crate) max_recoveries: Option<LitInt>,
 }
@@ -119,11 +133,12 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         } else if meta.path.is_ident("catch") {
             let content;
             syn::parenthesized!(content in meta.input);
-            let steps: Vec<syn::Ident> =
-                syn::punctuated::Punctuated::<syn::Ident, syn::Token![,]>::parse_terminated(
+            let steps: Vec<LitStr> =
+                syn::punctuated::Punctuated::<StepName, syn::Token![,]>::parse_terminated(
                     &content,
                 )?
                 .into_iter()
+                .map(|name| name.0)
                 .collect();
             if steps.is_empty() {
                 errors.at(

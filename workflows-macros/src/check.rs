@@ -64,13 +64,13 @@ pub(crate) fn check(
 /// itself, and no step is named by two failure steps.
 fn check_catches(steps: &[StepModel], errors: &mut Errors) {
     let names: Vec<String> = steps.iter().map(|s| s.name.value()).collect();
-    let mut claimed: Vec<(String, &syn::Ident)> = Vec::new();
+    let mut claimed: Vec<(String, String)> = Vec::new();
     for step in steps {
         let Some(catch) = &step.catch else {
             continue;
         };
         for target in catch {
-            let target_name = target.to_string();
+            let target_name = target.value();
             if !names.contains(&target_name) {
                 errors.at(
                     target,
@@ -94,7 +94,7 @@ fn check_catches(steps: &[StepModel], errors: &mut Errors) {
                     ),
                 );
             } else {
-                claimed.push((target_name, &step.method));
+                claimed.push((target_name, step.name.value()));
             }
         }
     }

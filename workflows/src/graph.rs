@@ -122,7 +122,8 @@ impl Graph {
             }
             if step.fans_out {
                 let bound = crate::graph_check::bound_joins(steps, index);
-                for (join, _) in steps.iter().enumerate().filter(|(j, _)| bound[*j]) {
+                let bound = |j: &usize| bound.get(*j).copied().unwrap_or(false);
+                for (join, _) in steps.iter().enumerate().filter(|(j, _)| bound(j)) {
                     edges.push(Edge {
                         from: step.name.to_owned(),
                         to: steps[join].name.to_owned(),

@@ -297,7 +297,18 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
             .push(step.name)
             .push("` can never run: the events it accepts come only from steps that never run themselves; connect it to the start event, or remove it");
     }
-    if step.fires.is_join() && steps.len() <= MAX_STEPS {
+    if !matches!(step.fires, Fires::PerEvent) && handles_failures(step) {
+        return Message::new()
+            .push("step `")
+            .push(step.name)
+            .push("` takes `StepFailed` in a list or beside other events, but a failure step takes one `StepFailed` alone: `failed: StepFailed`");
+    }
+    if step.fires.is_join() {
+        if steps.len() > MAX_STEPS {
+            return Message::new().push("join `").push(step.name).push(
+                "`: a workflow with joins has at most 128 steps; split it into smaller workflows",
+            );
+        }
         return check_join(steps, index);
     }
     Message::new()
@@ -307,10 +318,11 @@ pub const fn check_inputs(steps: &[StepInfo], index: usize) -> Message {
 const fn check_join(steps: &[StepInfo], index: usize) -> Message {
     let step = &steps[index];
     let runs = runnable(steps);
+    let levels = levels(steps);
     let mut bound_anywhere = false;
     let mut s = 0;
     while s < steps.len() {
-        if steps[s].fans_out && bound_joins(steps, s)[index] {
+        if steps[s].fans_out && levels[s][index] {
             if runs[s] {
                 return Message::new();
             }
@@ -354,96 +366,180 @@ pub const fn check_take(steps: &[StepInfo], index: usize) -> Message {
         .push("` is not one: a join takes a `Vec` of events (`events: Vec<MyEvent>`) and fires once per fan-out; remove `take`, or make the parameter a `Vec`")
 }
 
-/// Whether step `by` (in the level of the fan-out whose chain of sources is `guard`) produces
-/// `name` at that level: what it returns or sends, or, for a fan-out step, what the joins bound
-/// to it return (its own list opens a level further in).
-const fn produces_at_level(
-    steps: &[StepInfo],
-    by: usize,
-    name: &str,
-    guard: [bool; MAX_STEPS],
-) -> bool {
-    let step = &steps[by];
-    if !step.fans_out {
-        return listed(step.emits, name) || listed(step.sends, name);
+/// The most distinct event types the fan-out rules handle (more: no join is bound).
+const MAX_EVENTS: usize = 256;
+
+/// A set of event types, by their index in a [`Table`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Bits([u128; 2]);
+
+impl Bits {
+    const EMPTY: Bits = Bits([0; 2]);
+
+    const fn with(self, i: usize) -> Bits {
+        let mut words = self.0;
+        words[i / 128] |= 1 << (i % 128);
+        Bits(words)
     }
-    if listed(step.sends, name) {
-        return true;
+
+    const fn or(self, other: Bits) -> Bits {
+        Bits([self.0[0] | other.0[0], self.0[1] | other.0[1]])
     }
-    if guard[by] {
-        // A fan-out feeding itself: its inner levels add nothing new here.
-        return false;
+
+    const fn meets(self, other: Bits) -> bool {
+        (self.0[0] & other.0[0]) != 0 || (self.0[1] & other.0[1]) != 0
     }
-    let mut inner_guard = guard;
-    inner_guard[by] = true;
-    let joins = bound_joins_guarded(steps, by, inner_guard);
-    let mut j = 0;
-    while j < steps.len() {
-        if joins[j] && produces_at_level(steps, j, name, inner_guard) {
-            return true;
+
+    const fn same(self, other: Bits) -> bool {
+        self.0[0] == other.0[0] && self.0[1] == other.0[1]
+    }
+}
+
+/// Each step's accepted, returned and sent event types as sets, over one numbering of the
+/// workflow's event names.
+struct Table {
+    names: [&'static str; MAX_EVENTS],
+    len: usize,
+    accepts: [Bits; MAX_STEPS],
+    emits: [Bits; MAX_STEPS],
+    sends: [Bits; MAX_STEPS],
+    /// Whether every name fitted.
+    complete: bool,
+}
+
+impl Table {
+    const fn of(steps: &[StepInfo]) -> Table {
+        let mut table = Table {
+            names: [""; MAX_EVENTS],
+            len: 0,
+            accepts: [Bits::EMPTY; MAX_STEPS],
+            emits: [Bits::EMPTY; MAX_STEPS],
+            sends: [Bits::EMPTY; MAX_STEPS],
+            complete: steps.len() <= MAX_STEPS,
+        };
+        let mut s = 0;
+        while s < steps.len() && table.complete {
+            table.accepts[s] = table.add(steps[s].accepts);
+            table.emits[s] = table.add(steps[s].emits);
+            table.sends[s] = table.add(steps[s].sends);
+            s += 1;
         }
-        j += 1;
+        table
     }
-    false
+
+    /// The set of `events`, numbering the names not seen before.
+    const fn add(&mut self, events: &'static [EventInfo]) -> Bits {
+        let mut set = Bits::EMPTY;
+        let mut i = 0;
+        while i < events.len() {
+            let name = events[i].name;
+            let mut at = 0;
+            while at < self.len && !same(self.names[at], name) {
+                at += 1;
+            }
+            if at == self.len {
+                if self.len == MAX_EVENTS {
+                    self.complete = false;
+                    return set;
+                }
+                self.names[at] = name;
+                self.len += 1;
+            }
+            set = set.with(at);
+            i += 1;
+        }
+        set
+    }
 }
 
-/// The joins bound to fan-out step `source`: the joins accepting an event produced in the level
-/// its list opens (its elements, and what the steps they reach return or send, without
-/// entering the levels of inner fan-outs, whose joins' results count instead).
+/// For every fan-out step (a row per step; rows of other steps are empty), the joins bound to
+/// it: the joins accepting an event produced in the level its list opens (its elements, and
+/// what the steps they reach return or send, without entering the levels of inner fan-outs,
+/// whose bound joins' results count instead). All levels are worked out together, to a
+/// fixpoint, so nested fan-outs cost a few passes rather than a walk per nesting.
 ///
-/// The runtime fires exactly these joins when a fan-out of `source` ends; the compile-time
-/// rules use the same walk, so the two cannot disagree.
-#[doc(hidden)]
-pub const fn bound_joins(steps: &[StepInfo], source: usize) -> [bool; MAX_STEPS] {
-    let mut guard = [false; MAX_STEPS];
-    if source < MAX_STEPS {
-        guard[source] = true;
-    }
-    bound_joins_guarded(steps, source, guard)
-}
-
-const fn bound_joins_guarded(
-    steps: &[StepInfo],
-    source: usize,
-    guard: [bool; MAX_STEPS],
-) -> [bool; MAX_STEPS] {
-    // Steps reached in the level (joins apart: they end it).
-    let mut reached = [false; MAX_STEPS];
-    let mut joins = [false; MAX_STEPS];
-    if steps.len() > MAX_STEPS {
+/// The runtime fires exactly these joins when a fan-out ends; the compile-time rules use the
+/// same walk, so the two cannot disagree.
+const fn levels(steps: &[StepInfo]) -> [[bool; MAX_STEPS]; MAX_STEPS] {
+    let mut joins = [[false; MAX_STEPS]; MAX_STEPS];
+    let table = Table::of(steps);
+    if !table.complete {
         return joins;
     }
+    // What each fan-out step's list amounts to one level out: what its bound joins return or
+    // send (for a join that fans out in turn, its own collapsed outputs), and its own sends.
+    let mut collapsed = [Bits::EMPTY; MAX_STEPS];
     let mut changed = true;
     while changed {
         changed = false;
-        let mut s = 0;
-        while s < steps.len() {
-            if !reached[s] && !joins[s] {
-                let mut i = 0;
-                while i < steps[s].accepts.len() {
-                    let name = steps[s].accepts[i].name;
-                    let mut found = listed(steps[source].emits, name);
-                    let mut r = 0;
-                    while !found && r < steps.len() {
-                        found = reached[r] && produces_at_level(steps, r, name, guard);
-                        r += 1;
-                    }
-                    if found {
-                        if steps[s].fires.is_join() {
-                            joins[s] = true;
-                        } else {
-                            reached[s] = true;
+        let mut f = 0;
+        while f < steps.len() {
+            if steps[f].fans_out {
+                let mut bound = [false; MAX_STEPS];
+                let mut reached = [false; MAX_STEPS];
+                let mut produced = table.emits[f];
+                let mut grew = true;
+                while grew {
+                    grew = false;
+                    let mut s = 0;
+                    while s < steps.len() {
+                        if !reached[s] && !bound[s] && table.accepts[s].meets(produced) {
+                            if steps[s].fires.is_join() {
+                                bound[s] = true;
+                            } else {
+                                reached[s] = true;
+                                produced = produced.or(outputs(steps, &table, &collapsed, s));
+                            }
+                            grew = true;
                         }
-                        changed = true;
-                        break;
+                        s += 1;
                     }
-                    i += 1;
+                }
+                let mut out = table.sends[f];
+                let mut j = 0;
+                while j < steps.len() {
+                    if bound[j] {
+                        out = out.or(outputs(steps, &table, &collapsed, j));
+                        if !joins[f][j] {
+                            joins[f][j] = true;
+                            changed = true;
+                        }
+                    }
+                    j += 1;
+                }
+                if !out.same(collapsed[f]) {
+                    collapsed[f] = out;
+                    changed = true;
                 }
             }
-            s += 1;
+            f += 1;
         }
     }
     joins
+}
+
+/// What step `s` adds to the level it runs in: what it returns and sends, or, for a fan-out
+/// step, what its list amounts to (`collapsed`) and its sends.
+const fn outputs(
+    steps: &[StepInfo],
+    table: &Table,
+    collapsed: &[Bits; MAX_STEPS],
+    s: usize,
+) -> Bits {
+    if steps[s].fans_out {
+        table.sends[s].or(collapsed[s])
+    } else {
+        table.emits[s].or(table.sends[s])
+    }
+}
+
+/// The joins bound to fan-out step `source` (see [`levels`]).
+#[doc(hidden)]
+pub const fn bound_joins(steps: &[StepInfo], source: usize) -> [bool; MAX_STEPS] {
+    if source >= MAX_STEPS {
+        return [false; MAX_STEPS];
+    }
+    levels(steps)[source]
 }
 
 /// What is wrong with step `index` taking several events (empty if nothing): each parameter

@@ -6,9 +6,12 @@ use serde_json::Value;
 /// Sent to a step that accepts it when another step has failed for good (its retries are
 /// used up). Such a step is the workflow's failure step.
 ///
-/// The handler recovers by emitting an event (for instance a [`StopEvent`](crate::StopEvent)
-/// with a fallback result, or an event that continues the run). If it emits nothing, the run
-/// fails with the original step's error. Side effects of the failed attempts are not rolled
+/// The handler recovers by returning an event (for instance a [`StopEvent`](crate::StopEvent)
+/// with a fallback result, or an event that continues the run) or a list of events. If it
+/// returns nothing (events it only sends through its context do not count), the run fails
+/// with the original step's error. A failure step covers the steps it names in
+/// `#[step(catch(..))]`, or, naming none, every step no other failure step names, and recovers
+/// at most `max_recoveries` times (1 by default) along one lineage. Side effects of the failed attempts are not rolled
 /// back.
 ///
 /// ```
@@ -42,7 +45,8 @@ pub struct StepFailed {
     pub step: String,
     /// How many times it ran.
     pub attempts: u32,
-    /// Seconds from its first attempt's start to its last attempt's end.
+    /// Seconds from its first attempt's start to its last attempt's end (for an invocation
+    /// resumed from a snapshot, from its resume, unless its retry policy stops on time).
     #[serde(default)]
     pub elapsed_seconds: f64,
     /// The last error, as text (`panic: ...` for a panic).

@@ -74,6 +74,22 @@ impl Mixed {
     }
 }
 
+/// `catch` names a renamed step by its name, as a string.
+struct Renamed;
+
+#[workflow]
+impl Renamed {
+    #[step(name = "fetch-page")]
+    async fn fetch(&self, _ev: StartEvent) -> Result<StopEvent<()>, String> {
+        Ok(StopEvent::new(()))
+    }
+
+    #[step(catch("fetch-page"), max_recoveries = 3)]
+    async fn rescue(&self, _failed: StepFailed) -> StopEvent<()> {
+        StopEvent::new(())
+    }
+}
+
 fn main() {
-    let _ = (Library, Mixed);
+    let _ = (Library, Mixed, Renamed);
 }

@@ -125,11 +125,7 @@ fn workflow_impl(
             },
             None => quote!(<#event as #krate::StepInput>::FIRES),
         };
-        let catches = step
-            .catch
-            .iter()
-            .flatten()
-            .map(|ident| syn::LitStr::new(&ident.to_string(), ident.span()));
+        let catches = step.catch.iter().flatten();
         let max_recoveries = match &step.max_recoveries {
             Some(n) => quote!(#n),
             None => quote!(1),

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 
@@ -212,7 +213,12 @@ impl<W: Workflow> RunLoop<W> {
                 inv.running = true;
                 self.scheduler.attempt_due(id);
             } else {
-                inv.retry_at = Some(tokio::time::Instant::now() + delay);
+                // A wait too long to add (a policy's `Duration::MAX`) is as good as forever.
+                let now = tokio::time::Instant::now();
+                inv.retry_at = Some(
+                    now.checked_add(delay)
+                        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30)),
+                );
                 self.in_flight
                     .get_or_insert_with(FuturesUnordered::new)
                     .push(InFlight::backoff(id, tokio::time::sleep(delay)));

@@ -74,9 +74,23 @@ impl Lineage {
         Lineage::new(branches.into(), self.recoveries().into())
     }
 
-    /// This lineage with `branches` for its scope.
-    pub(crate) fn with_branches(&self, branches: &[Branch]) -> Lineage {
-        Lineage::new(branches.into(), self.recoveries().into())
+    /// The lineage of work made of this and `other`, whose scopes are related: the deeper
+    /// scope, and for each failure step the most recoveries either has seen.
+    pub(crate) fn deeper_merged(&self, other: &Lineage) -> Lineage {
+        let branches = if other.branches().len() > self.branches().len() {
+            other.branches()
+        } else {
+            self.branches()
+        };
+        let mut recoveries = self.recoveries().to_vec();
+        for &(step, n) in other.recoveries() {
+            match recoveries.iter_mut().find(|(s, _)| *s == step) {
+                Some((_, mine)) => *mine = (*mine).max(n),
+                None => recoveries.push((step, n)),
+            }
+        }
+        recoveries.sort_unstable();
+        Lineage::new(branches.into(), recoveries.into())
     }
 
     /// How many times failure step `step` has recovered on the way here.

@@ -72,6 +72,30 @@ fn restored_failure(input: &Input, text: String, steps: &'static [StepInfo]) -> 
     }))
 }
 
+/// Checks what a run's counting relies on: fan-out numbers are unique and below the next one
+/// to be given, and a fan-out sits only in branches of fan-outs opened before it.
+fn check_fan_outs(fan_outs: &[RestoredFanOut], next: u64) -> Result<(), ResumeError> {
+    let malformed = |message: String| Err(ResumeError::Malformed { message });
+    for (i, f) in fan_outs.iter().enumerate() {
+        if f.id >= next {
+            return malformed(format!(
+                "fan-out {} is not below the next fan-out number, {next}",
+                f.id
+            ));
+        }
+        if fan_outs[..i].iter().any(|g| g.id == f.id) {
+            return malformed(format!("two fan-outs are numbered {}", f.id));
+        }
+        if let Some(b) = f.lineage.branches().iter().find(|b| b.fan_out >= f.id) {
+            return malformed(format!(
+                "fan-out {} sits in a branch of fan-out {}, which is not older",
+                f.id, b.fan_out
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `snapshot` against `runner`'s workflow and starts the run it describes.
 pub(crate) fn resume<W: Workflow>(
     runner: &Runner<W>,
@@ -177,6 +201,7 @@ pub(crate) fn resume<W: Workflow>(
             joins,
         });
     }
+    check_fan_outs(&fan_outs, snapshot.next_fan_out)?;
     run_loop
         .fan_outs
         .restore(snapshot.next_fan_out, fan_outs, W::STEPS);

@@ -4,17 +4,21 @@
 //! # Invariants
 //!
 //! - A step taking several events fires once per complete set: one event per parameter, each
-//!   the oldest of its type not yet used (arrival order per type). An event never joins two
-//!   sets.
+//!   the oldest of its type not yet used (arrival order per type) among those it may pair
+//!   with. An event never joins two sets.
+//! - Events pair only when their scopes are related (one's branches begin the other's):
+//!   events of one branch pair together, and with events from outside the fan-out, never with
+//!   those of a sibling branch. The set runs in the deepest of its parts' scopes, so what it
+//!   returns stays in that branch.
 //! - An event waiting for its partners is not work of the fan-out it descends from: its branch
 //!   has ended there (as in the reference, where a buffered part is absorbed), so a join does
-//!   not wait for a partner that may never come. The set, when it completes, runs in the lineage
-//!   its parts share, counted in the innermost fan-out of it still open.
+//!   not wait for a partner that may never come. The set, when it completes, is counted in the
+//!   innermost fan-out of its scope still open; its recoveries are the most of its parts'.
 
 use std::collections::VecDeque;
 
 use crate::runtime::capture::store_event;
-use crate::runtime::lineage::{Branch, Lineage};
+use crate::runtime::lineage::Lineage;
 use crate::snapshot::{SnapshotError, UnpairedEvent};
 use crate::{AnyEvent, Fires, StepInfo};
 
@@ -52,7 +56,8 @@ impl Sets {
     }
 
     /// `ev` arrives at step `step` (taking several events) from `lineage`: queued behind the
-    /// others of its parameter, and the set returned if it is now complete.
+    /// others of its parameter, and the set returned if it completes one. Only a new arrival
+    /// can complete a set (any other would have completed when its last part arrived).
     pub(crate) fn arrive(
         &mut self,
         steps: &[StepInfo],
@@ -64,16 +69,31 @@ impl Sets {
         let param = steps[step].accepts.iter().position(|e| e.type_id == ty)?;
         let queues = &mut self.queues(steps)[step];
         queues[param].push_back((ev, lineage));
-        if queues.iter().any(VecDeque::is_empty) {
-            return None;
+        let arrived = queues[param].len() - 1;
+        // For each parameter, the oldest part related to every part chosen so far.
+        let mut chosen: Vec<(usize, usize)> = vec![(param, arrived)];
+        for (p, queue) in queues.iter().enumerate() {
+            if p == param {
+                continue;
+            }
+            let found = queue.iter().position(|(_, candidate)| {
+                chosen
+                    .iter()
+                    .all(|&(cp, ci)| related(&queues[cp][ci].1, candidate))
+            })?;
+            chosen.push((p, found));
         }
-        let (events, parts): (Vec<_>, Vec<_>) = queues
-            .iter_mut()
-            .map(|q| q.pop_front().expect("checked non-empty"))
-            .unzip();
+        chosen.sort_unstable();
+        let mut events = Vec::with_capacity(chosen.len());
+        let mut set_lineage = Lineage::default();
+        for (p, i) in chosen {
+            let (ev, part) = queues[p].remove(i).expect("chosen from the queue");
+            set_lineage = set_lineage.deeper_merged(&part);
+            events.push(ev);
+        }
         Some(Complete {
             events: events.into(),
-            lineage: shared_scope(&parts),
+            lineage: set_lineage,
         })
     }
 
@@ -123,23 +143,9 @@ impl Sets {
     }
 }
 
-/// The branches every part descends from: their lineages' common beginning.
-fn shared_scope(parts: &[Lineage]) -> Lineage {
-    let Some((first, rest)) = parts.split_first() else {
-        return Lineage::default();
-    };
-    let mut shared: &[Branch] = first.branches();
-    for lineage in rest {
-        let common = shared
-            .iter()
-            .zip(lineage.branches())
-            .take_while(|(a, b)| a == b)
-            .count();
-        shared = &shared[..common];
-    }
-    if shared.len() == first.branches().len() {
-        first.clone()
-    } else {
-        first.with_branches(shared)
-    }
+/// Whether two scopes are related: one's branches begin the other's.
+fn related(a: &Lineage, b: &Lineage) -> bool {
+    let (a, b) = (a.branches(), b.branches());
+    let common = a.len().min(b.len());
+    a[..common] == b[..common]
 }
