@@ -14,7 +14,7 @@
 //! | `state` | the typed state as JSON ([`RawJson`]: kept as text, parsed on resume) |
 //! | `store` | the dynamic JSON store, an object ([`RawJson`] too) |
 //! | `queues` | events waiting for a free worker, per step, with the fan-out branches they descend from (`scope`) |
-//! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope, attempt, retry back-off, answered waits, `once` results and the engine effects the attempt has performed |
+//! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope and recoveries, attempt, retry back-off (and, for a policy that stops on time, how long it has been trying), answered waits, `once` results and the engine effects the attempt has performed |
 //! | `fan_outs` | the fan-outs still open: the step whose list opened each, its scope, and what each join bound to it has collected |
 //! | `unpaired` | events that reached a step taking several events and wait for their partners |
 //! | `collect` | the fan-in buffers of each step |
