@@ -1,7 +1,8 @@
 //! A workflow's graph as data, and drawn as Mermaid or Graphviz DOT.
 //!
 //! Nodes are the steps and the event types they accept, return or send; edges run from an
-//! event to each step accepting it (a join collects it), from a step to each event it returns
+//! event to each step accepting it (a join collects it; a step taking several events takes it
+//! with the others), from a step to each event it returns
 //! (as a list, for a fan-out) or sends, from a fan-out step to each join it binds, and from an
 //! input request to the response that answers it.
 //!
@@ -55,6 +56,8 @@ pub enum EdgeKind {
     },
     /// A fan-out step's lists are joined by the join step.
     JoinedBy,
+    /// The event is one part of the set a step taking several events fires on.
+    PartOf,
 }
 
 /// One edge of the graph, between two node names (a step's or an event's).
@@ -95,7 +98,8 @@ impl Graph {
         for (index, step) in steps.iter().enumerate() {
             let accepts = match step.fires {
                 crate::Fires::PerFanOut { take } => EdgeKind::Collects { take },
-                crate::Fires::PerEvent | crate::Fires::PerSet => EdgeKind::Accepts,
+                crate::Fires::PerSet => EdgeKind::PartOf,
+                crate::Fires::PerEvent => EdgeKind::Accepts,
             };
             for info in step.accepts {
                 note(info);
@@ -242,6 +246,13 @@ impl Graph {
                         id("step", &edge.to)
                     )
                 }
+                EdgeKind::PartOf => {
+                    format!(
+                        "{} -->|with the others| {}",
+                        id("ev", &edge.from),
+                        id("step", &edge.to)
+                    )
+                }
             };
             let _ = writeln!(out, "    {line}");
         }
@@ -306,6 +317,11 @@ impl Graph {
                     format!("step:{}", edge.from),
                     format!("step:{}", edge.to),
                     " [style=dotted, label=\"joined by\"]".to_owned(),
+                ),
+                EdgeKind::PartOf => (
+                    edge.from.clone(),
+                    format!("step:{}", edge.to),
+                    " [label=\"with the others\"]".to_owned(),
                 ),
             };
             let _ = writeln!(out, "    \"{from}\" -> \"{to}\"{style};");
@@ -450,6 +466,38 @@ mod tests {
         assert!(dot.contains(
             "    \"step:split\" -> \"step:first\" [style=dotted, label=\"joined by\"];\n"
         ));
+    }
+
+    struct Pair;
+
+    #[workflow(crate = crate)]
+    impl Pair {
+        #[step(sends(Part))]
+        async fn split(&self, _ev: StartEvent) -> Job {
+            Job
+        }
+
+        #[step]
+        async fn both(&self, _job: Job, _part: Part) -> StopEvent<()> {
+            StopEvent::new(())
+        }
+    }
+
+    #[test]
+    fn a_step_taking_several_events_is_drawn_taking_each_with_the_others() {
+        let graph = Graph::of::<Pair>();
+        let parts: Vec<&str> = graph
+            .edges()
+            .iter()
+            .filter(|e| e.kind == EdgeKind::PartOf)
+            .map(|e| e.from.as_str())
+            .collect();
+        assert_eq!(parts, ["graph_tests.Job", "graph_tests.Part"]);
+        assert!(
+            graph
+                .to_mermaid()
+                .contains("    ev_graph_tests_Part -->|with the others| step_both\n")
+        );
     }
 
     #[test]
