@@ -40,7 +40,13 @@ pub(crate) fn representation(graph: &Graph) -> Value {
         let produced_by: Vec<&str> = graph
             .edges()
             .iter()
-            .filter(|e| e.to == info.name && matches!(e.kind, EdgeKind::Returns | EdgeKind::Sends))
+            .filter(|e| {
+                e.to == info.name
+                    && matches!(
+                        e.kind,
+                        EdgeKind::Returns | EdgeKind::Sends | EdgeKind::FansOut
+                    )
+            })
             .map(|e| e.from.as_str())
             .collect();
         let name = wire_name(info.name);
@@ -68,7 +74,9 @@ pub(crate) fn representation(graph: &Graph) -> Value {
         }
     }
     for edge in graph.edges() {
-        if edge.kind != EdgeKind::AnsweredBy {
+        // The reference's representation links steps and events only: an answer's link to
+        // its request goes through `external_step`, and a join's binding is left out.
+        if !matches!(edge.kind, EdgeKind::AnsweredBy | EdgeKind::JoinedBy) {
             edges.push(json!({
                 "source": wire_name(&edge.from),
                 "target": wire_name(&edge.to),

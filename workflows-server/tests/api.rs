@@ -865,6 +865,27 @@ async fn a_fan_out_and_its_join_run_over_http_and_a_type_only_the_join_takes_is_
         .await
         .unwrap();
     let client = Client::new(running.local_addr());
+    // The reference's representation: the list's elements are produced by `split`, and it
+    // links steps and events only (a join's binding to its fan-out is not a step-to-step edge).
+    let graph = client.get("/workflows/shards/representation").await.json()["graph"].clone();
+    let node = |id: &str| {
+        graph["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no node {id} in {graph}"))
+    };
+    assert_eq!(node("Shard")["produced_by"], json!(["split"]));
+    let steps = ["split", "work", "sum"];
+    assert!(
+        graph["edges"].as_array().unwrap().iter().all(|e| {
+            !(steps.contains(&e["source"].as_str().unwrap())
+                && steps.contains(&e["target"].as_str().unwrap()))
+        }),
+        "{graph}"
+    );
     let id = start(&client, "shards", json!({})).await;
     let mut stream = api(&client).events(&id).stream();
     let mut prompts = 0;
