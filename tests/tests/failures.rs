@@ -297,3 +297,74 @@ async fn a_panic_stays_a_panic_for_the_failure_step_and_the_caller() {
         "{err:?}"
     );
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+struct Fallback;
+
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(external)]
+struct Finish;
+
+/// Two failure steps naming no steps both get `work`'s failure: `quick` recovers at once,
+/// `slow` asks a person first and then declines. The run goes on, since one recovered, even
+/// across a snapshot taken between the two decisions.
+struct TwoMinds;
+
+#[workflow]
+impl TwoMinds {
+    #[step]
+    async fn work(&self, _ev: StartEvent) -> Result<StopEvent<&'static str>, String> {
+        Err("broken".into())
+    }
+
+    #[step]
+    async fn quick(&self, _failed: StepFailed) -> Fallback {
+        Fallback
+    }
+
+    #[step]
+    async fn slow(&self, ctx: &Context, _failed: StepFailed) -> Result<(), WaitError> {
+        ctx.wait_for_event(
+            WaitFor::<HumanResponseEvent>::new().prompt(InputRequiredEvent::new("decline?")),
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[step]
+    async fn carry_on(
+        &self,
+        ctx: &Context,
+        _ev: Fallback,
+    ) -> Result<StopEvent<&'static str>, WaitError> {
+        ctx.wait_for_event(WaitFor::<Finish>::new()).await?;
+        Ok(StopEvent::new("carried on"))
+    }
+}
+
+#[tokio::test]
+async fn a_failure_one_failure_step_recovered_from_stays_recovered_across_a_snapshot() {
+    let handler = TwoMinds.run(StartEvent::new());
+    // Both waits have begun: `quick` has recovered, `slow` has not decided.
+    let snapshot = loop {
+        let snapshot = handler.snapshot().await.unwrap();
+        if snapshot.waiters.len() == 2 {
+            break snapshot;
+        }
+        tokio::task::yield_now().await;
+    };
+    handler.cancel_run();
+    let _ = handler.await;
+    let slow = snapshot
+        .invocations
+        .iter()
+        .find(|i| i.step == "slow")
+        .expect("slow still decides");
+    assert!(slow.failure_recovered, "{slow:?}");
+
+    let snapshot = workflows::Snapshot::from_json(&snapshot.to_json()).unwrap();
+    let handler = TwoMinds.runner().resume(snapshot).unwrap();
+    handler.send_event(HumanResponseEvent::new("no")).unwrap();
+    handler.send_event(Finish).unwrap();
+    assert_eq!(handler.await.unwrap(), "carried on");
+}

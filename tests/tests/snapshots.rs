@@ -562,6 +562,8 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
         scope: Vec::new(),
         recoveries: Default::default(),
         failure: None,
+        failure_of: None,
+        failure_recovered: false,
     });
     assert_eq!(
         runner.resume(unknown).unwrap_err(),
@@ -580,6 +582,8 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
         scope: Vec::new(),
         recoveries: Default::default(),
         failure: None,
+        failure_of: None,
+        failure_recovered: false,
     });
     assert!(matches!(
         runner.resume(bad_event),
@@ -596,6 +600,8 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
         scope: Vec::new(),
         recoveries: Default::default(),
         failure: None,
+        failure_of: None,
+        failure_recovered: false,
     });
     assert_eq!(
         runner.resume(bad_step).unwrap_err(),

@@ -255,6 +255,13 @@ pub struct QueuedEvent {
     /// handler recovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// For a `StepFailed` event: the number of the invocation that failed, shared by the
+    /// copies offered to several failure steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_of: Option<u64>,
+    /// For a `StepFailed` event: whether another failure step has recovered from it already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failure_recovered: bool,
 }
 
 /// A step invocation that had started and not finished.
@@ -300,6 +307,13 @@ pub struct InvocationRecord {
     /// For a failure step: the failure it handles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// For a failure step: the number of the invocation that failed (see
+    /// [`QueuedEvent::failure_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_of: Option<u64>,
+    /// For a failure step: whether another failure step has recovered already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failure_recovered: bool,
     /// The engine effects the attempt in progress has performed, in order; when it runs
     /// again after a resume they are recognised and not performed again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -756,6 +770,8 @@ mod tests {
                     scope: Vec::new(),
                     recoveries: BTreeMap::new(),
                     failure: None,
+                    failure_of: None,
+                    failure_recovered: false,
                 },
                 QueuedEvent {
                     step: "join".into(),
@@ -768,7 +784,9 @@ mod tests {
                         element: 2,
                     }],
                     recoveries: BTreeMap::from([("rescue".to_owned(), 1)]),
-                    failure: None,
+                    failure: Some("boom".into()),
+                    failure_of: Some(7),
+                    failure_recovered: true,
                 },
             ],
             invocations: Vec::new(),

@@ -263,6 +263,7 @@ impl<W: Workflow> RunLoop<W> {
             source: Some(err.clone()),
         };
         let failure = Arc::new(std::sync::Mutex::new(Failure {
+            of: inv.number,
             error: Some(err),
             step: name,
             attempts: inv.attempt,

@@ -57,6 +57,9 @@ pub(crate) struct Invocation {
 /// A step's failure, offered to the workflow's failure steps (steps accepting `StepFailed`).
 /// The run fails with `error` once every failure step declined.
 pub(crate) struct Failure {
+    /// The number of the invocation that failed: what the copies offered to several failure
+    /// steps share, in snapshots too.
+    pub(crate) of: u64,
     pub(crate) error: Option<StepError>,
     /// The step that failed, and after how many attempts.
     pub(crate) step: &'static str,
@@ -81,12 +84,26 @@ pub(crate) struct FailureFacts {
 
 pub(crate) type SharedFailure = Arc<std::sync::Mutex<Failure>>;
 
-/// The text a snapshot keeps of a failure.
-pub(crate) fn failure_text(failure: &SharedFailure) -> String {
-    lock(failure)
-        .error
-        .as_ref()
-        .map_or_else(|| "recovered".to_owned(), ToString::to_string)
+/// What a snapshot keeps of a failure offered to a failure step: its text, the failed
+/// invocation's number (shared by the copies offered to other failure steps) and whether one of
+/// them has recovered already.
+pub(crate) fn failure_record(failure: &SharedFailure) -> FailureRecord {
+    let failure = lock(failure);
+    FailureRecord {
+        text: failure
+            .error
+            .as_ref()
+            .map_or_else(|| "recovered".to_owned(), ToString::to_string),
+        of: failure.of,
+        recovered: failure.recovered,
+    }
+}
+
+/// See [`failure_record`].
+pub(crate) struct FailureRecord {
+    pub(crate) text: String,
+    pub(crate) of: u64,
+    pub(crate) recovered: bool,
 }
 
 impl Invocation {
@@ -111,12 +128,20 @@ impl Invocation {
             timed_out: Default::default(),
             once: Default::default(),
             collected: Default::default(),
-            failure: self.failure.as_ref().map(failure_text),
+            failure: None,
+            failure_of: None,
+            failure_recovered: false,
             effects: Vec::new(),
             once_effects: Default::default(),
         };
         if let Some(memo) = &self.memo {
             lock(memo).fill_record(&mut record)?;
+        }
+        if let Some(failure) = &self.failure {
+            let kept = failure_record(failure);
+            record.failure = Some(kept.text);
+            record.failure_of = Some(kept.of);
+            record.failure_recovered = kept.recovered;
         }
         Ok(record)
     }

@@ -13,7 +13,7 @@ use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::Queued;
-use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared};
+use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared, lock};
 use crate::runtime::waiters::Waiter;
 use crate::snapshot::{
     BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent, StoredInput,
@@ -46,30 +46,59 @@ fn decode_input(stored: StoredInput) -> Result<Input, ResumeError> {
     })
 }
 
-/// A failure a restored `StepFailed` event reports; only its text is left of its error.
-fn restored_failure(input: &Input, text: String, steps: &'static [StepInfo]) -> SharedFailure {
-    let (step, attempts) = input
-        .events()
-        .first()
-        .and_then(|ev| ev.downcast_ref::<StepFailed>())
-        .map_or(("", 1), |f| {
-            let step = steps
-                .iter()
-                .find(|s| s.name == f.step)
-                .map_or("", |s| s.name);
-            (step, f.attempts)
-        });
-    Arc::new(Mutex::new(Failure {
-        error: Some(StepError::restored(text)),
-        step,
-        attempts,
-        facts: FailureFacts {
-            attempts: Some(attempts),
-            ..FailureFacts::default()
-        },
-        undecided: 1,
-        recovered: false,
-    }))
+/// The failures restored `StepFailed` events report, one per failed invocation, shared by its
+/// copies (one per failure step it was offered to); only the text is left of each error.
+#[derive(Default)]
+struct RestoredFailures(HashMap<u64, SharedFailure>);
+
+impl RestoredFailures {
+    /// The failure a restored copy reports: `text`, of invocation `of` (shared with the other
+    /// copies of that number; a snapshot of version 2 names none), `recovered` by another
+    /// failure step already.
+    fn copy(
+        &mut self,
+        input: &Input,
+        text: String,
+        of: Option<u64>,
+        recovered: bool,
+        steps: &'static [StepInfo],
+    ) -> SharedFailure {
+        let make = || {
+            let (step, attempts) = input
+                .events()
+                .first()
+                .and_then(|ev| ev.downcast_ref::<StepFailed>())
+                .map_or(("", 1), |f| {
+                    let step = steps
+                        .iter()
+                        .find(|s| s.name == f.step)
+                        .map_or("", |s| s.name);
+                    (step, f.attempts)
+                });
+            Arc::new(Mutex::new(Failure {
+                of: of.unwrap_or(u64::MAX),
+                error: Some(StepError::restored(text)),
+                step,
+                attempts,
+                facts: FailureFacts {
+                    attempts: Some(attempts),
+                    ..FailureFacts::default()
+                },
+                undecided: 0,
+                recovered: false,
+            }))
+        };
+        let failure = match of {
+            Some(of) => self.0.entry(of).or_insert_with(make).clone(),
+            None => make(),
+        };
+        {
+            let mut shared = lock(&failure);
+            shared.undecided += 1;
+            shared.recovered |= recovered;
+        }
+        failure
+    }
 }
 
 /// Checks what a run's counting relies on: fan-out numbers are unique and below the next one
@@ -221,12 +250,19 @@ pub(crate) fn resume<W: Workflow>(
         }
     }
 
+    let mut failures = RestoredFailures::default();
     for queued in snapshot.queues {
         let step = step_of(&queued.step)?;
         let input = decode_input(queued.event)?;
-        let failure = queued
-            .failure
-            .map(|text| restored_failure(&input, text, W::STEPS));
+        let failure = queued.failure.map(|text| {
+            failures.copy(
+                &input,
+                text,
+                queued.failure_of,
+                queued.failure_recovered,
+                W::STEPS,
+            )
+        });
         let lineage = Lineage::from_records(&queued.scope, &queued.recoveries, step_of)?;
         run_loop.fan_outs.hold(&lineage);
         run_loop.scheduler.restore_queued(
@@ -247,9 +283,15 @@ pub(crate) fn resume<W: Workflow>(
         let memo = Memo::from_record(&mut record)?;
         let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
-        let failure = record
-            .failure
-            .map(|text| restored_failure(&input, text, W::STEPS));
+        let failure = record.failure.map(|text| {
+            failures.copy(
+                &input,
+                text,
+                record.failure_of,
+                record.failure_recovered,
+                W::STEPS,
+            )
+        });
         let lineage = Lineage::from_records(&record.scope, &record.recoveries, step_of)?;
         run_loop.fan_outs.hold(&lineage);
         let id = run_loop.invocations.insert(Invocation {

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use crate::runtime::invocations::{InvocationId, SharedFailure, failure_text};
+use crate::runtime::invocations::{InvocationId, SharedFailure, failure_record};
 use crate::runtime::lineage::{Input, Lineage};
 use crate::snapshot::{QueuedEvent, SnapshotError};
 use crate::{AnyEvent, StepInfo};
@@ -207,12 +207,15 @@ impl Scheduler {
         ready
             .chain(queued)
             .map(|(step, queued)| {
+                let kept = queued.failure.as_ref().map(failure_record);
                 Ok(QueuedEvent {
                     step: steps[step].name.to_owned(),
                     event: queued.input.store()?,
                     scope: queued.lineage.to_records(),
                     recoveries: queued.lineage.recovery_records(steps),
-                    failure: queued.failure.as_ref().map(failure_text),
+                    failure_of: kept.as_ref().map(|k| k.of),
+                    failure_recovered: kept.as_ref().is_some_and(|k| k.recovered),
+                    failure: kept.map(|k| k.text),
                 })
             })
             .collect()
