@@ -70,7 +70,11 @@ pub struct Context<S = ()> {
     invocation: InvocationId,
     number: u64,
     lineage: Lineage,
-    retry: RetryInfo,
+    /// The attempt and its policy's limit; `retry_info` makes the rest from `last_failure`
+    /// (kept small: the context moves into every step's future).
+    attempt: u32,
+    max_attempts: u32,
+    last_failure: Option<crate::StepError>,
     /// Waits begun in this attempt, for implicit waiter ids.
     waits: AtomicU32,
     /// Collect calls made in this attempt, for their tags.
@@ -96,7 +100,8 @@ impl<S: Send + 'static> Context<S> {
     pub(crate) fn new(
         run: Arc<Run<S>>,
         at: Placement,
-        retry: RetryInfo,
+        attempt: (u32, u32),
+        last_failure: Option<crate::StepError>,
         memo: Option<SharedMemo>,
     ) -> Self {
         Context {
@@ -105,7 +110,9 @@ impl<S: Send + 'static> Context<S> {
             invocation: at.invocation,
             number: at.number,
             lineage: at.lineage,
-            retry,
+            attempt: attempt.0,
+            max_attempts: attempt.1,
+            last_failure,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
             explicit_ids: Mutex::new(Vec::new()),
@@ -551,7 +558,12 @@ impl<S: Send + 'static> Context<S> {
 
     /// This invocation's attempt number and its retry policy's limit.
     pub fn retry_info(&self) -> RetryInfo {
-        self.retry.clone()
+        RetryInfo {
+            attempt: self.attempt,
+            max_attempts: self.max_attempts,
+            last_error: self.last_failure.as_ref().map(ToString::to_string),
+            last_failure: self.last_failure.clone(),
+        }
     }
 }
 
@@ -606,7 +618,9 @@ impl<S> std::fmt::Debug for Context<S> {
         f.debug_struct("Context")
             .field("run_id", &self.run.shared.run_id)
             .field("step", &self.step)
-            .field("retry", &self.retry)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("last_failure", &self.last_failure)
             .finish()
     }
 }

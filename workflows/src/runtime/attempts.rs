@@ -25,7 +25,7 @@ use crate::runtime::lineage::{Input, batch_name};
 use crate::runtime::run_loop::RunLoop;
 use crate::runtime::scheduler::{Queued, Start};
 use crate::runtime::shared::lock;
-use crate::{Context, Emitted, RetryInfo, StepError, StepFailed, Workflow, WorkflowError};
+use crate::{Context, Emitted, StepError, StepFailed, Workflow, WorkflowError};
 
 impl<W: Workflow> RunLoop<W> {
     /// Starts what the scheduler has ready, within `budget`.
@@ -51,7 +51,6 @@ impl<W: Workflow> RunLoop<W> {
             lineage: queued.lineage,
             attempt: 1,
             number,
-            last_error: None,
             last_failure: None,
             failure: queued.failure,
             memo: None,
@@ -84,12 +83,8 @@ impl<W: Workflow> RunLoop<W> {
                 number: inv.number,
                 lineage: inv.lineage.clone(),
             },
-            RetryInfo {
-                attempt: inv.attempt,
-                max_attempts,
-                last_error: inv.last_error.clone(),
-                last_failure: inv.last_failure.clone(),
-            },
+            (inv.attempt, max_attempts),
+            inv.last_failure.clone(),
             inv.memo.clone(),
         );
         if self.internal_events {
@@ -204,7 +199,6 @@ impl<W: Workflow> RunLoop<W> {
             );
             inv.attempt += 1;
             inv.running = false;
-            inv.last_error = Some(err.to_string());
             inv.last_failure = Some(err);
             if let Some(memo) = &inv.memo {
                 lock(memo).new_attempt();

@@ -35,9 +35,8 @@ pub(crate) struct Invocation {
     pub(crate) attempt: u32,
     /// The invocation's number within the run (see the module docs).
     pub(crate) number: u64,
-    pub(crate) last_error: Option<String>,
-    /// The previous attempt's error itself (not kept in snapshots: a restored invocation has
-    /// only `last_error`).
+    /// The previous attempt's error (after a restore, only its text: snapshots keep the
+    /// text). One field for both keeps the invocation small: it moves on every start and end.
     pub(crate) last_failure: Option<StepError>,
     /// For a failure step's invocation: the failure it decides on.
     pub(crate) failure: Option<SharedFailure>,
@@ -121,7 +120,7 @@ impl Invocation {
             scope: self.lineage.to_records(),
             recoveries: self.lineage.recovery_records(steps),
             attempt: self.attempt,
-            last_error: self.last_error.clone(),
+            last_error: self.last_failure.as_ref().map(ToString::to_string),
             retry_in_ms,
             tried_for_ms,
             resolved: Default::default(),
