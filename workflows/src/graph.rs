@@ -95,6 +95,8 @@ impl Graph {
                 events.push(*info);
             }
         };
+        // One walk for every fan-out step's level.
+        let levels = crate::graph_check::levels(steps);
         for (index, step) in steps.iter().enumerate() {
             let accepts = match step.fires {
                 crate::Fires::PerFanOut { take } => EdgeKind::Collects { take },
@@ -124,8 +126,7 @@ impl Graph {
                     });
                 }
             }
-            if step.fans_out {
-                let bound = crate::graph_check::bound_joins(steps, index);
+            if let Some(bound) = levels.get(index).filter(|_| step.fans_out) {
                 let bound = |j: &usize| bound.get(*j).copied().unwrap_or(false);
                 for (join, _) in steps.iter().enumerate().filter(|(j, _)| bound(j)) {
                     edges.push(Edge {

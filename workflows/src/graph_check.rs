@@ -460,7 +460,7 @@ impl Table {
 ///
 /// The runtime fires exactly these joins when a fan-out ends; the compile-time rules use the
 /// same walk, so the two cannot disagree.
-const fn levels(steps: &[StepInfo]) -> [[bool; MAX_STEPS]; MAX_STEPS] {
+pub(crate) const fn levels(steps: &[StepInfo]) -> [[bool; MAX_STEPS]; MAX_STEPS] {
     let mut joins = [[false; MAX_STEPS]; MAX_STEPS];
     let table = Table::of(steps);
     if !table.complete {
@@ -531,15 +531,6 @@ const fn outputs(
     } else {
         table.emits[s].or(table.sends[s])
     }
-}
-
-/// The joins bound to fan-out step `source` (see [`levels`]).
-#[doc(hidden)]
-pub const fn bound_joins(steps: &[StepInfo], source: usize) -> [bool; MAX_STEPS] {
-    if source >= MAX_STEPS {
-        return [false; MAX_STEPS];
-    }
-    levels(steps)[source]
 }
 
 /// What is wrong with step `index` taking several events (empty if nothing): each parameter

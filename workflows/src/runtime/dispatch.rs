@@ -43,8 +43,9 @@ impl<W: Workflow> RunLoop<W> {
         let answered = self.answer_waiters(&*ev, target);
         if let Some(step) = target {
             if self.run.shared.routes.is_join(step) {
-                if !self.join(step, ev.clone_event(), &lineage) {
-                    self.outside_fan_out(step, &*ev, from);
+                let name = ev.name();
+                if !self.join(step, ev, &lineage) {
+                    self.outside_fan_out(step, name, from);
                 }
             } else if !answered.contains(&step) {
                 self.take_in(step, ev, lineage);
@@ -60,7 +61,7 @@ impl<W: Workflow> RunLoop<W> {
         let mut receivers = all.iter().copied().filter(|s| !answered.contains(s));
         let Some(first) = receivers.next() else {
             if answered.is_empty() {
-                self.unrouted(&*ev, from);
+                self.unrouted(ev.name(), ev.kind(), from);
             }
             return;
         };
@@ -91,17 +92,27 @@ impl<W: Workflow> RunLoop<W> {
             .copied()
             .filter(|s| !answered.contains(s))
             .collect();
+        let (name, kind) = (ev.name(), ev.kind());
         let mut taken = !answered.is_empty();
         let mut outside = None;
-        for &step in &receivers {
+        // Every receiver but the last gets a copy; the last gets the event itself.
+        let mut ev = Some(ev);
+        for (i, &step) in receivers.iter().enumerate() {
+            let copy = match ev.take_if(|_| i + 1 == receivers.len()) {
+                Some(own) => own,
+                None => ev
+                    .as_ref()
+                    .expect("kept for the last receiver")
+                    .clone_event(),
+            };
             if routes.is_join(step) {
-                if self.join(step, ev.clone_event(), &lineage) {
+                if self.join(step, copy, &lineage) {
                     taken = true;
                 } else {
                     outside.get_or_insert(step);
                 }
             } else {
-                self.take_in(step, ev.clone_event(), lineage.clone());
+                self.take_in(step, copy, lineage.clone());
                 taken = true;
             }
         }
@@ -109,8 +120,8 @@ impl<W: Workflow> RunLoop<W> {
             return;
         }
         match outside {
-            Some(join) => self.outside_fan_out(join, &*ev, from),
-            None => self.unrouted(&*ev, from),
+            Some(join) => self.outside_fan_out(join, name, from),
+            None => self.unrouted(name, kind, from),
         }
     }
 
@@ -208,29 +219,29 @@ impl<W: Workflow> RunLoop<W> {
 
     /// No step takes `ev`: a run error when a step returned it; else (an event sent when a
     /// waiter for it existed, gone since) dropped with a warning.
-    fn unrouted(&mut self, ev: &dyn AnyEvent, from: Option<usize>) {
-        if ev.kind() == EventKind::InputRequired {
+    fn unrouted(&mut self, event: &'static str, kind: EventKind, from: Option<usize>) {
+        if kind == EventKind::InputRequired {
             return;
         }
         match from {
             Some(step) => self.fail(WorkflowError::Unroutable {
                 step: W::STEPS[step].name.to_owned(),
-                event: ev.name().to_owned(),
+                event: event.to_owned(),
             }),
             // Checked when sent; only a waiter that went away in between gets here.
             None => tracing::warn!(
                 parent: &self.span,
-                event = ev.name(),
+                event,
                 "event sent into the run has no receiver any more; dropped"
             ),
         }
     }
 
     /// Only join `join` takes `ev`, and `ev` descends from no fan-out the join is bound to.
-    fn outside_fan_out(&mut self, join: usize, ev: &dyn AnyEvent, from: Option<usize>) {
+    fn outside_fan_out(&mut self, join: usize, event: &'static str, from: Option<usize>) {
         self.fail(WorkflowError::OutsideFanOut {
             step: from.map(|s| W::STEPS[s].name.to_owned()),
-            event: ev.name().to_owned(),
+            event: event.to_owned(),
             join: W::STEPS[join].name.to_owned(),
         });
     }

@@ -34,14 +34,15 @@ impl Routes {
                 }
             }
         }
+        // One walk for every fan-out step's level.
+        let levels = crate::graph_check::levels(steps);
         let joins_of = steps
             .iter()
             .enumerate()
             .map(|(index, step)| {
-                if !step.fans_out {
+                let Some(bound) = levels.get(index).filter(|_| step.fans_out) else {
                     return Box::default();
-                }
-                let bound = crate::graph_check::bound_joins(steps, index);
+                };
                 (0..steps.len())
                     .filter(|&j| bound.get(j).copied().unwrap_or(false))
                     .collect()
