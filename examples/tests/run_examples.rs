@@ -195,3 +195,26 @@ fn failures_stop_at_the_recovery_budget() {
         "error: step `charge` failed after 1 attempt(s): card #2 was declined\n"
     );
 }
+
+#[test]
+fn child_workflows_ask_through_the_parent_and_take_their_answers() {
+    let out = run(env!("CARGO_BIN_EXE_child_workflows"), &[], "y\nn\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "[Review/0] approve \"A short note on child workflows.\" (child workflows)? [y/n] \
+         [Review/1] approve \"A short note on snapshots.\" (snapshots)? [y/n] \
+         child workflows: published\nsnapshots: dropped\n"
+    );
+}
+
+#[test]
+fn child_workflows_without_answers_fail_cleanly() {
+    let out = run(env!("CARGO_BIN_EXE_child_workflows"), &[], "y\n");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no input"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -521,18 +521,18 @@ async fn bad_snapshots_are_typed_errors_that_say_what_to_do() {
     assert!(matches!(err, ResumeError::Truncated { .. }), "{err}");
     assert!(err.to_string().contains("store and load the whole text"));
 
-    let newer = text.replacen("\"version\":3", "\"version\":4", 1);
+    let newer = text.replacen("\"version\":4", "\"version\":5", 1);
     let err = Snapshot::from_json(&newer).unwrap_err();
     assert_eq!(
         err,
         ResumeError::NewerVersion {
-            found: 4,
-            supported: 3
+            found: 5,
+            supported: 4
         }
     );
-    // Versions 1 (no effect logs) and 2 (no fan-outs) are still read.
-    for version in [1, 2] {
-        let older = text.replacen("\"version\":3", &format!("\"version\":{version}"), 1);
+    // Versions 1 (no effect logs), 2 (no fan-outs) and 3 (no children) are still read.
+    for version in [1, 2, 3] {
+        let older = text.replacen("\"version\":4", &format!("\"version\":{version}"), 1);
         assert_eq!(Snapshot::from_json(&older).unwrap().version, version);
     }
 

@@ -14,6 +14,8 @@ pub(crate) struct StepModel {
     pub(crate) num_workers: usize,
     pub(crate) retry: Option<syn::Expr>,
     pub(crate) sends: Vec<Type>,
+    /// `#[step(children(A, B))]`: the workflows the step may run as children.
+    pub(crate) children: Vec<Type>,
     /// `#[step(take = n)]`, for a join.
     pub(crate) take: Option<syn::LitInt>,
     /// `#[step(catch(a, b))]`, for a failure step.
@@ -205,6 +207,7 @@ fn parse_signature(method: &ImplItemFn, args: StepArgs, errors: &mut Errors) -> 
             .unwrap_or(4),
         retry: args.retry,
         sends: args.sends,
+        children: args.children,
         take: args.take,
         catch: args.catch,
         max_recoveries: args.max_recoveries,

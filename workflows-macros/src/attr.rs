@@ -95,6 +95,8 @@ pub(crate) struct StepArgs {
     pub(crate) num_workers: Option<LitInt>,
     pub(crate) retry: Option<Expr>,
     pub(crate) sends: Vec<Type>,
+    /// `children(Review, Approve)`: the workflows the step may run as children.
+    pub(crate) children: Vec<Type>,
     /// `take = n`: a join fires with the first `n` arrivals.
     pub(crate) take: Option<LitInt>,
     /// `catch(a, "b-c")`: the steps a failure step handles, by name (an identifier, or a
@@ -108,6 +110,7 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
     let (mut name, mut num_workers, mut retry, mut take) = (None, None, None, None);
     let (mut catch, mut max_recoveries) = (None, None);
     let mut sends: Option<Vec<Type>> = None;
+    let mut children: Option<Vec<Type>> = None;
     parse_options(tokens, errors, |meta, errors| {
         if meta.path.is_ident("name") {
             set_once(&mut name, meta.value()?.parse()?, meta, errors);
@@ -164,9 +167,17 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
                     .into_iter()
                     .collect();
             set_once(&mut sends, types, meta, errors);
+        } else if meta.path.is_ident("children") {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let types: Vec<Type> =
+                syn::punctuated::Punctuated::<Type, syn::Token![,]>::parse_terminated(&content)?
+                    .into_iter()
+                    .collect();
+            set_once(&mut children, types, meta, errors);
         } else {
             return Err(meta.error(
-                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)`, `take = N`, `catch(step_a, step_b)` or `max_recoveries = N`",
+                "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)`, `children(WorkflowA, WorkflowB)`, `take = N`, `catch(step_a, step_b)` or `max_recoveries = N`",
             ));
         }
         Ok(())
@@ -176,6 +187,7 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         num_workers,
         retry,
         sends: sends.unwrap_or_default(),
+        children: children.unwrap_or_default(),
         take,
         catch,
         max_recoveries,

@@ -147,17 +147,20 @@ fn wire_value(name: &str, value: Value) -> Value {
     }
 }
 
-/// `ev` as an envelope, with what the server needs to know about it.
-pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
+/// `ev` as an envelope, with what the server needs to know about it; `child`, for an event a
+/// child run published, is its path (`"child"` in the envelope, which the reference's clients
+/// ignore), and such an event never ends the stream.
+pub(crate) fn outgoing(ev: &dyn AnyEvent, child: Option<&str>) -> Outgoing {
     let name = ev.name();
     let value = ev
         .to_json()
         .unwrap_or_else(|e| json!({ "error": format!("the event failed to serialize: {e}") }));
     let kind = ev.kind();
-    let terminal = matches!(
-        name,
-        "WorkflowFailed" | "WorkflowCancelled" | "WorkflowTimedOut"
-    ) || kind == EventKind::Stop;
+    let terminal = child.is_none()
+        && (matches!(
+            name,
+            "WorkflowFailed" | "WorkflowCancelled" | "WorkflowTimedOut"
+        ) || kind == EventKind::Stop);
     let internal = kind == EventKind::Internal && !terminal;
     let outcome = terminal.then(|| match name {
         "WorkflowFailed" => Outcome::Failed(value["error"].as_str().unwrap_or("").to_owned()),
@@ -174,13 +177,16 @@ pub(crate) fn outgoing(ev: &dyn AnyEvent) -> Outgoing {
         _ => Value::Null,
     };
     let qualified = qualified_name(name, ev.type_name());
-    let envelope = json!({
+    let mut envelope = json!({
         "value": wire_value(name, value),
         "qualified_name": qualified,
         "type": wire,
         "types": types,
-    })
-    .to_string();
+    });
+    if let Some(path) = child {
+        envelope["child"] = json!(path);
+    }
+    let envelope = envelope.to_string();
     let outcome = match outcome {
         Some(Outcome::Completed(_)) => Some(Outcome::Completed(envelope.clone())),
         other => other,
@@ -330,7 +336,7 @@ mod tests {
 
     #[test]
     fn built_in_events_look_as_python_writes_them() {
-        let out = outgoing(&InputRequiredEvent::new("Enter a number: "));
+        let out = outgoing(&InputRequiredEvent::new("Enter a number: "), None);
         assert_eq!(
             parse(&out.envelope),
             json!({"value": {"_data": {"prefix": "Enter a number: "}},
@@ -339,16 +345,16 @@ mod tests {
         );
         assert!(!out.internal && !out.terminal);
 
-        let out = outgoing(&StopEvent::new("42".to_owned()));
+        let out = outgoing(&StopEvent::new("42".to_owned()), None);
         assert_eq!(parse(&out.envelope)["value"], json!({"result": "42"}));
         assert_eq!(out.outcome, Some(Outcome::Completed(out.envelope.clone())));
 
-        let out = outgoing(&WorkflowCancelled {});
+        let out = outgoing(&WorkflowCancelled {}, None);
         assert_eq!(parse(&out.envelope)["type"], "WorkflowCancelledEvent");
         assert_eq!(parse(&out.envelope)["types"], json!(["StopEvent"]));
         assert_eq!(out.outcome, Some(Outcome::Cancelled));
 
-        let out = outgoing(&WorkflowIdle {});
+        let out = outgoing(&WorkflowIdle {}, None);
         assert!(out.internal && !out.terminal);
         assert_eq!(
             parse(&out.envelope)["types"],

@@ -919,3 +919,117 @@ async fn a_fan_out_and_its_join_run_over_http_and_a_type_only_the_join_takes_is_
     assert_eq!(done["result"]["value"]["result"], json!([10, 40, 90]));
     running.shutdown().await.unwrap();
 }
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+#[event(input_required(response = Signature))]
+struct SignatureNeeded {
+    who: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+struct Signature {
+    who: String,
+    ok: bool,
+}
+
+/// A child: asks the person its start event names to sign.
+struct Sign;
+
+#[workflow]
+impl Sign {
+    #[step]
+    async fn ask(&self, ctx: &Context, ev: StartEvent) -> Result<StopEvent<bool>, WaitError> {
+        let who: String = ev.get("who").unwrap_or_default();
+        let signature = ctx
+            .wait_for_event(
+                WaitFor::<Signature>::new()
+                    .prompt(SignatureNeeded { who: who.clone() })
+                    .require(workflows::field!(Signature, who), who),
+            )
+            .await?;
+        Ok(StopEvent::new(signature.ok))
+    }
+}
+
+/// Runs two `Sign` children at once.
+struct Contract;
+
+#[workflow]
+impl Contract {
+    #[step(children(Sign))]
+    async fn sign(
+        &self,
+        ctx: &Context,
+        _ev: StartEvent,
+    ) -> Result<StopEvent<Vec<bool>>, ChildError> {
+        let (ann, bob) = tokio::join!(
+            ctx.run_child(Sign, StartEvent::new().with("who", "ann")),
+            ctx.run_child(Sign, StartEvent::new().with("who", "bob")),
+        );
+        Ok(StopEvent::new(vec![ann?, bob?]))
+    }
+}
+
+#[tokio::test]
+async fn child_runs_ask_through_the_parents_stream_and_take_answers_sent_to_the_parent() {
+    // Parked between answers (idle_release zero): each answer resumes the parent, and its
+    // waiting children, from the stored snapshot.
+    let mut settings = config();
+    settings.idle_release = Some(Duration::ZERO);
+    let running = Server::new()
+        .workflow("contract", Contract.runner())
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(settings)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(running.local_addr());
+    let id = start(&client, "contract", json!({})).await;
+    let mut stream = api(&client).events(&id).stream();
+    let mut asked = 0;
+    while asked < 2 {
+        let ev = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("both children ask")
+            .expect("the stream goes on")
+            .expect("an event");
+        asked += usize::from(ev.type_name == "SignatureNeeded");
+    }
+    drop(stream);
+    // Answered in reverse order; the answer's type is one only the children wait for.
+    for (who, ok) in [("bob", false), ("ann", true)] {
+        let reply = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "Signature", "value": {"who": who, "ok": ok}}}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], json!([true, false]));
+    // The children's events are on the parent's stream, marked with their paths, numbered
+    // with the parent's sequence, and a reference client reads them as plain events.
+    let events = all_events(&client, &id, false).await;
+    let marked: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["type"] == "SignatureNeeded")
+        .map(|e| {
+            (
+                e["child"].as_str().unwrap_or("").to_owned(),
+                e["value"]["who"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marked,
+        [
+            ("Sign/0".to_owned(), "ann".to_owned()),
+            ("Sign/1".to_owned(), "bob".to_owned())
+        ]
+    );
+    assert_eq!(events.last().unwrap()["type"], "StopEvent");
+    assert!(events.last().unwrap().get("child").is_none());
+    assert_gapless(&client, &id).await;
+    running.shutdown().await.unwrap();
+}

@@ -8,13 +8,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::child::{ChildError, ChildRun, Found};
+use crate::runtime::children::{self, Link};
 use crate::runtime::effects::Effect;
 use crate::runtime::invocations::InvocationId;
 use crate::runtime::lineage::Lineage;
 use crate::runtime::memo::SharedMemo;
-use crate::runtime::shared::{BufferKey, Buffered, Msg, Run, WaitRequest, lock};
+use crate::runtime::shared::{BufferKey, Buffered, HasShared, Msg, Run, WaitRequest, lock};
 use crate::snapshot::EffectKind;
-use crate::{AnyEvent, Event, EventInfo, RetryInfo, SendError, Store, WaitError, WaitFor};
+use crate::workflow::Output;
+use crate::{
+    AnyEvent, Event, EventInfo, Handler, RetryInfo, Runner, SendError, Store, WaitError, WaitFor,
+    Workflow,
+};
 
 /// A step's handle on its run. Take `ctx: &Context` (or `&Context<MyState>` for a workflow
 /// declared with `#[workflow(state = MyState)]`) before the event parameter.
@@ -79,6 +85,8 @@ pub struct Context<S = ()> {
     waits: AtomicU32,
     /// Collect calls made in this attempt, for their tags.
     collects: AtomicU32,
+    /// `run_child` calls made in this attempt.
+    child_calls: AtomicU32,
     /// Explicit waiter ids used in this attempt, in order.
     explicit_ids: Mutex<Vec<String>>,
     /// The position of this attempt's next engine effect in its effect log; changed only under
@@ -115,6 +123,7 @@ impl<S: Send + 'static> Context<S> {
             last_failure,
             waits: AtomicU32::new(0),
             collects: AtomicU32::new(0),
+            child_calls: AtomicU32::new(0),
             explicit_ids: Mutex::new(Vec::new()),
             effects: AtomicUsize::new(0),
             memo: memo.map(OnceLock::from).unwrap_or_default(),
@@ -564,6 +573,144 @@ impl<S: Send + 'static> Context<S> {
             last_error: self.last_failure.as_ref().map(ToString::to_string),
             last_failure: self.last_failure.clone(),
         }
+    }
+}
+
+impl<S: crate::State> Context<S> {
+    /// Runs workflow `workflow` as a child of this run, starting with `start`, and gives its
+    /// result. The step must declare the child workflow: `#[step(children(Review))]`.
+    ///
+    /// The child is a run of its own, driven by the returned future: it moves while the step
+    /// awaits it (several at once with `futures::join!`, or in the branches of a fan-out), and
+    /// dropping the future cancels it. What it publishes appears in this run's stream,
+    /// marked with its path ([`StreamEvent::child`](crate::StreamEvent::child)): its input
+    /// requests reach this run's caller, and answers sent to this run's handler reach the
+    /// child that waits for them ([`Handler::respond`](crate::Handler::respond) to a request
+    /// read from the stream goes to the child that published it; `send_event` goes to the
+    /// first child with a wait the event meets, or else that takes its type, when this run
+    /// does not take it). This run's snapshots hold the child's; after a resume the step runs
+    /// again, and its `run_child` call resumes the child where it was, or gives the result
+    /// of a child that had ended without running it again.
+    ///
+    /// `workflow` is the child workflow's instance, or a [`Runner`](crate::Runner) of it
+    /// (whose timeout and limit on concurrent runs apply to the child). A child's failure,
+    /// timeout or cancellation is a [`ChildError`](crate::ChildError).
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// struct Approve;
+    ///
+    /// #[workflow]
+    /// impl Approve {
+    ///     #[step]
+    ///     async fn ask(&self, ctx: &Context, ev: StartEvent) -> Result<StopEvent<bool>, WaitError> {
+    ///         let item: String = ev.get("item").unwrap_or_default();
+    ///         let answer = ctx
+    ///             .wait_for_event(WaitFor::<HumanResponseEvent>::new()
+    ///                 .prompt(InputRequiredEvent::new(format!("approve {item}? "))))
+    ///             .await?;
+    ///         Ok(StopEvent::new(answer.response == "yes"))
+    ///     }
+    /// }
+    ///
+    /// struct Purchase;
+    ///
+    /// #[workflow]
+    /// impl Purchase {
+    ///     #[step(children(Approve))]
+    ///     async fn buy(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, ChildError> {
+    ///         let approved = ctx.run_child(Approve, StartEvent::new().with("item", "a desk")).await?;
+    ///         Ok(StopEvent::new(if approved { "bought" } else { "declined" }.to_owned()))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Purchase.run(StartEvent::new());
+    /// let mut events = handler.stream_events();
+    /// while let Some(ev) = events.next().await {
+    ///     if let Some(request) = ev.downcast_ref::<InputRequiredEvent>() {
+    ///         assert_eq!(ev.child.as_deref(), Some("Approve/0"));
+    ///         handler.respond(request, HumanResponseEvent::new("yes")).unwrap();
+    ///     }
+    /// }
+    /// assert_eq!(handler.await.unwrap(), "bought");
+    /// # }
+    /// ```
+    pub fn run_child<W: Workflow>(
+        &self,
+        workflow: impl Into<Runner<W>>,
+        start: W::Start,
+    ) -> ChildRun<'_, W>
+    where
+        Output<W>: Serialize + DeserializeOwned,
+    {
+        let call = self.child_calls.fetch_add(1, Ordering::Relaxed);
+        let step = &self.run.shared.routes.steps()[self.step];
+        let declared = step
+            .children
+            .iter()
+            .any(|c| c.type_id == std::any::TypeId::of::<W>());
+        if !declared {
+            return ChildRun::ready(Err(ChildError::Undeclared {
+                step: step.name.to_owned(),
+                workflow: W::NAME.to_owned(),
+            }));
+        }
+        let effect = Effect::new(EffectKind::Child, W::NAME, None);
+        if let Err(source) = self.effect(effect, || Ok(())) {
+            return ChildRun::ready(Err(ChildError::NotStarted {
+                workflow: W::NAME.to_owned(),
+                source,
+            }));
+        }
+        let memo = self.memo().clone();
+        let found = lock(&memo).children.lookup(call);
+        let runner = workflow.into();
+        let parent: Arc<dyn HasShared> = self.run.clone();
+        let (run, run_loop, path) = match found {
+            Found::Ended(slot) => return ChildRun::ready(crate::child::recorded::<W>(slot)),
+            Found::New => {
+                let number = self.run.shared.next_child.fetch_add(1, Ordering::Relaxed);
+                let path: Arc<str> = Arc::from(format!("{}/{number}", W::NAME));
+                let (run, run_loop) = children::start(&runner, start, &parent, path.clone());
+                (run, run_loop, path)
+            }
+            Found::Snapshot(snapshot, path, pending) => {
+                match children::resume(&runner, *snapshot, &parent, path.clone()) {
+                    Ok((run, run_loop)) => {
+                        parent
+                            .shared()
+                            .children
+                            .set(path.clone(), Link::Live(run.clone()));
+                        // What was sent to it while it waited for its step goes in now, in
+                        // order, before its loop first runs.
+                        for ev in pending.adopt() {
+                            if let Err(err) = run.shared.send(ev, None) {
+                                tracing::warn!(child = %path, error = %err, "an event sent to a resumed child before it ran is refused now");
+                            }
+                        }
+                        (run, run_loop, path)
+                    }
+                    Err(source) => {
+                        parent.shared().children.remove(&path);
+                        return ChildRun::ready(Err(ChildError::Resume {
+                            workflow: W::NAME.to_owned(),
+                            path: path.to_string(),
+                            source,
+                        }));
+                    }
+                }
+            }
+        };
+        let handler = Handler::new(run.clone());
+        let cell = Arc::new(Mutex::new(run_loop));
+        lock(&memo)
+            .children
+            .live(call, W::NAME, path.clone(), cell.clone());
+        parent.shared().children.set(path.clone(), Link::Live(run));
+        ChildRun::running(cell, handler, memo, parent, call, path)
     }
 }
 

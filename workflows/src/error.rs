@@ -128,6 +128,13 @@ pub enum WorkflowError {
     /// The run's result was already taken by an earlier await.
     #[error("the run's result was already taken")]
     ResultTaken,
+    /// An error a snapshot recorded (a child run's failure, read back after a resume) of a
+    /// kind that keeps only its text.
+    #[error("{message}")]
+    Recorded {
+        /// The error's text as it was recorded.
+        message: String,
+    },
 }
 
 fn list(steps: &[String]) -> String {

@@ -58,6 +58,9 @@ pub enum EdgeKind {
     JoinedBy,
     /// The event is one part of the set a step taking several events fires on.
     PartOf,
+    /// A step runs the child workflow named by the edge's end
+    /// ([`Context::run_child`](crate::Context::run_child)); see [`Graph::children`].
+    RunsChild,
 }
 
 /// One edge of the graph, between two node names (a step's or an event's).
@@ -71,13 +74,25 @@ pub struct Edge {
     pub kind: EdgeKind,
 }
 
-/// A workflow's steps and events, with the edges between them.
+/// A workflow's steps and events, with the edges between them, and the graphs of the child
+/// workflows its steps run.
 #[derive(Debug, Clone)]
 pub struct Graph {
     name: &'static str,
     steps: &'static [StepInfo],
     events: Vec<EventInfo>,
     edges: Vec<Edge>,
+    children: Vec<ChildGraph>,
+}
+
+/// A child workflow a step declares (`#[step(children(..))]`), drawn inside its parent's graph.
+#[derive(Debug, Clone)]
+pub struct ChildGraph {
+    /// The step that runs it.
+    pub step: &'static str,
+    /// Its graph; empty of steps when it is a workflow it is drawn inside of already (a
+    /// workflow that runs itself).
+    pub graph: Graph,
 }
 
 impl Graph {
@@ -88,6 +103,15 @@ impl Graph {
 
     /// The graph of a step table.
     pub fn from_steps(name: &'static str, steps: &'static [StepInfo]) -> Graph {
+        Graph::within(name, steps, &[])
+    }
+
+    /// The graph of a step table drawn inside the graphs of `outer` (by name), which its
+    /// children do not draw again.
+    fn within(name: &'static str, steps: &'static [StepInfo], outer: &[&'static str]) -> Graph {
+        let mut children = Vec::new();
+        let mut inside = outer.to_vec();
+        inside.push(name);
         let mut events: Vec<EventInfo> = Vec::new();
         let mut edges = Vec::new();
         let mut note = |info: &EventInfo| {
@@ -137,6 +161,24 @@ impl Graph {
                 }
             }
         }
+        for step in steps {
+            for child in step.children {
+                edges.push(Edge {
+                    from: step.name.to_owned(),
+                    to: child.name.to_owned(),
+                    kind: EdgeKind::RunsChild,
+                });
+                let child_steps: &'static [StepInfo] = if inside.contains(&child.name) {
+                    &[]
+                } else {
+                    (child.steps)()
+                };
+                children.push(ChildGraph {
+                    step: step.name,
+                    graph: Graph::within(child.name, child_steps, &inside),
+                });
+            }
+        }
         for info in events.clone() {
             if let Some(response) = info.response {
                 edges.push(Edge {
@@ -152,7 +194,13 @@ impl Graph {
             steps,
             events,
             edges,
+            children,
         }
+    }
+
+    /// The child workflows the steps run, each with the step that runs it.
+    pub fn children(&self) -> &[ChildGraph] {
+        &self.children
     }
 
     /// The workflow's name.
@@ -176,19 +224,26 @@ impl Graph {
     }
 
     /// The graph as a Mermaid flowchart: steps are boxes, events are rounded; input requests
-    /// and responses are hexagons, the start and stop events stadiums.
+    /// and responses are hexagons, the start and stop events stadiums. Each child workflow is a
+    /// subgraph, its start event reached from the step that runs it.
     pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart TD\n");
+        self.write_mermaid(&mut out, "", "    ");
+        out
+    }
+
+    /// Writes the nodes and edges, their ids prefixed with `prefix`, then each child's subgraph.
+    fn write_mermaid(&self, out: &mut String, prefix: &str, indent: &str) {
         // Mermaid ids allow letters, digits and `_`; names keep their form in the labels.
-        let id = |prefix: &str, name: &str| -> String {
+        let id = |kind: &str, name: &str| -> String {
             let clean: String = name
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect();
-            format!("{prefix}_{clean}")
+            format!("{prefix}{kind}_{clean}")
         };
-        let mut out = String::from("flowchart TD\n");
         for step in self.steps {
-            let _ = writeln!(out, "    {}[\"{}\"]", id("step", step.name), step.name);
+            let _ = writeln!(out, "{indent}{}[\"{}\"]", id("step", step.name), step.name);
         }
         for event in &self.events {
             let (open, close) = match event.kind {
@@ -198,11 +253,12 @@ impl Graph {
             };
             let _ = writeln!(
                 out,
-                "    {}{open}\"{}\"{close}",
+                "{indent}{}{open}\"{}\"{close}",
                 id("ev", event.name),
                 event.name
             );
         }
+        let mut child = 0;
         for edge in &self.edges {
             let line = match edge.kind {
                 EdgeKind::Accepts => {
@@ -254,19 +310,43 @@ impl Graph {
                         id("step", &edge.to)
                     )
                 }
+                EdgeKind::RunsChild => {
+                    let inner = format!("{prefix}c{child}_");
+                    child += 1;
+                    format!("{} -. runs .-> {inner}child", id("step", &edge.from))
+                }
             };
-            let _ = writeln!(out, "    {line}");
+            let _ = writeln!(out, "{indent}{line}");
         }
+        for (n, child) in self.children.iter().enumerate() {
+            let inner = format!("{prefix}c{n}_");
+            let _ = writeln!(
+                out,
+                "{indent}subgraph {inner}child[\"child workflow {}\"]",
+                child.graph.name
+            );
+            child
+                .graph
+                .write_mermaid(out, &inner, &format!("{indent}    "));
+            let _ = writeln!(out, "{indent}end");
+        }
+    }
+
+    /// The graph in Graphviz DOT: steps are boxes, events ellipses; each child workflow is a
+    /// cluster, reached from the step that runs it.
+    pub fn to_dot(&self) -> String {
+        let mut out = format!("digraph {} {{\n    rankdir=TB;\n", self.name);
+        self.write_dot(&mut out, "", "    ");
+        out.push_str("}\n");
         out
     }
 
-    /// The graph in Graphviz DOT: steps are boxes, events ellipses.
-    pub fn to_dot(&self) -> String {
-        let mut out = format!("digraph {} {{\n    rankdir=TB;\n", self.name);
+    /// Writes the nodes and edges, their ids prefixed with `prefix`, then each child's cluster.
+    fn write_dot(&self, out: &mut String, prefix: &str, indent: &str) {
         for step in self.steps {
             let _ = writeln!(
                 out,
-                "    \"step:{0}\" [label=\"{0}\", shape=box];",
+                "{indent}\"{prefix}step:{0}\" [label=\"{0}\", shape=box];",
                 step.name
             );
         }
@@ -278,10 +358,11 @@ impl Graph {
             };
             let _ = writeln!(
                 out,
-                "    \"{0}\" [label=\"{0}\", shape={shape}];",
+                "{indent}\"{prefix}{0}\" [label=\"{0}\", shape={shape}];",
                 event.name
             );
         }
+        let mut child = 0;
         for edge in &self.edges {
             let (from, to, style) = match edge.kind {
                 EdgeKind::Accepts => (
@@ -324,11 +405,31 @@ impl Graph {
                     format!("step:{}", edge.to),
                     " [label=\"with the others\"]".to_owned(),
                 ),
+                EdgeKind::RunsChild => {
+                    child += 1;
+                    (
+                        format!("step:{}", edge.from),
+                        format!("c{}_workflow", child - 1),
+                        " [style=dashed, label=\"runs\"]".to_owned(),
+                    )
+                }
             };
-            let _ = writeln!(out, "    \"{from}\" -> \"{to}\"{style};");
+            let _ = writeln!(
+                out,
+                "{indent}\"{prefix}{from}\" -> \"{prefix}{to}\"{style};"
+            );
         }
-        out.push_str("}\n");
-        out
+        for (n, child) in self.children.iter().enumerate() {
+            let inner = format!("{prefix}c{n}_");
+            let _ = writeln!(out, "{indent}subgraph \"cluster_{inner}\" {{");
+            let _ = writeln!(
+                out,
+                "{indent}    label=\"child workflow {0}\";\n{indent}    \"{inner}workflow\" [label=\"{0}\", shape=component];",
+                child.graph.name
+            );
+            child.graph.write_dot(out, &inner, &format!("{indent}    "));
+            let _ = writeln!(out, "{indent}}}");
+        }
     }
 }
 

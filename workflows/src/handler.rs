@@ -195,18 +195,23 @@ impl<T> Handler<T> {
     /// # }
     /// ```
     pub fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> Result<(), SendError> {
-        self.shared().resolve_target(ev, step).map(|_| ())
+        self.shared().can_take(ev, step)
     }
 
     /// Answers the input request `request` with `response`, whose type the request names:
     /// a wrong answer type does not compile.
+    ///
+    /// Given the request as read from this handler's stream, the answer goes to the run that
+    /// asked: to the child run that published it, if a child did (see
+    /// [`Context::run_child`](crate::Context::run_child)). Otherwise it is sent as
+    /// [`send_event`](Self::send_event) sends it.
     pub fn respond<R: InputRequired>(
         &self,
         request: &R,
         response: R::Response,
     ) -> Result<(), SendError> {
-        let _ = request;
-        self.send_event(response)
+        let address = request as *const R as *const ();
+        self.shared().send_answer(address, Box::new(response))
     }
 
     /// Ends the run: running steps are dropped, the stream ends with

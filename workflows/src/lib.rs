@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod builtin;
+mod child;
 mod context;
 mod error;
 mod event;
@@ -69,6 +70,7 @@ mod wait;
 mod workflow;
 
 pub use builtin::{HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent};
+pub use child::{ChildError, ChildInfo, ChildRun};
 pub use context::Context;
 pub use error::{SendError, WorkflowError};
 pub use event::{AnyEvent, Event, EventInfo, EventKind, InputRequired};
@@ -80,10 +82,10 @@ pub use lifecycle::{
 };
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
-    BranchRecord, BufferName, BufferedEvent, CollectBuffer, EffectKind, EffectRecord, FanOutRecord,
-    InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent, RawJson, ResumeError, RunStatus,
-    SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent, StoredInput, UnpairedEvent,
-    WaiterRecord,
+    BranchRecord, BufferName, BufferedEvent, ChildFailure, ChildRecord, ChildState, CollectBuffer,
+    EffectKind, EffectRecord, FanOutRecord, InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent,
+    RawJson, ResumeError, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent,
+    StoredInput, UnpairedEvent, WaiterRecord,
 };
 pub use step::{BoxError, Emitted, Fires, OneEvent, StepInfo, StepInput, StepOutput, StopType};
 pub use step_error::StepError;
@@ -292,9 +294,10 @@ mod readme {}
 /// ```
 pub mod prelude {
     pub use crate::{
-        AnyEvent, Context, Event, EventInfo, EventKind, Handler, HumanResponseEvent, InputRequired,
-        InputRequiredEvent, OneOf, RetryPolicy, RunOptions, Runner, StartEvent, StepFailed,
-        StopEvent, StreamEvent, WaitError, WaitFor, Workflow, WorkflowError, step, workflow,
+        AnyEvent, ChildError, Context, Event, EventInfo, EventKind, Handler, HumanResponseEvent,
+        InputRequired, InputRequiredEvent, OneOf, RetryPolicy, RunOptions, Runner, StartEvent,
+        StepFailed, StopEvent, StreamEvent, WaitError, WaitFor, Workflow, WorkflowError, step,
+        workflow,
     };
     pub use futures_util::StreamExt;
 }

@@ -94,7 +94,10 @@ use crate::{StepInfo, wait::Requirement};
 /// Version 2 added the effect log (`effects`, `once_effects`) of invocations: a version 1
 /// reader would ignore it and repeat effects, so the version went up. Version 1 snapshots are
 /// read as invocations without a log (their effects happen again, at least once).
-pub const SNAPSHOT_VERSION: u32 = 3;
+///
+/// Version 4 added child runs (`children` of an invocation, `next_child`): a version 3 reader
+/// would ignore them and run a finished child again.
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// How the run stood when the snapshot was taken.
 ///
@@ -322,6 +325,90 @@ pub struct InvocationRecord {
     /// body performed (skipped along with the body when the step runs again).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub once_effects: BTreeMap<String, u32>,
+    /// The child runs the invocation started ([`Context::run_child`](crate::Context::run_child)),
+    /// by call, in the order of its calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildRecord>,
+}
+
+/// A child run an invocation started: where it is, and how it stands.
+///
+/// ```
+/// use workflows::snapshot::{ChildRecord, ChildState};
+///
+/// let done = ChildRecord {
+///     call: 0,
+///     workflow: "Review".into(),
+///     path: "Review/0".into(),
+///     state: ChildState::Completed { result: serde_json::json!("approved") },
+///     inbox: Vec::new(),
+/// };
+/// let json = serde_json::to_value(&done).unwrap();
+/// assert_eq!(json["state"]["completed"]["result"], "approved");
+/// assert_eq!(serde_json::from_value::<ChildRecord>(json).unwrap(), done);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildRecord {
+    /// Which `run_child` call of the invocation's attempt started it (from 0).
+    pub call: u32,
+    /// The child workflow's name.
+    pub workflow: String,
+    /// The child's path in the parent's stream ([`StreamEvent::child`](crate::StreamEvent)).
+    pub path: String,
+    /// Whether it runs, and how it ended.
+    pub state: ChildState,
+    /// For a running child read from a snapshot whose step has not run again yet: the events
+    /// sent to it since, which it gets when it resumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox: Vec<StoredEvent>,
+}
+
+/// How a child run stands in its parent's snapshot.
+///
+/// Externally tagged (`{"running": {"snapshot": ...}}`): the nested snapshot holds raw JSON,
+/// which a tag read first would have to buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildState {
+    /// Still running: its own snapshot, resumed when the parent's step runs again.
+    Running {
+        /// The child's snapshot (its own version, workflow and fingerprint).
+        snapshot: Box<Snapshot>,
+    },
+    /// Ended with its result, which the step gets again without the child running again.
+    Completed {
+        /// The child's result as JSON.
+        result: Value,
+    },
+    /// Ended without its result; the step gets the error again.
+    Failed {
+        /// How it ended.
+        error: ChildFailure,
+    },
+}
+
+/// Why a child run ended without its result, as a snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildFailure {
+    /// [`RunStatus::Failed`], [`RunStatus::Cancelled`] or [`RunStatus::TimedOut`].
+    pub status: RunStatus,
+    /// The error's text.
+    pub message: String,
+    /// For a failed or panicked step: its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// For a failed or panicked step: how many times it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Whether the step panicked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub panicked: bool,
+    /// For a timeout: the timeout, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// For a timeout: the steps still running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_steps: Vec<String>,
 }
 
 /// What kind of engine effect an [`EffectRecord`] is.
@@ -334,6 +421,8 @@ pub enum EffectKind {
     Stream,
     /// A wait begun with `wait_for_event` (its prompt, if any, is published once).
     Wait,
+    /// A child run started with `run_child` (`event` holds the child workflow's name).
+    Child,
 }
 
 /// One engine effect an invocation performed: see the [module documentation](self).
@@ -375,6 +464,7 @@ pub(crate) fn describe_effect(
         (EffectKind::Send, Some(step)) => write!(f, "send `{event}` to step `{step}`"),
         (EffectKind::Stream, _) => write!(f, "write `{event}` to the stream"),
         (EffectKind::Wait, _) => write!(f, "wait for `{event}`"),
+        (EffectKind::Child, _) => write!(f, "run child workflow `{event}`"),
     }
 }
 
@@ -525,6 +615,9 @@ pub struct Snapshot {
     /// The number the next fan-out gets.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_fan_out: u64,
+    /// The number the next child run gets (its path's last part).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_child: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -555,7 +648,7 @@ impl Snapshot {
     /// assert!(matches!(Snapshot::from_json("[1, 2]"), Err(ResumeError::Malformed { .. })));
     /// assert!(matches!(
     ///     Snapshot::from_json("{\"version\": 99}"),
-    ///     Err(ResumeError::NewerVersion { found: 99, supported: 3 })
+    ///     Err(ResumeError::NewerVersion { found: 99, supported: 4 })
     /// ));
     /// ```
     pub fn from_json(text: &str) -> Result<Snapshot, ResumeError> {
@@ -742,6 +835,10 @@ pub(crate) fn fingerprint(workflow: &str, steps: &[StepInfo]) -> String {
         if step.max_recoveries != 1 {
             feed(&format!("max_recoveries {}", step.max_recoveries));
         }
+        if !step.children.is_empty() {
+            feed("children");
+            step.children.iter().for_each(|child| feed(child.name));
+        }
     }
     format!("{hash:016x}")
 }
@@ -821,6 +918,7 @@ mod tests {
             next_invocation: 3,
             next_stream_seq: 2,
             next_fan_out: 1,
+            next_child: 0,
         };
         assert_eq!(Snapshot::from_json(&snap.to_json()).unwrap(), snap);
     }

@@ -356,6 +356,9 @@ pub struct StepInfo {
     pub emits: &'static [EventInfo],
     /// The event types the step declares it sends through its context (`#[step(sends(...))]`).
     pub sends: &'static [EventInfo],
+    /// The workflows the step may run as children (`#[step(children(...))]`), through
+    /// [`Context::run_child`](crate::Context::run_child).
+    pub children: &'static [crate::ChildInfo],
     /// When the step fires: per event, or once per fan-out for a join.
     pub fires: Fires,
     /// Whether the step can return a list of events (a fan-out).

@@ -6,16 +6,18 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_core::Stream;
 
+use crate::runtime::children::Forward;
 use crate::runtime::shared::{HasShared, lock};
 use crate::{AnyEvent, Event};
 
-/// One published event with its per-run sequence number.
+/// One published event with its per-run sequence number, and the path of the child run that
+/// published it, if a child did.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use workflows::prelude::*;
 ///
-/// let ev = StreamEvent { seq: 0, event: Arc::new(InputRequiredEvent::new("name? ")) };
+/// let ev = StreamEvent { seq: 0, event: Arc::new(InputRequiredEvent::new("name? ")), child: None };
 /// assert!(ev.is::<InputRequiredEvent>());
 /// assert_eq!(ev.downcast_ref::<InputRequiredEvent>().unwrap().prefix, "name? ");
 /// assert_eq!(ev.name(), "InputRequiredEvent");
@@ -30,6 +32,10 @@ pub struct StreamEvent {
     pub seq: u64,
     /// The event.
     pub event: Arc<dyn AnyEvent>,
+    /// For an event a child run published ([`Context::run_child`](crate::Context::run_child)):
+    /// the child's path, its workflow's name and its number in the run (`Review/0`), and for a
+    /// grandchild its child's after it (`Review/0/Approve/2`). `None` for the run's own events.
+    pub child: Option<Arc<str>>,
 }
 
 impl StreamEvent {
@@ -90,9 +96,13 @@ fn take_wakers(slots: &mut [Option<Waker>]) -> Woken {
 }
 
 /// The run's published events. Never blocks the run: readers follow at their own pace.
+///
+/// A child run's log keeps nothing: it hands each event to its parent's log, marked with the
+/// child's path, except the child's last event (its result reaches the step that awaits it).
 #[derive(Default)]
 pub(crate) struct StreamLog {
     inner: Mutex<LogInner>,
+    forward: Option<Box<Forward>>,
 }
 
 impl StreamLog {
@@ -103,7 +113,27 @@ impl StreamLog {
                 base,
                 ..LogInner::default()
             }),
+            forward: None,
         }
+    }
+
+    /// The log of a child run, handing its events to its parent's.
+    pub(crate) fn forwarding(forward: Forward) -> Self {
+        StreamLog {
+            inner: Mutex::default(),
+            forward: Some(Box::new(forward)),
+        }
+    }
+
+    /// The child path of the event at `address` (its data pointer), if it is in the log.
+    pub(crate) fn child_of(&self, address: *const ()) -> Option<Arc<str>> {
+        let inner = lock(&self.inner);
+        inner
+            .events
+            .iter()
+            .rev()
+            .find(|ev| std::ptr::eq(Arc::as_ptr(&ev.event) as *const (), address))
+            .and_then(|ev| ev.child.clone())
     }
 
     /// The sequence number the next published event gets.
@@ -114,6 +144,24 @@ impl StreamLog {
 
     /// Appends `event` unless the stream is closed; wakes waiting readers.
     pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) {
+        self.publish_from(None, event);
+    }
+
+    /// Appends `event`, published by the descendant at `child` (or by the run itself).
+    fn publish_from(&self, child: Option<Arc<str>>, event: Arc<dyn AnyEvent>) {
+        if let Some(forward) = &self.forward {
+            if lock(&self.inner).closed {
+                return;
+            }
+            let path = match child {
+                None => forward.path.clone(),
+                Some(below) => Arc::from(format!("{}/{below}", forward.path)),
+            };
+            if let Some(parent) = forward.parent.upgrade() {
+                parent.shared().stream.publish_from(Some(path), event);
+            }
+            return;
+        }
         let wakers = {
             let mut inner = lock(&self.inner);
             if inner.closed {
@@ -124,7 +172,7 @@ impl StreamLog {
             if inner.events.capacity() == 0 {
                 inner.events.reserve_exact(1);
             }
-            inner.events.push(StreamEvent { seq, event });
+            inner.events.push(StreamEvent { seq, event, child });
             take_wakers(&mut inner.wakers)
         };
         wakers.wake();
@@ -132,7 +180,9 @@ impl StreamLog {
 
     /// Appends the last event and closes the stream.
     pub(crate) fn publish_last(&self, event: Arc<dyn AnyEvent>) {
-        self.publish(event);
+        if self.forward.is_none() {
+            self.publish(event);
+        }
         self.close();
     }
 

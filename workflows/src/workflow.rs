@@ -280,6 +280,14 @@ impl<W> Clone for Runner<W> {
     }
 }
 
+/// A workflow instance as a runner with default settings, so that
+/// [`Context::run_child`](crate::Context::run_child) takes either.
+impl<W: Workflow> From<W> for Runner<W> {
+    fn from(workflow: W) -> Self {
+        Runner::new(workflow)
+    }
+}
+
 impl<W: Workflow> Runner<W> {
     /// A runner for `workflow` with default settings.
     pub fn new(workflow: W) -> Self {

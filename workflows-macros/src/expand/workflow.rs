@@ -118,6 +118,10 @@ fn workflow_impl(
         let event = &step.event;
         let output = &step.output;
         let sends = &step.sends;
+        let children = step
+            .children
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> #krate::ChildInfo::of::<#ty>()));
         let fires = match &step.take {
             _ if !step.set.is_empty() => quote!(#krate::__private::Fires::PerSet),
             Some(n) => quote! {
@@ -147,6 +151,7 @@ fn workflow_impl(
                 accepts: #accepts,
                 emits: <#output as #krate::StepOutput>::EVENTS,
                 sends: &[#(#krate::EventInfo::of::<#sends>()),*],
+                children: &[#(#children),*],
                 fires: #fires,
                 fans_out: <#output as #krate::StepOutput>::FANS_OUT,
                 catches: &[#(#catches),*],

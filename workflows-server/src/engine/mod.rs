@@ -116,20 +116,11 @@ impl Engine {
             .iter()
             .map(|(name, served)| {
                 let mut events: Vec<EventInfo> = Vec::new();
-                let extra = extra_events.get(name).into_iter().flatten();
-                let graph = served.graph();
-                // A type only joins take is not taken from outside: a join takes only what
-                // descends from a fan-out (the run would refuse it after the `200`).
-                let only_joins = |info: &EventInfo| {
-                    let mut takers = graph
-                        .steps()
-                        .iter()
-                        .filter(|s| s.accepts_type(info.type_id))
-                        .peekable();
-                    takers.peek().is_some() && takers.all(|s| s.fires.is_join())
-                };
-                for info in graph.events().iter().chain(extra) {
-                    if !only_joins(info) && !events.iter().any(|e| e.name == info.name) {
+                // The workflow's own types, its child workflows' (an answer may be for a
+                // child), then the extra ones registered for it.
+                takes_from_outside(&served.graph(), &mut events);
+                for info in extra_events.get(name).into_iter().flatten() {
+                    if !events.iter().any(|e| e.name == info.name) {
                         events.push(*info);
                     }
                 }
@@ -234,10 +225,7 @@ impl Engine {
         else {
             return Ok(false);
         };
-        Ok(snapshot
-            .waiters
-            .iter()
-            .any(|w| w.event == ev.name() && step.is_none_or(|s| w.step == s)))
+        Ok(waits_in(&snapshot, ev.name(), step))
     }
 
     /// The handler `handler_id`.
@@ -367,4 +355,44 @@ impl Engine {
             live.stored.notify_waiters();
         }
     }
+}
+
+/// Adds to `events` the types of `graph` and of its child workflows' graphs, except a type only
+/// joins take: a join takes only what descends from a fan-out, so the run would refuse it after
+/// the `200`.
+fn takes_from_outside(graph: &workflows::graph::Graph, events: &mut Vec<EventInfo>) {
+    let only_joins = |info: &EventInfo| {
+        let mut takers = graph
+            .steps()
+            .iter()
+            .filter(|s| s.accepts_type(info.type_id))
+            .peekable();
+        takers.peek().is_some() && takers.all(|s| s.fires.is_join())
+    };
+    for info in graph.events() {
+        if !only_joins(info) && !events.iter().any(|e| e.name == info.name) {
+            events.push(*info);
+        }
+    }
+    for child in graph.children() {
+        takes_from_outside(&child.graph, events);
+    }
+}
+
+/// Whether a step of the run `snapshot` holds, or of one of its running children (when no step
+/// is named), waits for events named `name`.
+fn waits_in(snapshot: &workflows::Snapshot, name: &str, step: Option<&str>) -> bool {
+    snapshot
+        .waiters
+        .iter()
+        .any(|w| w.event == name && step.is_none_or(|s| w.step == s))
+        || (step.is_none()
+            && snapshot
+                .invocations
+                .iter()
+                .flat_map(|i| &i.children)
+                .any(|c| match &c.state {
+                    workflows::ChildState::Running { snapshot } => waits_in(snapshot, name, None),
+                    _ => false,
+                }))
 }

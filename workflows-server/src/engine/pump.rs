@@ -173,7 +173,7 @@ impl Pump {
         let mut outcome = None;
         let mut stored = Vec::with_capacity(batch.len());
         for ev in &batch {
-            let out = outgoing(&*ev.event);
+            let out = outgoing(&*ev.event, ev.child.as_deref());
             idle = ev.event.is::<WorkflowIdle>();
             if out.outcome.is_some() {
                 outcome = out.outcome;

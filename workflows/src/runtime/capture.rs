@@ -48,6 +48,8 @@ impl<W: Workflow> RunLoop<W> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         invocations.sort_by_key(|r| r.number);
+        // Read after the invocations: recording a live child may publish what it was sent
+        // (a prompt), and those events must count in `next_stream_seq`.
         Ok(Snapshot {
             version: SNAPSHOT_VERSION,
             workflow: W::NAME.to_owned(),
@@ -65,6 +67,7 @@ impl<W: Workflow> RunLoop<W> {
             next_invocation: self.invocations.next_number(),
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: self.fan_outs.next_id(),
+            next_child: shared.next_child.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }

@@ -132,6 +132,7 @@ impl Invocation {
             failure_recovered: false,
             effects: Vec::new(),
             once_effects: Default::default(),
+            children: Vec::new(),
         };
         if let Some(memo) = &self.memo {
             lock(memo).fill_record(&mut record)?;

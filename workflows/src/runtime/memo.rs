@@ -1,5 +1,5 @@
-//! What one invocation has recorded so far: answered waits, `once` results, collected batches
-//! and the engine effects of its attempt in progress.
+//! What one invocation has recorded so far: answered waits, `once` results, collected batches,
+//! the engine effects of its attempt in progress and its child runs.
 //!
 //! Shared between the invocation's context and the control loop, which puts it in snapshots.
 //! After a restore, a step re-runs from its start; its waits and `once` calls find their
@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::AnyEvent;
 use crate::runtime::capture::store_event;
+use crate::runtime::children::ChildSlots;
 use crate::runtime::effects::{Effect, EffectLog};
 use crate::runtime::restore::decode;
 use crate::snapshot::{InvocationRecord, ResumeError, SnapshotError};
@@ -28,6 +29,8 @@ pub(crate) struct Memo {
     pub(crate) collected: HashMap<u32, Vec<Box<dyn AnyEvent>>>,
     /// The engine effects of the attempt in progress.
     pub(crate) effects: EffectLog,
+    /// The child runs started, by call.
+    pub(crate) children: ChildSlots,
 }
 
 impl Memo {
@@ -36,6 +39,7 @@ impl Memo {
     pub(crate) fn new_attempt(&mut self) {
         self.timed_out.clear();
         self.effects.new_attempt();
+        self.children.new_attempt();
     }
 }
 
@@ -69,12 +73,18 @@ impl Memo {
                 .collect::<Result<_, _>>()?;
             record.collected.insert(*call, events);
         }
+        if !self.children.is_empty() {
+            record.children = self.children.to_records()?;
+        }
         Ok(())
     }
 
     /// The memo a snapshot's record of an invocation describes; takes the memo's parts out of
     /// `record`.
-    pub(crate) fn from_record(record: &mut InvocationRecord) -> Result<Self, ResumeError> {
+    pub(crate) fn from_record(
+        record: &mut InvocationRecord,
+        step: &crate::StepInfo,
+    ) -> Result<Self, ResumeError> {
         let mut memo = Memo::default();
         for (id, ev) in std::mem::take(&mut record.resolved) {
             memo.resolved.insert(id, decode(ev)?);
@@ -100,6 +110,7 @@ impl Memo {
                 .collect::<Result<Vec<_>, _>>()?;
             memo.collected.insert(call, events);
         }
+        memo.children = ChildSlots::from_records(std::mem::take(&mut record.children), step)?;
         Ok(memo)
     }
 }

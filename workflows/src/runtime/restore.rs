@@ -7,21 +7,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::runtime::attempt::InFlight;
+use crate::runtime::children::{Forward, Link, check_records};
 use crate::runtime::fan_outs::RestoredFanOut;
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
 use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::Memo;
-use crate::runtime::run_loop::RunLoop;
+use crate::runtime::run_loop::{Built, RunLoop};
 use crate::runtime::scheduler::Queued;
 use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared, lock};
 use crate::runtime::waiters::Waiter;
 use crate::snapshot::{
     BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent, StoredInput,
 };
+use crate::stream::StreamLog;
 use crate::workflow::Output;
 use crate::{
     AnyEvent, Handler, RunOptions, Runner, StepError, StepFailed, StepInfo, Store, Workflow,
-    WorkflowError,
 };
 
 /// The event a snapshot stored, decoded through the registry.
@@ -131,6 +132,18 @@ pub(crate) fn resume<W: Workflow>(
     snapshot: Snapshot,
     options: RunOptions,
 ) -> Result<Handler<Output<W>>, ResumeError> {
+    let (run, run_loop) = restore_loop(runner, snapshot, options, None)?;
+    Ok(super::launch(runner, run, run_loop))
+}
+
+/// Checks `snapshot` against `runner`'s workflow and builds the run it describes, its loop not
+/// yet polled; `forward`, for a child run, says where its stream goes.
+pub(crate) fn restore_loop<W: Workflow>(
+    runner: &Runner<W>,
+    snapshot: Snapshot,
+    options: RunOptions,
+    forward: Option<Forward>,
+) -> Result<Built<W>, ResumeError> {
     let routes = runner.inner.routes.clone();
     if snapshot.version == 0 {
         return Err(ResumeError::Malformed {
@@ -196,14 +209,22 @@ pub(crate) fn resume<W: Workflow>(
         collect.insert((step_of(&buffer.step)?, key), events);
     }
 
+    for record in &snapshot.invocations {
+        check_records(&W::STEPS[step_of(&record.step)?], &record.children)?;
+    }
+    let mut shared = RunShared::restored(
+        snapshot.run_id,
+        routes.clone(),
+        snapshot.next_stream_seq,
+        Store::from_map(store),
+        collect,
+    );
+    if let Some(forward) = forward {
+        shared.stream = StreamLog::forwarding(forward);
+    }
+    *shared.next_child.get_mut() = snapshot.next_child;
     let run = Arc::new(Run {
-        shared: RunShared::restored(
-            snapshot.run_id,
-            routes.clone(),
-            snapshot.next_stream_seq,
-            Store::from_map(store),
-            collect,
-        ),
+        shared,
         state: Mutex::new(state),
     });
     let mut run_loop = RunLoop::new(runner.inner.clone(), run.clone(), options);
@@ -278,9 +299,14 @@ pub(crate) fn resume<W: Workflow>(
     let now = Instant::now();
     let mut ids = HashMap::new();
     let mut backoffs = Vec::new();
+    let mut pending = Vec::new();
     for mut record in snapshot.invocations {
         let step = step_of(&record.step)?;
-        let memo = Memo::from_record(&mut record)?;
+        let memo = Memo::from_record(&mut record, &W::STEPS[step])?;
+        // Children whose step has not run again take what is sent to them meanwhile.
+        for (path, child) in memo.children.pending() {
+            pending.push((path.clone(), child.clone()));
+        }
         let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
         let failure = record.failure.map(|text| {
@@ -321,6 +347,14 @@ pub(crate) fn resume<W: Workflow>(
         }
     }
 
+    // In the order the children started (their numbers).
+    pending.sort_by_key(|(path, _): &(Arc<str>, _)| {
+        path.rsplit('/').next().and_then(|n| n.parse::<u64>().ok())
+    });
+    for (path, child) in pending {
+        run.shared.children.set(path, Link::Pending(child));
+    }
+
     let mut waiters = Vec::new();
     for record in snapshot.waiters {
         let Some(&id) = ids.get(&record.invocation) else {
@@ -349,12 +383,10 @@ pub(crate) fn resume<W: Workflow>(
             reply: None,
         });
     }
-    // Timers need a runtime; without one the run cannot start (and must not panic).
+    // Timers need a runtime; without one the run cannot start (and must not panic): `launch`
+    // ends it with `WorkflowError::NoRuntime`.
     if tokio::runtime::Handle::try_current().is_err() {
-        run_loop.abandon();
-        let handler = Handler::new(run.clone());
-        run.shared.finish(Err(WorkflowError::NoRuntime));
-        return Ok(handler);
+        return Ok((run, run_loop));
     }
     run_loop.waiters.restore(waiters, &run.shared);
     // A fan-out with no work left cannot come from a consistent cut; close it as the run would
@@ -387,5 +419,5 @@ pub(crate) fn resume<W: Workflow>(
         }
     }
 
-    Ok(super::launch(runner, run, run_loop))
+    Ok((run, run_loop))
 }

@@ -43,6 +43,9 @@ use crate::{RunOptions, Workflow, WorkflowError};
 /// Where a requested snapshot goes.
 type SnapshotReply = tokio::sync::oneshot::Sender<Result<crate::Snapshot, crate::SnapshotError>>;
 
+/// A run built but not launched: its shared part and its loop.
+pub(crate) type Built<W> = (Arc<Run<<W as Workflow>::State>>, RunLoop<W>);
+
 /// Starts, completions and messages handled per poll before the loop yields to the scheduler.
 const BUDGET: u32 = 256;
 

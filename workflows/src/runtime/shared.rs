@@ -6,7 +6,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::EventInfo;
 use crate::error::WorkflowError;
+use crate::runtime::children::{self, Children, Link};
 use crate::runtime::inbox::Inbox;
 use crate::runtime::invocations::InvocationId;
 use crate::runtime::lineage::Lineage;
@@ -29,8 +30,23 @@ use crate::{AnyEvent, SendError};
 use serde::Serialize;
 
 /// Locks `m`, ignoring poisoning: no critical section here can leave data half-updated.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A wait in progress, as senders outside the loop see it.
+pub(crate) struct Waiting {
+    pub(crate) step: usize,
+    pub(crate) type_id: TypeId,
+    pub(crate) requirements: Vec<Requirement>,
+}
+
+/// Where an event sent in from outside goes.
+enum Route {
+    /// To this run (to every step accepting it, or to one).
+    Here(Option<usize>),
+    /// To a child run, which routes it further.
+    Child(Link),
 }
 
 /// A message for the control loop.
@@ -110,8 +126,13 @@ pub(crate) struct RunShared {
     pub(crate) collect: Mutex<CollectBuffers>,
     /// Handlers and senders alive outside the run; at zero an idle run ends.
     external: AtomicUsize,
-    /// The steps waiting right now and the event types they wait for (kept by the loop).
-    waiting: Mutex<Vec<(usize, TypeId)>>,
+    /// The steps waiting right now, the event types they wait for and what they require of
+    /// them (kept by the loop).
+    waiting: Mutex<Vec<Waiting>>,
+    /// The live child runs, for routing events sent in to them.
+    pub(crate) children: Children,
+    /// The number the next child run gets.
+    pub(crate) next_child: AtomicU64,
     /// How the run ended, once it has.
     ended: Mutex<Option<RunStatus>>,
     /// The snapshot taken as a cancelled or timed-out run ended (it can be resumed).
@@ -142,6 +163,8 @@ impl RunShared {
             collect: Mutex::new(collect),
             external: AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
+            children: Children::default(),
+            next_child: AtomicU64::new(0),
             ended: Mutex::new(None),
             final_snapshot: Mutex::new(None),
         }
@@ -196,6 +219,11 @@ impl RunShared {
         None
     }
 
+    /// Looks at the outcome without taking it (`None` before the run ends, or once taken).
+    pub(crate) fn peek_outcome<R>(&self, look: impl FnOnce(Option<&Outcome>) -> R) -> R {
+        look(lock(&self.outcome).outcome.as_ref())
+    }
+
     pub(crate) fn acquire_external(&self) {
         self.external.fetch_add(1, Ordering::Relaxed);
     }
@@ -223,7 +251,7 @@ impl RunShared {
                 let ty = ev.event_type_id();
                 if routes.receivers(ty).is_empty()
                     && !routes.is_stop(ty)
-                    && !lock(&self.waiting).iter().any(|(_, t)| *t == ty)
+                    && !lock(&self.waiting).iter().any(|w| w.type_id == ty)
                 {
                     Err(SendError::NoReceiver {
                         event: ev.name().to_owned(),
@@ -242,7 +270,10 @@ impl RunShared {
                 };
                 let step = &routes.steps()[index];
                 let ty = ev.event_type_id();
-                if step.accepts_type(ty) || lock(&self.waiting).contains(&(index, ty)) {
+                let waited = lock(&self.waiting)
+                    .iter()
+                    .any(|w| w.step == index && w.type_id == ty);
+                if step.accepts_type(ty) || waited {
                     Ok(Some(index))
                 } else {
                     Err(SendError::NotAccepted {
@@ -270,7 +301,7 @@ impl RunShared {
         };
         let waited = lock(&self.waiting)
             .iter()
-            .any(|(step, t)| *t == ty && target.is_none_or(|s| s == *step));
+            .any(|w| w.type_id == ty && target.is_none_or(|s| s == w.step));
         if receivers.is_empty() || waited || !receivers.iter().all(|&s| routes.is_join(s)) {
             return Ok(());
         }
@@ -283,14 +314,73 @@ impl RunShared {
         })
     }
 
-    /// Records which steps wait for which event types.
-    pub(crate) fn set_waiting(&self, types: &[(usize, TypeId)]) {
-        let mut waiting = lock(&self.waiting);
-        waiting.clear();
-        waiting.extend_from_slice(types);
+    /// Records which steps wait for which event types, requiring what.
+    pub(crate) fn set_waiting(&self, waits: Vec<Waiting>) {
+        *lock(&self.waiting) = waits;
     }
 
-    /// Validates and queues an event for the loop.
+    /// Whether a step of this run waits for `ev`, and `ev` meets what it requires.
+    fn waits_for(&self, ev: &dyn AnyEvent, json: &mut Option<serde_json::Value>) -> bool {
+        children::waits_for(&lock(&self.waiting), ev, json)
+    }
+
+    /// Where `ev`, sent in from outside (to step `target` of this run, if named), goes. Without
+    /// children, this run, if it takes it. With children, in order: this run if one of its
+    /// waits matches `ev` (type and requirements); else the first child (in the order they
+    /// started) in which one does; else this run if it takes the type; else the first child
+    /// that takes it.
+    fn route(&self, ev: &dyn AnyEvent, target: Option<&str>) -> Result<Route, SendError> {
+        if target.is_some() || self.children.is_empty() {
+            return self.resolve_target(ev, target).map(Route::Here);
+        }
+        let mut json = None;
+        if self.waits_for(ev, &mut json) {
+            return self.resolve_target(ev, None).map(Route::Here);
+        }
+        let children = self.children.list();
+        if let Some(child) = children.iter().find(|child| match child {
+            Link::Live(run) => run.shared().waits_for_deep(ev, &mut json),
+            Link::Pending(pending) => pending.waits_for(ev, &mut json),
+        }) {
+            return Ok(Route::Child(child.clone()));
+        }
+        let refused = match self.resolve_target(ev, None) {
+            Ok(here) => return Ok(Route::Here(here)),
+            Err(refused) => refused,
+        };
+        match children.iter().find(|child| match child {
+            Link::Live(run) => run.shared().route(ev, None).is_ok(),
+            Link::Pending(pending) => pending.takes(ev),
+        }) {
+            Some(child) => Ok(Route::Child(child.clone())),
+            None => Err(refused),
+        }
+    }
+
+    /// Whether this run or a descendant waits for `ev` (see `waits_for`).
+    fn waits_for_deep(&self, ev: &dyn AnyEvent, json: &mut Option<serde_json::Value>) -> bool {
+        self.waits_for(ev, json)
+            || self.children.list().iter().any(|child| match child {
+                Link::Live(run) => run.shared().waits_for_deep(ev, json),
+                Link::Pending(pending) => pending.waits_for(ev, json),
+            })
+    }
+
+    /// Whether `ev` could be sent in now (to `target`, if named): the check `send` makes.
+    pub(crate) fn can_take(
+        &self,
+        ev: &dyn AnyEvent,
+        target: Option<&str>,
+    ) -> Result<(), SendError> {
+        match self.route(ev, target)? {
+            Route::Here(target) => self.check_not_only_joins(ev, target),
+            Route::Child(Link::Live(child)) => child.shared().can_take(ev, None),
+            Route::Child(Link::Pending(_)) => Ok(()),
+        }
+    }
+
+    /// Validates and queues an event sent in from outside, for this run's loop or for the
+    /// child it is for (see `route`).
     pub(crate) fn send(
         &self,
         ev: Box<dyn AnyEvent>,
@@ -299,13 +389,39 @@ impl RunShared {
         if self.is_finished() {
             return Err(SendError::RunFinished);
         }
-        let target = self.resolve_target(&*ev, target)?;
+        let target = match self.route(&*ev, target)? {
+            Route::Here(target) => target,
+            Route::Child(Link::Live(child)) => return child.shared().send(ev, None),
+            Route::Child(Link::Pending(pending)) => {
+                return match pending.take(ev) {
+                    Ok(()) => Ok(()),
+                    // Adopted meanwhile: its link is live now.
+                    Err(ev) => self.send(ev, None),
+                };
+            }
+        };
         self.check_not_only_joins(&*ev, target)?;
         self.push(Msg::Event {
             ev,
             target,
             lineage: Lineage::default(),
         })
+    }
+
+    /// Sends `ev`, the answer to the event published at `request` (its data pointer), to the
+    /// child that published it if a child did and the stream still holds it; else as `send`.
+    pub(crate) fn send_answer(
+        &self,
+        request: *const (),
+        ev: Box<dyn AnyEvent>,
+    ) -> Result<(), SendError> {
+        if !self.children.is_empty()
+            && let Some(path) = self.stream.child_of(request)
+            && let Some(child) = self.children.find(&path)
+        {
+            return child.shared().send(ev, None);
+        }
+        self.send(ev, None)
     }
 
     /// Checks that `step` declares the type of `ev` among what it sends or returns.
@@ -380,6 +496,7 @@ impl<S: Serialize + Send> HasShared for Run<S> {
             next_invocation: 0,
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: 0,
+            next_child: shared.next_child.load(Ordering::Relaxed),
         })
     }
 }

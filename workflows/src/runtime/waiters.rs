@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::runtime::capture::millis_until;
 use crate::runtime::invocations::InvocationId;
-use crate::runtime::shared::{RunShared, WaitRequest};
+use crate::runtime::shared::{RunShared, WaitRequest, Waiting};
 use crate::snapshot::WaiterRecord;
 use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, EventInfo, StepInfo};
@@ -251,12 +251,16 @@ impl Waiters {
     /// Tells senders outside the loop which event types waiters accept, and sets the timer to
     /// the earliest deadline.
     fn changed(&mut self, shared: &RunShared) {
-        let types: Vec<(usize, TypeId)> = self
-            .list
-            .iter()
-            .map(|w| (w.step, w.event.type_id))
-            .collect();
-        shared.set_waiting(&types);
+        shared.set_waiting(
+            self.list
+                .iter()
+                .map(|w| Waiting {
+                    step: w.step,
+                    type_id: w.event.type_id,
+                    requirements: w.requirements.clone(),
+                })
+                .collect(),
+        );
         match self.list.iter().filter_map(|w| w.deadline).min() {
             None => self.timer = None,
             Some(earliest) => match self.timer.as_mut() {
