@@ -742,3 +742,117 @@ async fn a_workflow_may_run_itself_and_is_drawn_once() {
     assert_eq!(graph.children().len(), 1);
     assert!(graph.children()[0].graph.steps().is_empty());
 }
+
+#[tokio::test]
+async fn cancelling_a_child_gives_its_step_a_typed_error_and_the_parent_goes_on() {
+    let holder = Holder::default();
+    let handler = holder.clone().run(StartEvent::new());
+    let mut events = handler.stream_events();
+    let first = events.next().await.unwrap();
+    let path = first.child.as_deref().unwrap().to_owned();
+    assert!(!handler.cancel_child("Forever/9"), "no such child");
+    assert!(handler.cancel_child(&path));
+    assert_eq!(
+        handler.await.unwrap(),
+        "child workflow `Forever` (Forever/0) ended without its result: the run was cancelled"
+    );
+    assert_eq!(holder.child.dropped.load(Ordering::SeqCst), 1);
+}
+
+/// The other half of `a_parent_resumes_in_another_process`: run by it as a process of its own,
+/// with the snapshot's path in `CHILDREN_SNAPSHOT`; does nothing otherwise.
+#[tokio::test]
+async fn resume_the_parent_given_by_the_other_process() {
+    let Ok(path) = std::env::var("CHILDREN_SNAPSHOT") else {
+        return;
+    };
+    let snapshot = Snapshot::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let handler = purchase(&["desk", "lamp"])
+        .runner()
+        .resume(snapshot)
+        .unwrap();
+    for (item, approved) in [("lamp", false), ("desk", true)] {
+        handler
+            .send_event(Verdict {
+                item: item.into(),
+                approved,
+            })
+            .unwrap();
+    }
+    println!("RESULT {:?}", handler.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_parent_resumes_in_another_process_and_its_waiting_children_take_their_answers() {
+    let handler = purchase(&["desk", "lamp"]).run(StartEvent::new());
+    let mut events = handler.stream_events();
+    requests(&mut events, 2).await;
+    let snapshot = handler.snapshot().await.unwrap();
+    handler.cancel_run();
+    let path = std::env::temp_dir().join(format!(
+        "children-{}-{}.json",
+        std::process::id(),
+        snapshot.run_id
+    ));
+    std::fs::write(&path, snapshot.to_json()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "resume_the_parent_given_by_the_other_process",
+            "--nocapture",
+        ])
+        .env("CHILDREN_SNAPSHOT", &path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#"RESULT ["desk: true", "lamp: false"]"#),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_parent_whose_children_all_wait_is_idle_and_ends_when_nobody_can_answer() {
+    let holder = Holder::default();
+    let handler = holder
+        .clone()
+        .runner()
+        .run_with(StartEvent::new(), RunOptions::new().internal_events(true));
+    let mut events = handler.stream_events();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.next().await {
+            let idle = ev.is::<workflows::WorkflowIdle>();
+            seen.push((ev.child.as_deref().map(str::to_owned), ev.name()));
+            if idle {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no WorkflowIdle: {seen:?}");
+    assert_eq!(
+        seen.last().unwrap(),
+        &(None, "WorkflowIdle"),
+        "the parent is idle while its only child waits: {seen:?}"
+    );
+    // With its handler gone nothing can answer: the run ends, and its child with it.
+    drop(events);
+    drop(handler);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while holder.child.dropped.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the abandoned parent ended its waiting child"
+    );
+}

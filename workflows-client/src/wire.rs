@@ -98,6 +98,19 @@ pub struct WireEvent {
     /// The built-in kinds it stands for (`StopEvent` for every event that ends a stream).
     #[serde(default, deserialize_with = "null_as_empty")]
     pub types: Vec<String>,
+    /// For an event a child run published, the child's path (`Review/0`); `None` for the
+    /// run's own events.
+    ///
+    /// ```
+    /// use workflows_client::WireEvent;
+    ///
+    /// let ev: WireEvent = serde_json::from_value(serde_json::json!({
+    ///     "type": "InputRequiredEvent", "value": {"prefix": "ok? "}, "child": "Review/0",
+    /// })).unwrap();
+    /// assert_eq!(ev.child.as_deref(), Some("Review/0"));
+    /// ```
+    #[serde(default)]
+    pub child: Option<String>,
     /// Its fields.
     pub value: Value,
 }

@@ -84,6 +84,67 @@ async fn a_clean_restart_keeps_waiting_runs_waiting() {
     second.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn child_runs_waiting_for_people_survive_a_restart() {
+    let path = db_path("children-restart");
+    let serve_pair = |path: PathBuf| async move {
+        let running = workflows_server::Server::new()
+            .workflow("pair", Pair.runner())
+            .storage(SqliteStorage::open(&path).unwrap())
+            .config(config())
+            .start()
+            .await
+            .unwrap();
+        let client = Client::new(running.local_addr());
+        (running, client)
+    };
+    let (first, client) = serve_pair(path.clone()).await;
+    let id = start(&client, "pair", json!({})).await;
+    let mut stream = api(&client).events(&id).stream();
+    let mut asked = 0;
+    while asked < 2 {
+        let ev = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("both children ask")
+            .expect("the stream goes on")
+            .expect("an event");
+        asked += usize::from(ev.type_name == "InputRequiredEvent");
+    }
+    drop(stream);
+    first.shutdown().await.unwrap();
+
+    // The next server resumes the parent from its snapshot, with both children inside.
+    let (second, client) = serve_pair(path).await;
+    for (who, response) in [("bob", "no"), ("ann", "yes")] {
+        let reply = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "HumanResponseEvent",
+                    "value": {"response": response, "who": who}}}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(
+        done["result"]["value"]["result"],
+        json!(["ann: yes", "bob: no"])
+    );
+    let events = all_events(&client, &id, false).await;
+    let prompts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "InputRequiredEvent")
+        .map(|e| e["child"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        prompts,
+        ["Approval/0", "Approval/1"],
+        "each child asked once"
+    );
+    assert_gapless(&client, &id).await;
+    second.shutdown().await.unwrap();
+}
+
 /// Starts a server on its own runtime in its own thread; dropping the runtime kills it
 /// abruptly, as a crash would (no snapshot, no lease given up).
 fn server_on_own_runtime(path: PathBuf) -> (tokio::runtime::Runtime, SocketAddr) {

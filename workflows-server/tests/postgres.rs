@@ -97,6 +97,52 @@ async fn a_run_started_on_one_server_is_answered_through_another() {
 }
 
 #[tokio::test]
+async fn a_run_with_waiting_children_is_taken_over_by_another_server() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    // A parks the parent as soon as both children wait; B brings it back, with both children
+    // inside its snapshot, when the answers come to B.
+    let mut parking = config();
+    parking.idle_release = Some(Duration::from_millis(50));
+    let (a, client_a) = serve(storage(&url).await, parking).await;
+    let (_b, client_b) = serve(storage(&url).await, config()).await;
+    let id = start(&client_a, "pair", json!({})).await;
+    let mut stream = api(&client_b).events(&id).stream();
+    let mut asked = Vec::new();
+    while asked.len() < 2 {
+        let ev = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("both children ask")
+            .expect("the stream goes on")
+            .expect("an event");
+        if ev.type_name == "InputRequiredEvent" {
+            asked.push(ev.child.clone().unwrap_or_default());
+        }
+    }
+    drop(stream);
+    assert_eq!(asked, ["Approval/0", "Approval/1"]);
+    let parked = until(PATIENCE, || async { settled(&a).await == 0 }).await;
+    assert!(parked, "A let the waiting run go");
+    for (who, response) in [("bob", "no"), ("ann", "yes")] {
+        let reply = client_b
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "HumanResponseEvent",
+                    "value": {"response": response, "who": who}}}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let done = until_status(&client_a, &id, "completed").await;
+    assert_eq!(
+        done["result"]["value"]["result"],
+        json!(["ann: yes", "bob: no"])
+    );
+    assert_gapless(&client_b, &id).await;
+}
+
+#[tokio::test]
 async fn two_servers_racing_for_a_run_never_both_execute_it() {
     let Some(url) = fresh_database().await else {
         return;

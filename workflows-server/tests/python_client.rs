@@ -1,7 +1,8 @@
 //! The reference's Python client (`llama-agents-client` 0.4.1, from PyPI) drives our server
 //! through every client method: a whole human-in-the-loop run, a custom start event, listing,
 //! cancelling, a failed run and its failure event, and the reference's error answers (an
-//! undeclared event type, an unknown handler or workflow): `tests/python/client_flow.py`.
+//! undeclared event type, an unknown handler or workflow): `tests/python/client_flow.py`; and
+//! a run with child workflows: `tests/python/child_flow.py`.
 //!
 //! The client is installed into a virtualenv under the target directory on first use (or
 //! taken from `WORKFLOWS_PY_CLIENT`, a Python that has it).
@@ -103,4 +104,36 @@ async fn the_python_client_passes_a_token_in_its_httpx_headers() {
         "the client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("all token checks passed"), "{stdout}");
+}
+
+/// A run whose step runs two child workflows: the Python client reads both children's prompts
+/// on the parent's stream and answers them through the parent's handler
+/// (`tests/python/child_flow.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_answers_child_runs_through_the_parent() {
+    let python = tokio::task::spawn_blocking(python_with_client)
+        .await
+        .unwrap();
+    let running = workflows_server::Server::new()
+        .workflow("pair", workflows::Workflow::runner(Pair))
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(config())
+        .start()
+        .await
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/child_flow.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", running.local_addr()))
+        .output()
+        .await
+        .expect("the script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the client failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all child checks passed"), "{stdout}");
+    running.shutdown().await.unwrap();
 }

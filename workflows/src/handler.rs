@@ -221,6 +221,19 @@ impl<T> Handler<T> {
         let _ = self.shared().push(Msg::Cancel);
     }
 
+    /// Cancels the child run at `path` (as [`StreamEvent::child`](crate::StreamEvent::child)
+    /// names it, `Review/0`, or `Review/0/Approve/1` for a grandchild), not the run itself: the
+    /// step that awaits the child gets a [`ChildError::Failed`](crate::ChildError::Failed)
+    /// holding [`WorkflowError::Cancelled`] and decides what follows. Returns whether a child
+    /// running in this process had that path (a child read back from a snapshot runs once
+    /// its step has run again).
+    pub fn cancel_child(&self, path: &str) -> bool {
+        match self.shared().children.find(path) {
+            Some(child) => child.shared().push(Msg::Cancel).is_ok(),
+            None => false,
+        }
+    }
+
     /// The run's whole context as a [`Snapshot`], to store and resume later, possibly in
     /// another process. Works on a running run (the snapshot is taken between two steps of
     /// its control loop), on a cancelled or timed-out one (as it was at that moment, and

@@ -168,6 +168,45 @@ impl Visits {
     }
 }
 
+/// A child run: asks the person its start event names (`who`) to approve, waiting for a
+/// `HumanResponseEvent` carrying that `who`.
+pub struct Approval;
+
+#[workflow]
+impl Approval {
+    #[step]
+    async fn ask(&self, ctx: &Context, ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+        let who: String = ev.get("who").unwrap_or_default();
+        let answer = ctx
+            .wait_for_event(
+                WaitFor::<HumanResponseEvent>::new()
+                    .prompt(InputRequiredEvent::new(format!("{who}, approve?")))
+                    .require_path("who", who.clone()),
+            )
+            .await?;
+        Ok(StopEvent::new(format!("{who}: {}", answer.response)))
+    }
+}
+
+/// Runs two `Approval` children at once (ann's, then bob's) and gives both answers.
+pub struct Pair;
+
+#[workflow]
+impl Pair {
+    #[step(children(Approval))]
+    async fn both(
+        &self,
+        ctx: &Context,
+        _ev: StartEvent,
+    ) -> Result<StopEvent<Vec<String>>, ChildError> {
+        let (ann, bob) = tokio::join!(
+            ctx.run_child(Approval, StartEvent::new().with("who", "ann")),
+            ctx.run_child(Approval, StartEvent::new().with("who", "bob")),
+        );
+        Ok(StopEvent::new(vec![ann?, bob?]))
+    }
+}
+
 /// Settings for tests: any free port, quick polling, no parking, no heartbeats.
 pub fn config() -> Config {
     Config {
@@ -191,6 +230,7 @@ pub fn server(storage: impl Storage, config: Config) -> Server {
         .events("ballot", [workflows::EventInfo::of::<Vote>()])
         .workflow("tally", Tally.runner())
         .workflow("visits", Visits.runner())
+        .workflow("pair", Pair.runner())
         .storage(storage)
         .config(config)
 }

@@ -48,6 +48,10 @@ pub(crate) trait LiveChild: Send {
     /// Applies what was sent to the child so far, then records it: its snapshot, or how it
     /// ended if applying that ended it.
     fn record(&mut self) -> Result<ChildState, SnapshotError>;
+
+    /// Whether the child can only move on when an event arrives from outside (and nothing
+    /// sent to it waits to be applied).
+    fn is_blocked(&self) -> bool;
 }
 
 impl<W: Workflow> LiveChild for RunLoop<W>
@@ -81,6 +85,13 @@ where
                 error: failure_of(&WorkflowError::ResultTaken),
             }),
         })
+    }
+
+    fn is_blocked(&self) -> bool {
+        !self.done
+            && self.taken.is_empty()
+            && self.run.shared.inbox.is_empty()
+            && RunLoop::is_blocked(self)
     }
 }
 
@@ -363,6 +374,21 @@ impl ChildSlots {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// Whether the invocation has live children and each is blocked: a step awaiting them
+    /// moves only when one of them gets an event from outside. (A step that awaits something
+    /// else beside them, such as a timer, counts as blocked too.)
+    pub(crate) fn all_blocked(&self) -> bool {
+        let mut live = self
+            .slots
+            .iter()
+            .filter_map(|(_, slot)| match slot {
+                ChildSlot::Live { run, .. } => Some(run),
+                _ => None,
+            })
+            .peekable();
+        live.peek().is_some() && live.all(|run| lock(run).is_blocked())
     }
 
     /// The restored children waiting for their step to run again, with their paths.

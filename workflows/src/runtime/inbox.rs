@@ -163,6 +163,11 @@ impl<M> Inbox<M> {
         drop(dropped);
     }
 
+    /// Whether no message is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.state).msgs.is_empty()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

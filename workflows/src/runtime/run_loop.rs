@@ -34,7 +34,7 @@ use crate::runtime::fan_outs::FanOuts;
 use crate::runtime::invocations::Invocations;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::sets::Sets;
-use crate::runtime::shared::{Msg, Run};
+use crate::runtime::shared::{Msg, Run, lock};
 use crate::runtime::waiters::Waiters;
 use crate::snapshot::RunStatus;
 use crate::workflow::RunnerInner;
@@ -204,13 +204,17 @@ impl<W: Workflow> RunLoop<W> {
     }
 
     /// Whether the run can only move on when an event arrives from outside: nothing queued,
-    /// and every live invocation waits for an event (or there is none).
-    fn is_blocked(&self) -> bool {
+    /// and every live invocation waits for an event, or awaits child runs that are all
+    /// blocked so (or there is none).
+    pub(super) fn is_blocked(&self) -> bool {
         self.scheduler.is_empty()
-            && self
-                .invocations
-                .iter()
-                .all(|(id, _)| self.waiters.is_waiting(id))
+            && self.invocations.iter().all(|(id, inv)| {
+                self.waiters.is_waiting(id)
+                    || inv
+                        .memo
+                        .as_ref()
+                        .is_some_and(|memo| lock(memo).children.all_blocked())
+            })
     }
 
     /// Frees the buffers of empty queues and lists, so that a suspended run holds little.
