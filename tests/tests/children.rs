@@ -856,3 +856,102 @@ async fn a_parent_whose_children_all_wait_is_idle_and_ends_when_nobody_can_answe
         "the abandoned parent ended its waiting child"
     );
 }
+
+/// Runs an `Approve` child; fails once before it when told to (a retry follows).
+#[derive(Clone, Default)]
+struct Flaky {
+    child: Approve,
+    fail_once: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[workflow]
+impl Flaky {
+    #[step(children(Approve), retry = RetryPolicy::attempts(2))]
+    async fn buy(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<bool>, String> {
+        if self.fail_once.swap(false, Ordering::SeqCst) {
+            return Err("flaky".into());
+        }
+        ctx.run_child(self.child.clone(), StartEvent::new().with("item", "desk"))
+            .await
+            .map(StopEvent::new)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_child_its_retried_step_does_not_resume_takes_nothing_from_the_new_one() {
+    let handler = Flaky::default().run(StartEvent::new());
+    let mut events = handler.stream_events();
+    requests(&mut events, 1).await;
+    let snapshot = handler.snapshot().await.unwrap();
+    handler.cancel_run();
+
+    // Resumed, the step fails before it reaches its child, and its retry starts a new one:
+    // the old child's link must not take the new child's answer.
+    let flaky = Flaky::default();
+    flaky.fail_once.store(true, Ordering::SeqCst);
+    let resumed = flaky.runner().resume(snapshot).unwrap();
+    let mut events = resumed.stream_events();
+    let asked = requests(&mut events, 1).await;
+    assert_eq!(asked[0].0, "Approve/1", "a new child");
+    resumed
+        .send_event(Verdict {
+            item: "desk".into(),
+            approved: true,
+        })
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), resumed).await;
+    assert!(result.expect("the new child got the answer").unwrap());
+}
+
+/// Runs an `Approve` child while it also waits for a `Progress` (whichever comes first).
+#[derive(Clone, Default)]
+struct Either {
+    child: Approve,
+}
+
+#[workflow]
+impl Either {
+    #[step(children(Approve))]
+    async fn race(&self, ctx: &Context, _ev: StartEvent) -> StopEvent<String> {
+        let child = ctx.run_child(self.child.clone(), StartEvent::new().with("item", "desk"));
+        let stop = ctx.wait_for_event(WaitFor::<Progress>::new());
+        match futures_util::future::select(Box::pin(child), Box::pin(stop)).await {
+            futures_util::future::Either::Left((verdict, _)) => {
+                StopEvent::new(format!("child: {:?}", verdict.map_err(|e| e.to_string())))
+            }
+            futures_util::future::Either::Right((progress, _)) => {
+                StopEvent::new(format!("stopped: {:?}", progress.map(|p| p.note)))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_step_that_waits_and_runs_a_child_resumes_the_child() {
+    let handler = Either::default().run(StartEvent::new());
+    let mut events = handler.stream_events();
+    requests(&mut events, 1).await;
+    let snapshot = handler.snapshot().await.unwrap();
+    handler.cancel_run();
+    assert_eq!(
+        snapshot.waiters.len(),
+        1,
+        "the step waits for a Progress too"
+    );
+
+    let resumed = Either::default().runner().resume(snapshot).unwrap();
+    resumed
+        .send_event(Verdict {
+            item: "desk".into(),
+            approved: true,
+        })
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), resumed).await;
+    assert_eq!(
+        result
+            .expect("the child resumed and took its answer")
+            .unwrap(),
+        "child: Ok(true)"
+    );
+}

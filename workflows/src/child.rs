@@ -111,8 +111,9 @@ pub enum ChildError {
         /// The child workflow's name.
         workflow: String,
     },
-    /// The child could not start: the parent run has ended, or the step, running again after a
-    /// resume, started something else at this point than before the snapshot.
+    /// The child could not start: the step, running again after a resume, did something else
+    /// at this point than before the snapshot (the run fails with
+    /// [`WorkflowError::NonDeterministic`]).
     #[error("child workflow `{workflow}` could not start: {source}")]
     NotStarted {
         /// The child workflow's name.
@@ -268,11 +269,11 @@ impl<W: Workflow> std::fmt::Debug for ChildRun<'_, W> {
 pub(crate) enum Found {
     /// Nothing: start the child.
     New,
-    /// A snapshot of the child: resume it, then give it what `PendingChild` took meanwhile.
+    /// A snapshot of the child: resume it, then give it what its pending link took meanwhile.
     Snapshot(
         Box<crate::Snapshot>,
         Arc<str>,
-        Arc<crate::runtime::children::PendingChild>,
+        crate::runtime::children::PendingHold,
     ),
     /// The child ended before: its result again.
     Ended(ChildSlot),

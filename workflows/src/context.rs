@@ -586,11 +586,15 @@ impl<S: crate::State> Context<S> {
     /// marked with its path ([`StreamEvent::child`](crate::StreamEvent::child)): its input
     /// requests reach this run's caller, and answers sent to this run's handler reach the
     /// child that waits for them ([`Handler::respond`](crate::Handler::respond) to a request
-    /// read from the stream goes to the child that published it; `send_event` goes to the
-    /// first child with a wait the event meets, or else that takes its type, when this run
-    /// does not take it). This run's snapshots hold the child's; after a resume the step runs
-    /// again, and its `run_child` call resumes the child where it was, or gives the result
-    /// of a child that had ended without running it again.
+    /// read from the stream goes to the child that published it; `send_event` goes to this
+    /// run if one of its waits matches the event, else to the first child with a wait the
+    /// event meets (its type and requirements), else to this run if a step takes the type,
+    /// else to the first child that takes it). This run's snapshots hold the child's; after a
+    /// resume the step runs again, and its `run_child` call resumes the child where it was,
+    /// or gives the result of a child that had ended without running it again.
+    ///
+    /// A runner's limit on concurrent runs applies to its child runs too: a workflow that runs
+    /// itself as a child under a limit can wait for a slot its own parents hold.
     ///
     /// `workflow` is the child workflow's instance, or a [`Runner`](crate::Runner) of it
     /// (whose timeout and limit on concurrent runs apply to the child). A child's failure,
@@ -666,7 +670,7 @@ impl<S: crate::State> Context<S> {
             }));
         }
         let memo = self.memo().clone();
-        let found = lock(&memo).children.lookup(call);
+        let found = lock(&memo).children.lookup(call, W::NAME);
         let runner = workflow.into();
         let parent: Arc<dyn HasShared> = self.run.clone();
         let (run, run_loop, path) = match found {
@@ -686,7 +690,7 @@ impl<S: crate::State> Context<S> {
                             .set(path.clone(), Link::Live(run.clone()));
                         // What was sent to it while it waited for its step goes in now, in
                         // order, before its loop first runs.
-                        for ev in pending.adopt() {
+                        for ev in pending.0.adopt() {
                             if let Err(err) = run.shared.send(ev, None) {
                                 tracing::warn!(child = %path, error = %err, "an event sent to a resumed child before it ran is refused now");
                             }
@@ -694,7 +698,8 @@ impl<S: crate::State> Context<S> {
                         (run, run_loop, path)
                     }
                     Err(source) => {
-                        parent.shared().children.remove(&path);
+                        // Unlinks it, and sends what was kept for it into this run again.
+                        drop(pending);
                         return ChildRun::ready(Err(ChildError::Resume {
                             workflow: W::NAME.to_owned(),
                             path: path.to_string(),

@@ -118,9 +118,10 @@ impl Engine {
                 let mut events: Vec<EventInfo> = Vec::new();
                 // The workflow's own types, its child workflows' (an answer may be for a
                 // child), then the extra ones registered for it.
-                takes_from_outside(&served.graph(), &mut events);
+                let graph = served.graph();
+                takes_from_outside(&graph, &mut events);
                 for info in extra_events.get(name).into_iter().flatten() {
-                    if !events.iter().any(|e| e.name == info.name) {
+                    if !only_joins(&graph, info) && !events.iter().any(|e| e.name == info.name) {
                         events.push(*info);
                     }
                 }
@@ -361,16 +362,8 @@ impl Engine {
 /// joins take: a join takes only what descends from a fan-out, so the run would refuse it after
 /// the `200`.
 fn takes_from_outside(graph: &workflows::graph::Graph, events: &mut Vec<EventInfo>) {
-    let only_joins = |info: &EventInfo| {
-        let mut takers = graph
-            .steps()
-            .iter()
-            .filter(|s| s.accepts_type(info.type_id))
-            .peekable();
-        takers.peek().is_some() && takers.all(|s| s.fires.is_join())
-    };
     for info in graph.events() {
-        if !only_joins(info) && !events.iter().any(|e| e.name == info.name) {
+        if !only_joins(graph, info) && !events.iter().any(|e| e.name == info.name) {
             events.push(*info);
         }
     }
@@ -395,4 +388,14 @@ fn waits_in(snapshot: &workflows::Snapshot, name: &str, step: Option<&str>) -> b
                     workflows::ChildState::Running { snapshot } => waits_in(snapshot, name, None),
                     _ => false,
                 }))
+}
+
+/// Whether only joins of `graph` take `info`'s type.
+fn only_joins(graph: &workflows::graph::Graph, info: &EventInfo) -> bool {
+    let mut takers = graph
+        .steps()
+        .iter()
+        .filter(|s| s.accepts_type(info.type_id))
+        .peekable();
+    takers.peek().is_some() && takers.all(|s| s.fires.is_join())
 }

@@ -45,30 +45,26 @@ fn idleness(snapshot: &Snapshot) -> Idle {
             .iter()
             .filter(|w| w.invocation == inv.number)
             .collect();
-        if waits.is_empty() {
-            // A step awaiting child runs waits as they do.
-            let mut running = inv
-                .children
-                .iter()
-                .filter_map(|c| match &c.state {
-                    workflows::ChildState::Running { snapshot } => Some(snapshot),
-                    _ => None,
-                })
-                .peekable();
-            if running.peek().is_none() {
+        // A step awaiting child runs waits as they do.
+        let children: Vec<_> = inv
+            .children
+            .iter()
+            .filter_map(|c| match &c.state {
+                workflows::ChildState::Running { snapshot } => Some((snapshot, &c.inbox)),
+                _ => None,
+            })
+            .collect();
+        if waits.is_empty() && children.is_empty() {
+            return Idle::Busy;
+        }
+        for (child, inbox) in children {
+            if !inbox.is_empty() {
                 return Idle::Busy;
             }
-            if inv.children.iter().any(|c| !c.inbox.is_empty()) {
-                return Idle::Busy;
+            match idleness(child) {
+                Idle::Busy => return Idle::Busy,
+                Idle::Waiting { timers: t } => timers |= t,
             }
-            for child in running {
-                match idleness(child) {
-                    Idle::Busy => return Idle::Busy,
-                    Idle::Waiting { timers: t } => timers |= t,
-                }
-            }
-            timers |= inv.retry_in_ms.is_some();
-            continue;
         }
         timers |= inv.retry_in_ms.is_some() || waits.iter().any(|w| w.timeout_ms.is_some());
     }

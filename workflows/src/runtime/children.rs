@@ -14,8 +14,10 @@
 //! - A child that ended keeps its result (or its failure) in the memo for its call, across
 //!   snapshots and retries (a failure only until the next attempt): the step, running again,
 //!   gets it without the child running again.
-//! - A run's links to its children (`Children`) hold exactly the children whose `ChildRun` is
-//!   alive and not finished: added when one starts, removed when it ends or is dropped.
+//! - A run's links to its children (`Children`) hold its unfinished children: a live child
+//!   from its start until its `ChildRun` sees it end or is dropped; a pending child (read from
+//!   a snapshot) until its step adopts it or its slot goes (`PendingHold`), and what was sent
+//!   to a pending child that is let go is sent into the parent again.
 
 use std::any::TypeId;
 use std::sync::{Arc, Mutex, Weak};
@@ -113,7 +115,7 @@ pub(crate) enum ChildSlot {
         workflow: String,
         path: Arc<str>,
         snapshot: Box<Snapshot>,
-        pending: Arc<PendingChild>,
+        pending: PendingHold,
     },
     /// Ended with its result (`Err`: the result did not serialize).
     Completed {
@@ -171,12 +173,24 @@ impl ChildSlots {
         self.slots.iter().position(|(c, _)| *c == call)
     }
 
-    /// What call `call` left: a child that ended (kept), or a snapshot to resume (taken out).
-    pub(crate) fn lookup(&mut self, call: u32) -> crate::child::Found {
+    /// What call `call`, running workflow `workflow`, left: a child that ended (kept), or a
+    /// snapshot to resume (taken out). A slot of another workflow (a retry that took another
+    /// way) is dropped: the call starts afresh.
+    pub(crate) fn lookup(&mut self, call: u32, workflow: &str) -> crate::child::Found {
         use crate::child::Found;
         let Some(index) = self.index(call) else {
             return Found::New;
         };
+        let recorded = match &self.slots[index].1 {
+            ChildSlot::Live { workflow, .. } => *workflow,
+            ChildSlot::Restored { workflow, .. }
+            | ChildSlot::Completed { workflow, .. }
+            | ChildSlot::Failed { workflow, .. } => workflow.as_str(),
+        };
+        if recorded != workflow {
+            self.slots.remove(index);
+            return Found::New;
+        }
         match &self.slots[index].1 {
             ChildSlot::Completed {
                 workflow,
@@ -273,14 +287,27 @@ impl ChildSlots {
                     workflow,
                     path,
                     run,
-                } => ((*workflow).to_owned(), path, lock(run).record()?),
+                } => {
+                    // The child's user code (an event's Clone or Serialize) runs here: its panic
+                    // fails the snapshot, not the parent.
+                    let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        lock(run).record()
+                    }))
+                    .unwrap_or_else(|payload| {
+                        Err(SnapshotError::Serialize {
+                            what: format!("child run `{path}`"),
+                            message: crate::error::PanicError::from_payload(&*payload).message,
+                        })
+                    });
+                    ((*workflow).to_owned(), path, recorded?)
+                }
                 ChildSlot::Restored {
                     workflow,
                     path,
                     snapshot,
                     pending,
                 } => {
-                    inbox = pending.stored()?;
+                    inbox = pending.0.stored()?;
                     (
                         workflow.clone(),
                         path,
@@ -350,7 +377,12 @@ impl ChildSlots {
                         .map(decode)
                         .collect::<Result<_, _>>()?;
                     ChildSlot::Restored {
-                        pending: Arc::new(PendingChild::of(info, &snapshot, events)),
+                        pending: PendingHold(Arc::new(PendingChild::of(
+                            info,
+                            path.clone(),
+                            &snapshot,
+                            events,
+                        ))),
                         workflow,
                         path,
                         snapshot,
@@ -376,27 +408,34 @@ impl ChildSlots {
         self.slots.is_empty()
     }
 
-    /// Whether the invocation has live children and each is blocked: a step awaiting them
-    /// moves only when one of them gets an event from outside. (A step that awaits something
-    /// else beside them, such as a timer, counts as blocked too.)
-    pub(crate) fn all_blocked(&self) -> bool {
-        let mut live = self
-            .slots
+    /// Whether the invocation has live children.
+    pub(crate) fn has_live(&self) -> bool {
+        self.slots
             .iter()
-            .filter_map(|(_, slot)| match slot {
-                ChildSlot::Live { run, .. } => Some(run),
-                _ => None,
-            })
-            .peekable();
-        live.peek().is_some() && live.all(|run| lock(run).is_blocked())
+            .any(|(_, slot)| matches!(slot, ChildSlot::Live { .. }))
     }
 
-    /// The restored children waiting for their step to run again, with their paths.
-    pub(crate) fn pending(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<PendingChild>)> {
+    /// Whether each live child (if any) is blocked: moves only when it gets an event from
+    /// outside. A step awaiting blocked children, and nothing but waits, is blocked itself (a
+    /// step that also awaits something else, such as a timer, counts as blocked too).
+    pub(crate) fn live_blocked(&self) -> bool {
+        self.slots.iter().all(|(_, slot)| match slot {
+            ChildSlot::Live { run, .. } => lock(run).is_blocked(),
+            _ => true,
+        })
+    }
+
+    /// The restored children waiting for their step to run again.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &Arc<PendingChild>> {
         self.slots.iter().filter_map(|(_, slot)| match slot {
-            ChildSlot::Restored { path, pending, .. } => Some((path, pending)),
+            ChildSlot::Restored { pending, .. } => Some(&pending.0),
             _ => None,
         })
+    }
+
+    /// Whether a child read from a snapshot waits for its step to run again.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending().next().is_some()
     }
 }
 
@@ -418,16 +457,35 @@ fn declared<'s>(step: &'s StepInfo, workflow: &str) -> Result<&'s ChildInfo, Res
 /// to it meanwhile, which it gets when it resumes (and which the parent's snapshots record
 /// with it).
 pub(crate) struct PendingChild {
+    path: Arc<str>,
     waiting: Vec<Waiting>,
     accepts: Vec<TypeId>,
     /// Its own children, as its snapshot holds them (their events go through it).
     below: Vec<PendingChild>,
-    /// The events sent to it; `None` once its step adopted it (senders then route again).
+    /// The events sent to it; `None` once its step adopted it or let it go (senders then
+    /// route again).
     events: Mutex<Option<Vec<Box<dyn AnyEvent>>>>,
+    /// The run it is linked in, once linked.
+    parent: std::sync::OnceLock<Weak<dyn HasShared>>,
+}
+
+/// A memo's hold on a pending child: when the slot goes without the step adopting the child
+/// (a retry, the invocation's end, a resume that failed), the child is let go.
+pub(crate) struct PendingHold(pub(crate) Arc<PendingChild>);
+
+impl Drop for PendingHold {
+    fn drop(&mut self) {
+        self.0.let_go();
+    }
 }
 
 impl PendingChild {
-    fn of(info: &ChildInfo, snapshot: &Snapshot, events: Vec<Box<dyn AnyEvent>>) -> Self {
+    fn of(
+        info: &ChildInfo,
+        path: Arc<str>,
+        snapshot: &Snapshot,
+        events: Vec<Box<dyn AnyEvent>>,
+    ) -> Self {
         let steps = (info.steps)();
         let index = |name: &str| steps.iter().position(|s| s.name == name);
         let waiting = snapshot
@@ -454,15 +512,49 @@ impl PendingChild {
                 if let (ChildState::Running { snapshot }, Ok(info)) =
                     (&child.state, declared(step, &child.workflow))
                 {
-                    below.push(PendingChild::of(info, snapshot, Vec::new()));
+                    let path = Arc::from(child.path.as_str());
+                    below.push(PendingChild::of(info, path, snapshot, Vec::new()));
                 }
             }
         }
         PendingChild {
+            path,
             waiting,
             accepts,
             below,
             events: Mutex::new(Some(events)),
+            parent: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Its number in the parent run (the last part of its path).
+    pub(crate) fn number(&self) -> Option<u64> {
+        self.path.rsplit('/').next().and_then(|n| n.parse().ok())
+    }
+
+    /// Links it in `parent`'s children, where senders find it.
+    pub(crate) fn link(self: &Arc<Self>, parent: &Arc<dyn HasShared>) {
+        let _ = self.parent.set(Arc::downgrade(parent));
+        parent
+            .shared()
+            .children
+            .set(self.path.clone(), Link::Pending(self.clone()));
+    }
+
+    /// Its step will not adopt it: unlinks it, and sends what was kept for it into its parent
+    /// again, to whichever run takes it now (or logs what nothing takes).
+    pub(crate) fn let_go(&self) {
+        let Some(events) = lock(&self.events).take() else {
+            return; // Adopted: its link is the live child's now.
+        };
+        let Some(parent) = self.parent.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        parent.shared().children.remove_pending(&self.path, self);
+        for ev in events {
+            if let Err(err) = parent.shared().send(ev, None) {
+                tracing::warn!(child = %self.path, error = %err, "an event kept for a child run that will not resume is refused");
+            }
         }
     }
 
@@ -642,6 +734,14 @@ impl Children {
 
     pub(crate) fn remove(&self, path: &str) {
         lock(&self.links).retain(|(p, _)| &**p != path);
+    }
+
+    /// Unlinks the pending child `pending` at `path`, unless a live child took its place.
+    fn remove_pending(&self, path: &str, pending: &PendingChild) {
+        lock(&self.links).retain(|(p, link)| {
+            !(&**p == path
+                && matches!(link, Link::Pending(linked) if std::ptr::eq(&**linked, pending)))
+        });
     }
 
     /// The children, in the order they started.

@@ -7,14 +7,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::runtime::attempt::InFlight;
-use crate::runtime::children::{Forward, Link, check_records};
+use crate::runtime::children::{Forward, check_records};
 use crate::runtime::fan_outs::RestoredFanOut;
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
 use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::Memo;
 use crate::runtime::run_loop::{Built, RunLoop};
 use crate::runtime::scheduler::Queued;
-use crate::runtime::shared::{BufferKey, Buffered, CollectBuffers, Run, RunShared, lock};
+use crate::runtime::shared::{
+    BufferKey, Buffered, CollectBuffers, HasShared, Run, RunShared, lock,
+};
 use crate::runtime::waiters::Waiter;
 use crate::snapshot::{
     BufferName, ResumeError, SNAPSHOT_VERSION, Snapshot, StoredEvent, StoredInput,
@@ -300,12 +302,14 @@ pub(crate) fn restore_loop<W: Workflow>(
     let mut ids = HashMap::new();
     let mut backoffs = Vec::new();
     let mut pending = Vec::new();
+    let mut with_children = Vec::new();
     for mut record in snapshot.invocations {
         let step = step_of(&record.step)?;
         let memo = Memo::from_record(&mut record, &W::STEPS[step])?;
         // Children whose step has not run again take what is sent to them meanwhile.
-        for (path, child) in memo.children.pending() {
-            pending.push((path.clone(), child.clone()));
+        pending.extend(memo.children.pending().cloned());
+        if memo.children.has_pending() {
+            with_children.push(record.number);
         }
         let input = decode_input(record.input)?;
         let retry_at = record.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
@@ -348,11 +352,10 @@ pub(crate) fn restore_loop<W: Workflow>(
     }
 
     // In the order the children started (their numbers).
-    pending.sort_by_key(|(path, _): &(Arc<str>, _)| {
-        path.rsplit('/').next().and_then(|n| n.parse::<u64>().ok())
-    });
-    for (path, child) in pending {
-        run.shared.children.set(path, Link::Pending(child));
+    pending.sort_by_key(|child| child.number());
+    let parent: Arc<dyn HasShared> = run.clone();
+    for child in pending {
+        child.link(&parent);
     }
 
     let mut waiters = Vec::new();
@@ -401,8 +404,9 @@ pub(crate) fn restore_loop<W: Workflow>(
     // finish their wait.
     let mut restarted: Vec<(u64, InvocationId)> = ids.into_iter().collect();
     restarted.sort_unstable();
-    for (_, id) in restarted {
-        if run_loop.waiters.has_waiter_of(id) {
+    for (number, id) in restarted {
+        // One that also awaits children runs again now, to resume them.
+        if run_loop.waiters.has_waiter_of(id) && !with_children.contains(&number) {
             continue;
         }
         match backoffs.iter().find(|(b, _)| *b == id) {

@@ -209,11 +209,12 @@ impl<W: Workflow> RunLoop<W> {
     pub(super) fn is_blocked(&self) -> bool {
         self.scheduler.is_empty()
             && self.invocations.iter().all(|(id, inv)| {
-                self.waiters.is_waiting(id)
-                    || inv
-                        .memo
-                        .as_ref()
-                        .is_some_and(|memo| lock(memo).children.all_blocked())
+                let Some(memo) = inv.memo.as_ref() else {
+                    return self.waiters.is_waiting(id);
+                };
+                let memo = lock(memo);
+                (self.waiters.is_waiting(id) || memo.children.has_live())
+                    && memo.children.live_blocked()
             })
     }
 
@@ -295,6 +296,10 @@ impl<W: Workflow> RunLoop<W> {
                     // A sender may have queued a message just before it went away.
                     if inbox.take_or_park(&mut self.taken, cx.waker()) {
                         continue;
+                    }
+                    // Or sent it to a child: its step is woken, and polled next.
+                    if !self.is_blocked() {
+                        return Poll::Pending;
                     }
                     self.fail(WorkflowError::Cancelled);
                     return Poll::Ready(());
