@@ -594,7 +594,9 @@ impl<S: crate::State> Context<S> {
     /// or gives the result of a child that had ended without running it again.
     ///
     /// A runner's limit on concurrent runs applies to its child runs too: a workflow that runs
-    /// itself as a child under a limit can wait for a slot its own parents hold.
+    /// itself as a child under a limit can wait for a slot its own parents hold. A child whose
+    /// future is not being awaited does not move; while work of it waits, its parent does not
+    /// count as idle (nor is it parked by the server).
     ///
     /// `workflow` is the child workflow's instance, or a [`Runner`](crate::Runner) of it
     /// (whose timeout and limit on concurrent runs apply to the child). A child's failure,

@@ -1,25 +1,25 @@
 //! Snapshots: a run's whole context as versioned JSON, to store and resume elsewhere.
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //!
 //! A [`Snapshot`] serializes to one JSON object:
 //!
 //! | field | holds |
 //! |---|---|
-//! | `version` | the format version, `3` (versions 1, without effect logs, and 2, without fan-outs, are still read) |
+//! | `version` | the format version, `4` (versions 1, without effect logs, 2, without fan-outs, and 3, without child runs, are still read) |
 //! | `workflow` | the workflow's name ([`Workflow::NAME`](crate::Workflow::NAME)) |
-//! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events, joins and fan-outs) |
+//! | `fingerprint` | a hash of the workflow's step table (names, workers, accepted, emitted and sent events, joins and fan-outs, declared child workflows) |
 //! | `run_id` | the run's id, kept by the resumed run |
 //! | `status` | `running`, `cancelled`, `timed_out`, `completed` or `failed` |
 //! | `state` | the typed state as JSON ([`RawJson`]: kept as text, parsed on resume) |
 //! | `store` | the dynamic JSON store, an object ([`RawJson`] too) |
 //! | `queues` | events waiting for a free worker, per step, with the fan-out branches they descend from (`scope`) |
-//! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope and recoveries, attempt, retry back-off (and, for a policy that stops on time, how long it has been trying), answered waits, `once` results and the engine effects the attempt has performed |
+//! | `invocations` | step invocations started and not finished, with their input (one event, or a join's list), scope and recoveries, attempt, retry back-off (and, for a policy that stops on time, how long it has been trying), answered waits, `once` results, the engine effects the attempt has performed, and its child runs ([`ChildRecord`]: each running child's own snapshot, or how it ended) |
 //! | `fan_outs` | the fan-outs still open: the step whose list opened each, its scope, and what each join bound to it has collected |
 //! | `unpaired` | events that reached a step taking several events and wait for their partners |
 //! | `collect` | the fan-in buffers of each step |
 //! | `waiters` | the waits in progress, with their ids, requirements and remaining timeouts |
-//! | `next_invocation`, `next_stream_seq`, `next_fan_out` | counters that continue in the resumed run |
+//! | `next_invocation`, `next_stream_seq`, `next_fan_out`, `next_child` | counters that continue in the resumed run |
 //!
 //! Events are stored as `{"name": ..., "data": ...}` and found again by name in the
 //! [registry](crate::registry), so every event type a snapshot holds must be registered
@@ -71,9 +71,15 @@
 //!   again. A `once` body that ran before the cut is skipped, and so are the engine effects it
 //!   performed.
 //!
+//! - **Child runs start once.** A child run ([`Context::run_child`](crate::Context::run_child))
+//!   live at the cut is in its parent's snapshot as its own snapshot, taken in the same
+//!   instant; the parent's step, running again, resumes it where it was. A child that had
+//!   ended is recorded with its result (or its failure), which the step gets again without
+//!   the child running again.
+//!
 //! A retry after an error is a new attempt, as in the Python library: its effects happen
-//! afresh (the failed attempt's effects stand), and the log starts empty. `once` results and
-//! collected batches carry over to the retry.
+//! afresh (the failed attempt's effects stand), and the log starts empty. `once` results,
+//! collected batches and the results of child runs carry over to the retry.
 //!
 //! # Versioning rule
 //!
