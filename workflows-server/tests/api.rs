@@ -1033,3 +1033,120 @@ async fn child_runs_ask_through_the_parents_stream_and_take_answers_sent_to_the_
     assert_gapless(&client, &id).await;
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_inbox_lists_runs_waiting_for_a_person_oldest_first_with_their_requests() {
+    let (running, client) = serve(SqliteStorage::in_memory().unwrap(), config()).await;
+    let inbox = || async { client.get("/inbox").await.json()["runs"].clone() };
+    assert_eq!(inbox().await, json!([]));
+
+    let number = start(&client, "number", json!({})).await;
+    until_event(&client, &number, "InputRequiredEvent").await;
+    let listed = until(PATIENCE, || async {
+        inbox().await.as_array().unwrap().len() == 1
+    })
+    .await;
+    assert!(listed, "the waiting run is listed");
+    let ballot = start(&client, "ballot", json!({})).await;
+    until_event(&client, &ballot, "InputRequiredEvent").await;
+    let listed = until(PATIENCE, || async {
+        inbox().await.as_array().unwrap().len() == 2
+    })
+    .await;
+    assert!(listed, "both waiting runs are listed");
+    let pair = start(&client, "pair", json!({})).await;
+    let listed = until(PATIENCE, || async {
+        inbox().await.as_array().unwrap().len() == 3
+            && inbox().await[2]["requests"].as_array().unwrap().len() == 2
+    })
+    .await;
+    assert!(listed, "the run whose children ask is listed");
+
+    let runs = inbox().await;
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["handler_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [number.as_str(), ballot.as_str(), pair.as_str()],
+        "oldest wait first"
+    );
+    // The number workflow's step returned its request: answered by a HumanResponseEvent.
+    let request = &runs[0]["requests"][0];
+    assert_eq!(runs[0]["workflow_name"], "number");
+    // Its place in the stream (after the internal events before it).
+    let prompt_seq = request["sequence"].as_u64().unwrap();
+    let mut stream = api(&client).events(&number).include_internal(true).stream();
+    let in_stream = loop {
+        let ev = stream.next().await.expect("the prompt").expect("an event");
+        if ev.type_name == "InputRequiredEvent" {
+            break ev.sequence;
+        }
+    };
+    drop(stream);
+    assert_eq!(in_stream, Some(prompt_seq));
+    assert_eq!(request["event"]["type"], "InputRequiredEvent");
+    assert_eq!(
+        request["event"]["value"]["_data"]["prefix"],
+        "Enter a number: "
+    );
+    assert_eq!(request["response"]["type"], "HumanResponseEvent");
+    assert_eq!(
+        request["response"]["schema"]["properties"]["response"]["type"], "string",
+        "{request}"
+    );
+    // The ballot waits inside its step, under an id, for a `Vote`.
+    let request = &runs[1]["requests"][0];
+    assert_eq!(request["waiter_id"], "vote");
+    assert_eq!(request["response"]["type"], "Vote");
+    // The pair's two children ask, each requiring its person.
+    let requests = runs[2]["requests"].as_array().unwrap();
+    let asked: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["child"].as_str().unwrap(),
+                r["requirements"][0]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(asked, [("Approval/0", "ann"), ("Approval/1", "bob")]);
+    assert_eq!(requests[0]["event"]["child"], "Approval/0");
+
+    // Answered through the API, a run leaves the inbox; the others stay.
+    assert_eq!(answer(&client, &number, "5").await.status, 200);
+    until_status(&client, &number, "completed").await;
+    let left = until(PATIENCE, || async {
+        inbox().await.as_array().unwrap().len() == 2
+    })
+    .await;
+    assert!(left, "the answered run left the inbox");
+    let reply = client
+        .post(
+            &format!("/events/{pair}"),
+            &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "ok", "who": "bob"}}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let one_left = until(PATIENCE, || async {
+        let runs = inbox().await;
+        runs.as_array().unwrap().len() == 2
+            && runs[1]["requests"].as_array().unwrap().len() == 1
+            && runs[1]["requests"][0]["child"] == "Approval/0"
+    })
+    .await;
+    assert!(
+        one_left,
+        "bob's request is answered, ann's is still open: {}",
+        inbox().await
+    );
+    assert_eq!(
+        client.get("/inbox?workflow_name=ballot").await.json()["runs"][0]["handler_id"],
+        json!(ballot)
+    );
+    assert_eq!(client.get("/inbox?limit=0").await.status, 400);
+    running.shutdown().await.unwrap();
+}

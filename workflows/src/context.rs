@@ -193,6 +193,7 @@ impl<S: Send + 'static> Context<S> {
                 ev,
                 target,
                 lineage: self.lineage.clone(),
+                outside: false,
             })
         })
         .map(drop)

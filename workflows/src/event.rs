@@ -211,6 +211,18 @@ pub trait AnyEvent: Any + Send + Sync + Debug {
     /// assert!(ev.type_name().ends_with("::HumanResponseEvent"));
     /// ```
     fn type_name(&self) -> &'static str;
+    /// [`Event::RESPONSE`] of the concrete type: for an input request, the name of the
+    /// event type that answers it.
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// let ev: Box<dyn AnyEvent> = Box::new(InputRequiredEvent::new("name? "));
+    /// assert_eq!(ev.response(), Some("HumanResponseEvent"));
+    /// ```
+    fn response(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl<E: Event> AnyEvent for E {
@@ -237,6 +249,9 @@ impl<E: Event> AnyEvent for E {
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<E>()
+    }
+    fn response(&self) -> Option<&'static str> {
+        E::RESPONSE
     }
 }
 

@@ -83,9 +83,9 @@ pub use lifecycle::{
 pub use retry::{RetryInfo, RetryPolicy};
 pub use snapshot::{
     BranchRecord, BufferName, BufferedEvent, ChildFailure, ChildRecord, ChildState, CollectBuffer,
-    EffectKind, EffectRecord, FanOutRecord, InvocationRecord, JoinRecord, JoinedEvent, QueuedEvent,
-    RawJson, ResumeError, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError, StoredEvent,
-    StoredInput, UnpairedEvent, WaiterRecord,
+    EffectKind, EffectRecord, FanOutRecord, InvocationRecord, JoinRecord, JoinedEvent, OpenRequest,
+    QueuedEvent, RawJson, RequestRecord, ResumeError, RunStatus, SNAPSHOT_VERSION, Snapshot,
+    SnapshotError, StoredEvent, StoredInput, UnpairedEvent, WaiterRecord,
 };
 pub use step::{BoxError, Emitted, Fires, OneEvent, StepInfo, StepInput, StepOutput, StopType};
 pub use step_error::StepError;

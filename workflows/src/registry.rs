@@ -151,8 +151,15 @@ pub fn decode(
     registry().by_name.get(name).map(|reg| (reg.decode)(value))
 }
 
-/// Static facts about the registered event type called `name`.
-pub(crate) fn info_of(name: &str) -> Option<crate::EventInfo> {
+/// Static facts about the registered event type called `name`: its kind, the response type
+/// that answers it, its JSON Schema.
+///
+/// ```
+/// let info = workflows::registry::info_of("InputRequiredEvent").unwrap();
+/// assert_eq!(info.response, Some("HumanResponseEvent"));
+/// assert!(workflows::registry::info_of("NoSuchEvent").is_none());
+/// ```
+pub fn info_of(name: &str) -> Option<crate::EventInfo> {
     registry().by_name.get(name).map(|reg| reg.info)
 }
 

@@ -369,6 +369,16 @@ pub struct ChildRecord {
     pub inbox: Vec<StoredEvent>,
 }
 
+impl ChildRecord {
+    /// The child's path from the top run, given its parent's (`None` for the top run).
+    fn path_under(&self, parent: Option<&str>) -> String {
+        match parent {
+            Some(parent) => format!("{parent}/{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
 /// How a child run stands in its parent's snapshot.
 ///
 /// Externally tagged (`{"running": {"snapshot": ...}}`): the nested snapshot holds raw JSON,
@@ -531,6 +541,39 @@ pub struct WaiterRecord {
     /// Milliseconds left before it times out.
     #[serde(default)]
     pub remaining_ms: Option<u64>,
+    /// The prompt the wait published, with its sequence number in the run's stream: a
+    /// request open while the wait lasts (none when another wait under the same id published
+    /// it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<RequestRecord>,
+}
+
+/// An input request a run published, with its place in the run's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Its sequence number in the run's stream.
+    pub seq: u64,
+    /// The request.
+    pub event: StoredEvent,
+}
+
+/// An input request a run (or a child run of it) published that nobody has answered yet:
+/// see [`Snapshot::open_requests`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenRequest {
+    /// Its sequence number in the run's stream.
+    pub seq: u64,
+    /// The path of the child run that asked, if one did.
+    pub child: Option<String>,
+    /// The request.
+    pub event: StoredEvent,
+    /// The name of the event type that answers it: for a wait's prompt, the type the wait
+    /// takes; else the request's response type ([`Event::RESPONSE`](crate::Event::RESPONSE)).
+    pub response: Option<String>,
+    /// What the answer must match (a wait's requirements).
+    pub requirements: Vec<Requirement>,
+    /// For a wait's prompt: the waiter id.
+    pub waiter_id: Option<String>,
 }
 
 /// A run's whole context: see the [module documentation](self) for the format.
@@ -624,6 +667,10 @@ pub struct Snapshot {
     /// The number the next child run gets (its path's last part).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_child: u64,
+    /// Input requests steps returned that nobody has answered yet, oldest first (the prompts
+    /// of waits in progress are with their `waiters`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestRecord>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -643,6 +690,84 @@ impl Snapshot {
     /// The snapshot as compact JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a snapshot holds only JSON values")
+    }
+
+    /// The input requests the run, and its running child runs, published and nobody has
+    /// answered yet, in stream order: the prompts of its waits in progress, and the requests
+    /// its steps returned that no event of their response type has been sent in for since.
+    /// What a person would answer to let the run go on.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use workflows::prelude::*;
+    ///
+    /// struct Quiz;
+    ///
+    /// #[workflow]
+    /// impl Quiz {
+    ///     #[step]
+    ///     async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+    ///         InputRequiredEvent::new("2 + 2? ")
+    ///     }
+    ///
+    ///     #[step]
+    ///     async fn check(&self, ev: HumanResponseEvent) -> StopEvent<bool> {
+    ///         StopEvent::new(ev.response == "4")
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Quiz.run(StartEvent::new());
+    /// handler.stream_events().next().await; // the request
+    /// let open = handler.snapshot().await.unwrap().open_requests();
+    /// assert_eq!(open.len(), 1);
+    /// assert_eq!((open[0].seq, open[0].event.name.as_str()), (0, "InputRequiredEvent"));
+    /// assert_eq!(open[0].response.as_deref(), Some("HumanResponseEvent"));
+    /// handler.send_event(HumanResponseEvent::new("4")).unwrap();
+    /// assert!(handler.await.unwrap());
+    /// # }
+    /// ```
+    pub fn open_requests(&self) -> Vec<OpenRequest> {
+        let mut open = Vec::new();
+        self.collect_requests(None, &mut open);
+        open.sort_by_key(|r| r.seq);
+        open
+    }
+
+    fn collect_requests(&self, child: Option<&str>, into: &mut Vec<OpenRequest>) {
+        for waiter in &self.waiters {
+            if let Some(prompt) = &waiter.prompt {
+                into.push(OpenRequest {
+                    seq: prompt.seq,
+                    child: child.map(str::to_owned),
+                    event: prompt.event.clone(),
+                    response: Some(waiter.event.clone()),
+                    requirements: waiter.requirements.clone(),
+                    waiter_id: Some(waiter.id.clone()),
+                });
+            }
+        }
+        for request in &self.requests {
+            let response = crate::registry::info_of(&request.event.name)
+                .and_then(|info| info.response)
+                .map(str::to_owned);
+            into.push(OpenRequest {
+                seq: request.seq,
+                child: child.map(str::to_owned),
+                event: request.event.clone(),
+                response,
+                requirements: Vec::new(),
+                waiter_id: None,
+            });
+        }
+        for invocation in &self.invocations {
+            for record in &invocation.children {
+                if let ChildState::Running { snapshot } = &record.state {
+                    snapshot.collect_requests(Some(&record.path_under(child)), into);
+                }
+            }
+        }
     }
 
     /// Parses a snapshot, telling a truncated or malformed text and a newer format apart.
@@ -925,6 +1050,7 @@ mod tests {
             next_stream_seq: 2,
             next_fan_out: 1,
             next_child: 0,
+            requests: Vec::new(),
         };
         assert_eq!(Snapshot::from_json(&snap.to_json()).unwrap(), snap);
     }

@@ -142,30 +142,31 @@ impl StreamLog {
         inner.base + inner.events.len() as u64
     }
 
-    /// Appends `event` unless the stream is closed; wakes waiting readers.
-    pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) {
-        self.publish_from(None, event);
+    /// Appends `event` unless the stream is closed; wakes waiting readers. Its sequence
+    /// number, if it was published (in the parent's stream, for a child run).
+    pub(crate) fn publish(&self, event: Arc<dyn AnyEvent>) -> Option<u64> {
+        self.publish_from(None, event)
     }
 
     /// Appends `event`, published by the descendant at `child` (or by the run itself).
-    fn publish_from(&self, child: Option<Arc<str>>, event: Arc<dyn AnyEvent>) {
+    fn publish_from(&self, child: Option<Arc<str>>, event: Arc<dyn AnyEvent>) -> Option<u64> {
         if let Some(forward) = &self.forward {
             if lock(&self.inner).closed {
-                return;
+                return None;
             }
             let path = match child {
                 None => forward.path.clone(),
                 Some(below) => Arc::from(format!("{}/{below}", forward.path)),
             };
-            if let Some(parent) = forward.parent.upgrade() {
-                parent.shared().stream.publish_from(Some(path), event);
-            }
-            return;
+            return forward
+                .parent
+                .upgrade()
+                .and_then(|parent| parent.shared().stream.publish_from(Some(path), event));
         }
-        let wakers = {
+        let (seq, wakers) = {
             let mut inner = lock(&self.inner);
             if inner.closed {
-                return;
+                return None;
             }
             let seq = inner.base + inner.events.len() as u64;
             // Many runs publish one or two events, then wait: start small.
@@ -173,15 +174,16 @@ impl StreamLog {
                 inner.events.reserve_exact(1);
             }
             inner.events.push(StreamEvent { seq, event, child });
-            take_wakers(&mut inner.wakers)
+            (seq, take_wakers(&mut inner.wakers))
         };
         wakers.wake();
+        Some(seq)
     }
 
     /// Appends the last event and closes the stream.
     pub(crate) fn publish_last(&self, event: Arc<dyn AnyEvent>) {
         if self.forward.is_none() {
-            self.publish(event);
+            let _ = self.publish(event);
         }
         self.close();
     }

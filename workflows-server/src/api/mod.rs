@@ -4,6 +4,7 @@ mod access;
 mod body;
 mod events;
 mod handlers;
+mod inbox;
 mod workflows;
 
 use std::sync::Arc;
@@ -200,6 +201,7 @@ pub(crate) fn router(
             get(events::stream).post(events::send),
         )
         .route("/handlers", get(handlers::list))
+        .route("/inbox", get(inbox::list))
         .route("/handlers/{handler_id}", get(handlers::get))
         .route("/handlers/{handler_id}/cancel", post(handlers::cancel))
         // Above: what needs a token (when the server has tokens). Below: what anyone may ask.

@@ -245,6 +245,15 @@ impl Engine {
         self.storage.handlers(filter).await
     }
 
+    /// What the store holds to bring `handler_id`'s run back: its start event and latest
+    /// snapshot.
+    pub(crate) async fn run_state(
+        &self,
+        handler_id: &str,
+    ) -> Result<Option<crate::storage::RunState>, StorageError> {
+        self.storage.run_state(handler_id).await
+    }
+
     /// Up to `limit` stored events of `run_id` after sequence number `after`.
     pub(crate) async fn events_after(
         &self,

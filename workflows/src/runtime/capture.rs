@@ -63,11 +63,12 @@ impl<W: Workflow> RunLoop<W> {
             collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
             fan_outs: self.fan_outs.capture(W::STEPS)?,
             unpaired: self.sets.capture(W::STEPS)?,
-            waiters: self.waiters.capture(W::STEPS, now),
+            waiters: self.waiters.capture(W::STEPS, now)?,
             next_invocation: self.invocations.next_number(),
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: self.fan_outs.next_id(),
             next_child: shared.next_child.load(std::sync::atomic::Ordering::Relaxed),
+            requests: self.requests.capture()?,
         })
     }
 }

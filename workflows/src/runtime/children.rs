@@ -818,6 +818,7 @@ pub(crate) fn start<W: Workflow>(
             ev: Box::new(start),
             target: None,
             lineage: Default::default(),
+            outside: false,
         })
         .expect("a new run accepts events");
     let mut run_loop = RunLoop::new(inner.clone(), run.clone(), options);

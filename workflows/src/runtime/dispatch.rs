@@ -254,12 +254,19 @@ impl<W: Workflow> RunLoop<W> {
                 !self.run.shared.routes.receivers(ty).is_empty() || self.waiters.waits_for(ty);
             if !routed {
                 // The usual case: the request goes to the caller only, without a copy.
-                self.run.shared.stream.publish(Arc::from(ev));
+                self.publish_request(Arc::from(ev));
                 return;
             }
-            self.run.shared.stream.publish(Arc::from(ev.clone_event()));
+            self.publish_request(Arc::from(ev.clone_event()));
         }
         self.deliver(ev, None, Some(from), lineage);
+    }
+
+    /// Publishes the input request `ev` a step returned; it is open until answered.
+    fn publish_request(&mut self, ev: Arc<dyn AnyEvent>) {
+        if let Some(seq) = self.run.shared.stream.publish(ev.clone()) {
+            self.requests.open(seq, ev);
+        }
     }
 
     /// Answers every waiter that `ev` matches (only `target`'s, when given), each with its own

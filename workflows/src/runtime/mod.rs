@@ -43,6 +43,7 @@ pub(crate) mod inbox;
 pub(crate) mod invocations;
 pub(crate) mod lineage;
 pub(crate) mod memo;
+mod requests;
 pub(crate) mod restore;
 pub(crate) mod routes;
 pub(crate) mod run_loop;
@@ -90,6 +91,7 @@ pub(crate) fn spawn_run<W: Workflow>(
             ev: start,
             target: None,
             lineage: Default::default(),
+            outside: false,
         })
         .expect("a new run accepts events");
     let run_loop = RunLoop::new(inner.clone(), run.clone(), options);

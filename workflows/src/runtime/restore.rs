@@ -12,6 +12,7 @@ use crate::runtime::fan_outs::RestoredFanOut;
 use crate::runtime::invocations::{Failure, FailureFacts, Invocation, InvocationId, SharedFailure};
 use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::Memo;
+use crate::runtime::requests::Requests;
 use crate::runtime::run_loop::{Built, RunLoop};
 use crate::runtime::scheduler::Queued;
 use crate::runtime::shared::{
@@ -230,6 +231,7 @@ pub(crate) fn restore_loop<W: Workflow>(
         state: Mutex::new(state),
     });
     let mut run_loop = RunLoop::new(runner.inner.clone(), run.clone(), options);
+    run_loop.requests = Requests::restore(snapshot.requests)?;
     run_loop
         .invocations
         .set_next_number(snapshot.next_invocation);
@@ -384,6 +386,10 @@ pub(crate) fn restore_loop<W: Workflow>(
                 .remaining_ms
                 .map(|ms| now + Duration::from_millis(ms)),
             reply: None,
+            prompt: match record.prompt {
+                Some(prompt) => Some(Box::new((prompt.seq, Arc::from(decode(prompt.event)?)))),
+                None => None,
+            },
         });
     }
     // Timers need a runtime; without one the run cannot start (and must not panic): `launch`

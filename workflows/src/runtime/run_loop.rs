@@ -32,6 +32,7 @@ use crate::runtime::admission::Admission;
 use crate::runtime::attempt::InFlight;
 use crate::runtime::fan_outs::FanOuts;
 use crate::runtime::invocations::Invocations;
+use crate::runtime::requests::Requests;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::sets::Sets;
 use crate::runtime::shared::{Msg, Run, lock};
@@ -61,6 +62,8 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) waiters: Waiters,
     pub(super) fan_outs: FanOuts,
     pub(super) sets: Sets,
+    /// The input requests steps returned that are not answered yet.
+    pub(super) requests: Requests,
     pub(super) admission: Admission,
     /// Messages taken from the inbox and not applied yet.
     pub(super) taken: VecDeque<Msg>,
@@ -92,6 +95,7 @@ impl<W: Workflow> RunLoop<W> {
             waiters: Waiters::default(),
             fan_outs: FanOuts::default(),
             sets: Sets::default(),
+            requests: Requests::default(),
             admission: Admission::new(options.get_timeout()),
             taken: VecDeque::new(),
             snapshot_requests: Vec::new(),
@@ -108,8 +112,15 @@ impl<W: Workflow> RunLoop<W> {
                 ev,
                 target,
                 lineage,
-            } => self.deliver(ev, target, None, lineage),
+                outside,
+            } => {
+                if outside {
+                    self.requests.answered_by(ev.name());
+                }
+                self.deliver(ev, target, None, lineage)
+            }
             Msg::Cancel => self.fail(WorkflowError::Cancelled),
+            Msg::ChildActivity => self.idle_published = false,
             Msg::Fail(err) => self.fail(*err),
             Msg::Wait(request) => {
                 let Some(inv) = self.invocations.get(request.invocation) else {
@@ -222,6 +233,7 @@ impl<W: Workflow> RunLoop<W> {
     fn compact(&mut self) {
         self.invocations.compact();
         self.scheduler.compact();
+        self.requests.compact();
         if self.taken.is_empty() && self.taken.capacity() > 0 {
             self.taken = VecDeque::new();
         }

@@ -57,6 +57,8 @@ pub(crate) enum Msg {
         target: Option<usize>,
         /// The fan-out branches of the invocation that sent it (empty from outside).
         lineage: Lineage,
+        /// Sent in from outside the run (an answer, perhaps), not by a step.
+        outside: bool,
     },
     /// End the run as cancelled.
     Cancel,
@@ -67,6 +69,9 @@ pub(crate) enum Msg {
     /// A step broke a rule the run cannot go on from (it did not repeat its effects after a
     /// resume): end the run with this error.
     Fail(Box<WorkflowError>),
+    /// An event sent in from outside went to a child run: this run has work again (its next
+    /// idle spell is a new one).
+    ChildActivity,
     /// An invocation created its memo; the loop keeps it for snapshots.
     AttachMemo {
         invocation: InvocationId,
@@ -391,10 +396,17 @@ impl RunShared {
         }
         let target = match self.route(&*ev, target)? {
             Route::Here(target) => target,
-            Route::Child(Link::Live(child)) => return child.shared().send(ev, None),
+            Route::Child(Link::Live(child)) => {
+                child.shared().send(ev, None)?;
+                let _ = self.push(Msg::ChildActivity);
+                return Ok(());
+            }
             Route::Child(Link::Pending(pending)) => {
                 return match pending.take(ev) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        let _ = self.push(Msg::ChildActivity);
+                        Ok(())
+                    }
                     // Adopted meanwhile: its link is live now.
                     Err(ev) => self.send(ev, None),
                 };
@@ -405,6 +417,7 @@ impl RunShared {
             ev,
             target,
             lineage: Lineage::default(),
+            outside: true,
         })
     }
 
@@ -497,6 +510,7 @@ impl<S: Serialize + Send> HasShared for Run<S> {
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: 0,
             next_child: shared.next_child.load(Ordering::Relaxed),
+            requests: Vec::new(),
         })
     }
 }

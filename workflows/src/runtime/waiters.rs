@@ -11,6 +11,7 @@
 
 use std::any::TypeId;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Context as TaskContext;
 use std::time::Duration;
 
@@ -18,10 +19,10 @@ use std::future::Future;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use crate::runtime::capture::millis_until;
+use crate::runtime::capture::{millis_until, store_event};
 use crate::runtime::invocations::InvocationId;
 use crate::runtime::shared::{RunShared, WaitRequest, Waiting};
-use crate::snapshot::WaiterRecord;
+use crate::snapshot::{RequestRecord, SnapshotError, WaiterRecord};
 use crate::wait::{Requirement, WaitError};
 use crate::{AnyEvent, EventInfo, StepInfo};
 
@@ -45,6 +46,8 @@ pub(crate) struct Waiter {
     /// Where the answer goes; `None` for a waiter restored from a snapshot whose step has not
     /// run again yet.
     pub(crate) reply: Option<Reply>,
+    /// The prompt it published and where: an input request open while it waits.
+    pub(crate) prompt: Option<Box<(u64, Arc<dyn AnyEvent>)>>,
 }
 
 impl Waiter {
@@ -109,10 +112,16 @@ impl Waiters {
             timeout,
             deadline: timeout.map(|t| Instant::now() + t),
             reply: Some(reply),
+            prompt: None,
         });
         self.changed(shared);
         if let Some(prompt) = prompt {
-            shared.stream.publish(prompt.into());
+            let prompt: Arc<dyn AnyEvent> = prompt.into();
+            if let Some(seq) = shared.stream.publish(prompt.clone())
+                && let Some(waiter) = self.list.last_mut()
+            {
+                waiter.prompt = Some(Box::new((seq, prompt)));
+            }
         }
     }
 
@@ -225,18 +234,31 @@ impl Waiters {
     }
 
     /// The waiters as a snapshot records them.
-    pub(crate) fn capture(&self, steps: &[StepInfo], now: Instant) -> Vec<WaiterRecord> {
+    pub(crate) fn capture(
+        &self,
+        steps: &[StepInfo],
+        now: Instant,
+    ) -> Result<Vec<WaiterRecord>, SnapshotError> {
         self.list
             .iter()
-            .map(|w| WaiterRecord {
-                id: w.id.clone(),
-                memo_key: (w.memo_key != w.id).then(|| w.memo_key.clone()),
-                invocation: w.number,
-                step: steps[w.step].name.to_owned(),
-                event: w.event.name.to_owned(),
-                requirements: w.requirements.clone(),
-                timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
-                remaining_ms: w.deadline.map(|d| millis_until(d, now)),
+            .map(|w| {
+                Ok(WaiterRecord {
+                    id: w.id.clone(),
+                    memo_key: (w.memo_key != w.id).then(|| w.memo_key.clone()),
+                    invocation: w.number,
+                    step: steps[w.step].name.to_owned(),
+                    event: w.event.name.to_owned(),
+                    requirements: w.requirements.clone(),
+                    timeout_ms: w.timeout.map(|t| t.as_millis() as u64),
+                    remaining_ms: w.deadline.map(|d| millis_until(d, now)),
+                    prompt: match &w.prompt {
+                        Some(prompt) => Some(RequestRecord {
+                            seq: prompt.0,
+                            event: store_event(&*prompt.1)?,
+                        }),
+                        None => None,
+                    },
+                })
             })
             .collect()
     }
