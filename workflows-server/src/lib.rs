@@ -42,6 +42,7 @@
 //! | `POST /workflows/{name}/run` | starts a run and answers when it ends (200, or 500 if it failed) |
 //! | `POST /workflows/{name}/run-nowait` | starts a run and answers at once with its handler |
 //! | `GET /workflows/{name}/schema`, `/events`, `/representation` | the start and stop events, every event, the graph |
+//! | `GET /workflows/{name}/graph.svg` | not in the reference: the graph drawn as SVG, laid out by the server ([`Graph::to_svg`](workflows::graph::Graph::to_svg)) |
 //! | `GET /events/{handler_id}` | the run's events: SSE (`id:` = sequence number) or NDJSON (`sse=false`), from `after_sequence` (`-1`: all, default `now`) or `Last-Event-ID`; `include_internal`, `include_qualified_name`; 204 when the run ended and nothing is left |
 //! | `POST /events/{handler_id}` | sends `{"event": {"type": ..., "value": ...}, "step": ...}` into the run (200 `{"status": "sent"}`, 409 if it ended) |
 //! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name`; with `limit` (1 to 1,000), a page and its `next_cursor`, passed back as `cursor` for the next |

@@ -1,5 +1,7 @@
-//! `workflows-server`: serves the number workflow of the human-in-the-loop guide, with a web
-//! page to drive it, over the HTTP API of llama-agents-server.
+//! `workflows-server`: serves the number workflow of the human-in-the-loop guide, an expense
+//! approval (a structured request and answer) and a release sign-off (three teams asked at
+//! once, in parallel branches), with a web page to drive them, over the HTTP API of
+//! llama-agents-server.
 //!
 //! ```text
 //! cargo run -p workflows-server --release [--features postgres-tls] --
@@ -11,6 +13,8 @@
 //! ```
 //!
 //! Open <http://127.0.0.1:8080/> for the page; point `llama-agents-client` at the same address.
+
+mod console_workflows;
 
 use clap::{CommandFactory, FromArgMatches};
 use workflows::prelude::*;
@@ -47,8 +51,9 @@ async fn main() -> std::process::ExitCode {
         .init();
     // The shared flags (`workflows_server::cli::Args`), described for this binary.
     let command = Args::command().about(
-        "Serves the number workflow (ask for a number, return the answer) and a web page to \
-         drive it, over the HTTP API of llama-agents-server.",
+        "Serves the number workflow (ask for a number, return the answer), an expense \
+         approval and a release sign-off, and a web page to drive them, over the HTTP API of \
+         llama-agents-server.",
     );
     let args = match Args::from_arg_matches(&command.get_matches()) {
         Ok(args) => args,
@@ -70,6 +75,11 @@ async fn serve(args: Args) -> Result<(), ServerError> {
     workflows_server::raise_open_file_limit();
     let server = Server::new()
         .workflow("number", NumberWorkflow.runner())
+        .workflow(
+            "expense",
+            console_workflows::ExpenseApproval { limit: 50.0 }.runner(),
+        )
+        .workflow("release", console_workflows::ReleaseSignOff.runner())
         .page(include_str!("../static/index.html"));
     args.apply(server).await?.serve().await
 }

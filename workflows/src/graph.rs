@@ -36,6 +36,8 @@ use std::fmt::Write;
 
 use crate::{EventInfo, EventKind, StepInfo, Workflow};
 
+mod svg;
+
 /// How an edge connects its ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeKind {
@@ -330,6 +332,34 @@ impl Graph {
                 .write_mermaid(out, &inner, &format!("{indent}    "));
             let _ = writeln!(out, "{indent}end");
         }
+    }
+
+    /// The graph as a standalone SVG drawing, laid out here (no renderer needed): nodes in
+    /// layers from the start event down, steps as boxes, events rounded (the start and stop
+    /// events, input requests and their responses, and child workflows each in their own
+    /// colour), an edge's kind in its stroke and label. Each node is a `<g>` with
+    /// `data-node="step:NAME"` (or `event:NAME`, `child:NAME`), so that a page can mark the
+    /// steps a run is in with the classes `active` and `waiting`, which the drawing styles.
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// struct Echo;
+    ///
+    /// #[workflow]
+    /// impl Echo {
+    ///     #[step]
+    ///     async fn echo(&self, _ev: StartEvent) -> StopEvent<()> {
+    ///         StopEvent::new(())
+    ///     }
+    /// }
+    ///
+    /// let svg = Echo::graph().to_svg();
+    /// assert!(svg.starts_with("<svg"));
+    /// assert!(svg.contains(r#"data-node="step:echo""#));
+    /// ```
+    pub fn to_svg(&self) -> String {
+        svg::Layout::of(self).to_svg(self.name)
     }
 
     /// The graph in Graphviz DOT: steps are boxes, events ellipses; each child workflow is a

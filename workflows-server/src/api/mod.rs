@@ -195,6 +195,7 @@ pub(crate) fn router(
             "/workflows/{name}/representation",
             get(workflows::representation),
         )
+        .route("/workflows/{name}/graph.svg", get(workflows::graph_svg))
         .route("/results/{handler_id}", get(handlers::result))
         .route(
             "/events/{handler_id}",

@@ -200,3 +200,20 @@ pub(crate) async fn representation(
     let graph = served(&engine, &name)?.graph();
     Ok(Json(json!({ "graph": graph_json(&graph) })))
 }
+
+/// The workflow's graph drawn as SVG ([`Graph::to_svg`](workflows::graph::Graph::to_svg)),
+/// laid out by the server: no renderer needed in the page.
+pub(crate) async fn graph_svg(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let svg = served(&engine, &name)?.graph().to_svg();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        svg,
+    )
+        .into_response())
+}

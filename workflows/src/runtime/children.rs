@@ -20,6 +20,7 @@
 //!   to a pending child that is let go is sent into the parent again.
 
 use std::any::TypeId;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::Serialize;
@@ -720,6 +721,9 @@ pub(crate) enum Link {
 #[derive(Default)]
 pub(crate) struct Children {
     links: Mutex<Vec<(Arc<str>, Link)>>,
+    /// How many links there are, changed under the lock: every send asks whether there are
+    /// any, and most runs have none.
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Children {
@@ -730,18 +734,23 @@ impl Children {
             Some(entry) => entry.1 = link,
             None => links.push((path, link)),
         }
+        self.count.store(links.len(), Ordering::Release);
     }
 
     pub(crate) fn remove(&self, path: &str) {
-        lock(&self.links).retain(|(p, _)| &**p != path);
+        let mut links = lock(&self.links);
+        links.retain(|(p, _)| &**p != path);
+        self.count.store(links.len(), Ordering::Release);
     }
 
     /// Unlinks the pending child `pending` at `path`, unless a live child took its place.
     fn remove_pending(&self, path: &str, pending: &PendingChild) {
-        lock(&self.links).retain(|(p, link)| {
+        let mut links = lock(&self.links);
+        links.retain(|(p, link)| {
             !(&**p == path
                 && matches!(link, Link::Pending(linked) if std::ptr::eq(&**linked, pending)))
         });
+        self.count.store(links.len(), Ordering::Release);
     }
 
     /// The children, in the order they started.
@@ -752,8 +761,9 @@ impl Children {
             .collect()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.links).is_empty()
+        self.count.load(Ordering::Acquire) == 0
     }
 
     /// The live descendant at `path` (`Review/0`, or `Review/0/Approve/1` for a grandchild).

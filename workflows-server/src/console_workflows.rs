@@ -1,0 +1,220 @@
+//! The workflows the binary serves besides the number workflow, to show what the console does
+//! with structured requests and with parallel branches.
+
+use serde::{Deserialize, Serialize};
+use workflows::prelude::*;
+
+/// What an expense is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Tickets, hotels.
+    #[default]
+    Travel,
+    /// Meals with customers.
+    Meals,
+    /// Hardware, books.
+    Equipment,
+    /// Anything else.
+    Other,
+}
+
+/// An expense claim: how much, what for, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(start)]
+pub struct ExpenseClaim {
+    /// Who spent it.
+    pub employee: String,
+    /// The amount, in euros.
+    pub amount: f64,
+    /// What it was for.
+    #[serde(default)]
+    pub category: Category,
+    /// Why it was needed.
+    pub reason: String,
+}
+
+/// The question a manager answers about a claim over the limit.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(input_required(response = ExpenseDecision))]
+pub struct ApprovalRequest {
+    /// Who spent it.
+    pub employee: String,
+    /// The amount, in euros.
+    pub amount: f64,
+    /// What it was for.
+    pub category: Category,
+    /// Why it was needed.
+    pub reason: String,
+}
+
+/// A manager's answer.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(response)]
+pub struct ExpenseDecision {
+    /// Whether the claim is paid.
+    pub approve: bool,
+    /// Why, for the employee.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// How a claim ended.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(stop)]
+pub struct ExpenseOutcome {
+    /// Whether it is paid.
+    pub approved: bool,
+    /// Who decided: `policy` under the limit, else `manager`.
+    pub decided_by: String,
+    /// The manager's comment.
+    pub comment: String,
+}
+
+/// Claims up to `limit` euros are approved at once; a manager decides the others.
+pub struct ExpenseApproval {
+    /// The most a claim may be without a manager.
+    pub limit: f64,
+}
+
+#[workflow]
+impl ExpenseApproval {
+    #[step]
+    async fn review(
+        &self,
+        ctx: &Context,
+        claim: ExpenseClaim,
+    ) -> Result<ExpenseOutcome, WaitError> {
+        if claim.amount <= self.limit {
+            return Ok(ExpenseOutcome {
+                approved: true,
+                decided_by: "policy".into(),
+                comment: format!("at most {} euros: approved without review", self.limit),
+            });
+        }
+        let decision = ctx
+            .wait_for_event(WaitFor::<ExpenseDecision>::new().id("manager").prompt(
+                ApprovalRequest {
+                    employee: claim.employee,
+                    amount: claim.amount,
+                    category: claim.category,
+                    reason: claim.reason,
+                },
+            ))
+            .await?;
+        Ok(ExpenseOutcome {
+            approved: decision.approve,
+            decided_by: "manager".into(),
+            comment: decision.comment,
+        })
+    }
+}
+
+/// A release to sign off: its name.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(start)]
+pub struct Release {
+    /// The version being released.
+    pub version: String,
+}
+
+/// One team's part of a release's checks: a branch of the fan-out.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+pub struct TeamCheck {
+    /// The team.
+    pub team: String,
+    /// The version.
+    pub version: String,
+}
+
+/// The question one team answers.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(input_required(response = SignOff))]
+pub struct SignOffRequest {
+    /// The team asked.
+    pub team: String,
+    /// What it signs off.
+    pub question: String,
+}
+
+/// A team's answer.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[event(response)]
+pub struct SignOff {
+    /// The team answering.
+    pub team: String,
+    /// Whether it agrees.
+    pub ok: bool,
+    /// A note for the others.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// One team's verdict, joined with the others'.
+#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+pub struct Verdict {
+    /// The team.
+    pub team: String,
+    /// Whether it agreed.
+    pub ok: bool,
+    /// Its note.
+    pub note: String,
+}
+
+/// Asks three teams at once, in three branches, to sign a release off; releases when all
+/// agree.
+pub struct ReleaseSignOff;
+
+/// The teams asked, in order.
+const TEAMS: [&str; 3] = ["legal", "security", "docs"];
+
+#[workflow]
+impl ReleaseSignOff {
+    #[step]
+    async fn split(&self, release: Release) -> Vec<TeamCheck> {
+        TEAMS
+            .iter()
+            .map(|team| TeamCheck {
+                team: (*team).to_owned(),
+                version: release.version.clone(),
+            })
+            .collect()
+    }
+
+    #[step(num_workers = 3)]
+    async fn ask(&self, ctx: &Context, check: TeamCheck) -> Result<Verdict, WaitError> {
+        let answer = ctx
+            .wait_for_event(
+                WaitFor::<SignOff>::new()
+                    .id(format!("sign-off-{}", check.team))
+                    .prompt(SignOffRequest {
+                        team: check.team.clone(),
+                        question: format!(
+                            "Can {} ship as far as {} is concerned?",
+                            check.version, check.team
+                        ),
+                    })
+                    .require(workflows::field!(SignOff, team), check.team.clone()),
+            )
+            .await?;
+        Ok(Verdict {
+            team: check.team,
+            ok: answer.ok,
+            note: answer.note,
+        })
+    }
+
+    #[step]
+    async fn decide(&self, verdicts: Vec<Verdict>) -> StopEvent<serde_json::Value> {
+        let held: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| !v.ok)
+            .map(|v| v.team.as_str())
+            .collect();
+        StopEvent::new(serde_json::json!({
+            "released": held.is_empty(),
+            "held_by": held,
+            "notes": verdicts.iter().map(|v| (v.team.clone(), v.note.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        }))
+    }
+}
