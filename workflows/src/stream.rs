@@ -59,11 +59,28 @@ impl StreamEvent {
 struct LogInner {
     /// The sequence number of `events[0]` (non-zero for a run resumed from a snapshot).
     base: u64,
-    events: Vec<StreamEvent>,
+    /// The events, numbered from `base` (a long run's log holds many: kept small).
+    events: Vec<Arc<dyn AnyEvent>>,
+    /// The child path of each event a child run published, by sequence number, in order:
+    /// rare, so kept apart.
+    marks: Vec<(u64, Arc<str>)>,
     closed: bool,
     /// One waker slot per live reader, so that readers that come and go leave nothing behind.
     wakers: Vec<Option<Waker>>,
     free: Vec<usize>,
+}
+
+impl LogInner {
+    /// The child path of event `seq`, if a child published it.
+    fn mark(&self, seq: u64) -> Option<Arc<str>> {
+        if self.marks.is_empty() {
+            return None;
+        }
+        self.marks
+            .binary_search_by_key(&seq, |(s, _)| *s)
+            .ok()
+            .map(|i| self.marks[i].1.clone())
+    }
 }
 
 /// Wakers taken out of the log to be woken after its lock is released. One reader is the
@@ -128,12 +145,11 @@ impl StreamLog {
     /// The child path of the event at `address` (its data pointer), if it is in the log.
     pub(crate) fn child_of(&self, address: *const ()) -> Option<Arc<str>> {
         let inner = lock(&self.inner);
-        inner
+        let index = inner
             .events
             .iter()
-            .rev()
-            .find(|ev| std::ptr::eq(Arc::as_ptr(&ev.event) as *const (), address))
-            .and_then(|ev| ev.child.clone())
+            .rposition(|ev| std::ptr::eq(Arc::as_ptr(ev) as *const (), address))?;
+        inner.mark(inner.base + index as u64)
     }
 
     /// The sequence number the next published event gets.
@@ -173,7 +189,10 @@ impl StreamLog {
             if inner.events.capacity() == 0 {
                 inner.events.reserve_exact(1);
             }
-            inner.events.push(StreamEvent { seq, event, child });
+            inner.events.push(event);
+            if let Some(path) = child {
+                inner.marks.push((seq, path));
+            }
             (seq, take_wakers(&mut inner.wakers))
         };
         wakers.wake();
@@ -207,6 +226,8 @@ impl StreamLog {
             if inner.events.is_empty() {
                 inner.events = Vec::new();
             }
+            let base = inner.base;
+            inner.marks.retain(|(seq, _)| *seq >= base);
         }
     }
 
@@ -232,8 +253,13 @@ impl StreamLog {
     fn poll_at(&self, seq: u64, reader: usize, waker: &Waker) -> Poll<Option<StreamEvent>> {
         let mut inner = lock(&self.inner);
         let index = seq.saturating_sub(inner.base) as usize;
-        if let Some(ev) = inner.events.get(index) {
-            return Poll::Ready(Some(ev.clone()));
+        if let Some(event) = inner.events.get(index) {
+            let seq = inner.base + index as u64;
+            return Poll::Ready(Some(StreamEvent {
+                seq,
+                event: event.clone(),
+                child: inner.mark(seq),
+            }));
         }
         if inner.closed {
             return Poll::Ready(None);
