@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 use workflows::prelude::*;
+// Each event type also derives `JsonSchema`, so that its schema (and the console's form) is
+// exact: the category an enum, defaults given.
+use schemars::JsonSchema;
 
 /// What an expense is for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Tickets, hotels.
@@ -20,7 +23,7 @@ pub enum Category {
 }
 
 /// An expense claim: how much, what for, and why.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(start)]
 pub struct ExpenseClaim {
     /// Who spent it.
@@ -35,7 +38,7 @@ pub struct ExpenseClaim {
 }
 
 /// The question a manager answers about a claim over the limit.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(input_required(response = ExpenseDecision))]
 pub struct ApprovalRequest {
     /// Who spent it.
@@ -49,7 +52,7 @@ pub struct ApprovalRequest {
 }
 
 /// A manager's answer.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(response)]
 pub struct ExpenseDecision {
     /// Whether the claim is paid.
@@ -60,7 +63,7 @@ pub struct ExpenseDecision {
 }
 
 /// How a claim ended.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(stop)]
 pub struct ExpenseOutcome {
     /// Whether it is paid.
@@ -111,7 +114,7 @@ impl ExpenseApproval {
 }
 
 /// A release to sign off: its name.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(start)]
 pub struct Release {
     /// The version being released.
@@ -119,7 +122,7 @@ pub struct Release {
 }
 
 /// One team's part of a release's checks: a branch of the fan-out.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 pub struct TeamCheck {
     /// The team.
     pub team: String,
@@ -128,7 +131,7 @@ pub struct TeamCheck {
 }
 
 /// The question one team answers.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(input_required(response = SignOff))]
 pub struct SignOffRequest {
     /// The team asked.
@@ -138,7 +141,7 @@ pub struct SignOffRequest {
 }
 
 /// A team's answer.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(response)]
 pub struct SignOff {
     /// The team answering.
@@ -151,7 +154,7 @@ pub struct SignOff {
 }
 
 /// One team's verdict, joined with the others'.
-#[derive(Clone, Debug, Serialize, Deserialize, Event)]
+#[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 pub struct Verdict {
     /// The team.
     pub team: String,

@@ -155,6 +155,32 @@ fn default_storage() -> Result<Arc<dyn Storage>, ServerError> {
     ))
 }
 
+/// The console: a web page for the people who start, follow and answer runs, in one HTML file
+/// (no network beyond the server it is served by). It lists the served workflows with their
+/// graphs and start forms generated from their start events' JSON Schemas, the runs (live),
+/// each run's timeline with its open requests answered through forms generated from their
+/// answers' schemas, and an inbox of every run waiting for a person. Serve it at `/` with
+/// [`Server::page`]:
+///
+/// ```no_run
+/// # use workflows::prelude::*;
+/// # struct Review;
+/// # #[workflow]
+/// # impl Review {
+/// #     #[step]
+/// #     async fn go(&self, _ev: StartEvent) -> StopEvent<()> { StopEvent::new(()) }
+/// # }
+/// # async fn serve() -> Result<(), workflows_server::ServerError> {
+/// workflows_server::Server::new()
+///     .workflow("review", Review.runner())
+///     .page(workflows_server::CONSOLE)
+///     .sqlite("runs.db")?
+///     .serve()
+///     .await
+/// # }
+/// ```
+pub const CONSOLE: &str = include_str!("../static/index.html");
+
 /// A server being configured. See the [crate documentation](crate) for an example.
 #[must_use = "a server does nothing until started"]
 pub struct Server {
@@ -251,7 +277,7 @@ impl Server {
         self
     }
 
-    /// Serves `html` at `/`, for a front end of the server's own.
+    /// Serves `html` at `/`, for a front end of the server's own, such as [`CONSOLE`].
     pub fn page(mut self, html: &'static str) -> Self {
         self.page = Some(html);
         self

@@ -80,6 +80,6 @@ async fn serve(args: Args) -> Result<(), ServerError> {
             console_workflows::ExpenseApproval { limit: 50.0 }.runner(),
         )
         .workflow("release", console_workflows::ReleaseSignOff.runner())
-        .page(include_str!("../static/index.html"));
+        .page(workflows_server::CONSOLE);
     args.apply(server).await?.serve().await
 }

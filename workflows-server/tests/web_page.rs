@@ -1,6 +1,9 @@
-//! The web page the server binary serves, driven in headless Chromium through WebDriver
-//! (Debian's `chromium` and `chromium-driver`): a person starts the number workflow, sees the
-//! prompt, types an answer and sees the result.
+//! The console the server binary serves, driven in headless Chromium through WebDriver
+//! (Debian's `chromium` and `chromium-driver`), one test per flow: a run started through the
+//! form generated from its start event, a structured request answered through its form, the
+//! inbox across workflows, the graph marking the waiting step, the server going away and
+//! coming back, and a server that needs a token. Screenshots of each screen go to
+//! `target/console-screenshots/` when `CONSOLE_SCREENSHOTS` is set.
 //!
 //! Without Chromium and ChromeDriver installed the test says so and passes, except under CI
 //! (`CI` set), where `.ci/run` installs them and the test fails without them.
@@ -81,7 +84,13 @@ impl Session {
             .as_str()
             .unwrap()
             .to_owned();
-        Session { driver, id }
+        let session = Session { driver, id };
+        if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
+            session
+                .command("/window/rect", json!({"width": 1000, "height": 860}))
+                .await;
+        }
+        session
     }
 
     async fn command(&self, path: &str, body: Value) -> Value {
@@ -101,7 +110,11 @@ impl Session {
         found[ELEMENT].as_str().unwrap().to_owned()
     }
 
+    /// The element's visible text; empty when no element matches.
     async fn text(&self, css: &str) -> String {
+        if !self.exists(css).await {
+            return String::new();
+        }
         let element = self.element(css).await;
         let reply = self
             .driver
@@ -114,7 +127,11 @@ impl Session {
             .to_owned()
     }
 
+    /// Whether the element is shown; false when no element matches.
     async fn displayed(&self, css: &str) -> bool {
+        if !self.exists(css).await {
+            return false;
+        }
         let element = self.element(css).await;
         let reply = self
             .driver
@@ -154,6 +171,59 @@ impl Session {
         last
     }
 
+    /// Whether an element matches `css` now.
+    async fn exists(&self, css: &str) -> bool {
+        let reply = self
+            .driver
+            .client
+            .post(
+                &format!("/session/{}/elements", self.id),
+                &json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        reply.json()["value"]
+            .as_array()
+            .is_some_and(|found| !found.is_empty())
+    }
+
+    /// Waits until an element matches `css`.
+    async fn until_exists(&self, css: &str) {
+        let found = until(PATIENCE, || self.exists(css)).await;
+        assert!(found, "no `{css}` appeared");
+    }
+
+    /// Runs `script` in the page and gives its result.
+    async fn eval(&self, script: &str) -> Value {
+        self.command("/execute/sync", json!({"script": script, "args": []}))
+            .await
+    }
+
+    async fn open(&self, addr: std::net::SocketAddr, hash: &str) {
+        self.command("/url", json!({"url": format!("http://{addr}/{hash}")}))
+            .await;
+    }
+
+    /// Saves a screenshot as `name.png` when `CONSOLE_SCREENSHOTS` is set.
+    async fn screenshot(&self, name: &str) {
+        if std::env::var_os("CONSOLE_SCREENSHOTS").is_none() {
+            return;
+        }
+        use base64::Engine as _;
+        let png = self
+            .driver
+            .client
+            .get(&format!("/session/{}/screenshot", self.id))
+            .await
+            .json()["value"]
+            .as_str()
+            .map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap())
+            .unwrap_or_default();
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
     async fn close(self) {
         let _ = self
             .driver
@@ -179,59 +249,307 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     Some((chromedriver, chromium))
 }
 
+fn db(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wf-web-{name}-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_starts_the_number_workflow_answers_and_sees_the_result() {
     let Some((chromedriver, chromium)) = browser() else {
         return;
     };
-    let db = std::env::temp_dir().join(format!("wf-web-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let server = Binary::start(&db);
+    let path = db("number");
+    let server = Binary::start(&path);
     let api = Client::new(server.addr);
     let session = Session::start(&chromedriver, &chromium).await;
-
+    session.open(server.addr, "").await;
+    assert_eq!(session.text("h1").await, "Workflows console");
+    session.until_exists("[data-workflow=number]").await;
+    session.until_exists("[data-workflow=release]").await;
+    session.screenshot("workflows").await;
+    session.click("[data-workflow=number] .start-link").await;
+    // The free-form start event gets a JSON editor, `{}` by default.
+    session.until_exists("form.generated textarea").await;
     session
-        .command("/url", json!({"url": format!("http://{}/", server.addr)}))
+        .until_exists(".graph svg [data-node='step:ask']")
         .await;
-    assert_eq!(session.text("h1").await, "Number workflow");
-    assert!(
-        !session.displayed("#answer-form").await,
-        "no prompt before a run"
-    );
-    assert!(!session.displayed("#result").await);
-    session.click("#start").await;
-    let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
+    session.click("form.generated button[type=submit]").await;
+    session
+        .until_exists("[data-request] input[name=response]")
+        .await;
+    let prompt = session.text("[data-request] .prompt").await;
     assert_eq!(prompt, "Enter a number:");
-    assert!(session.displayed("#answer").await);
+    session.screenshot("number-run-waiting").await;
 
     // Reloading the page (its address holds the run's id) finds the waiting run again.
-    let here = session
-        .driver
-        .client
-        .get(&format!("/session/{}/url", session.id))
-        .await
-        .json()["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(here.contains('#'), "{here}");
+    let here = session.eval("return location.href").await;
+    assert!(here.as_str().unwrap().contains("#/runs/"), "{here}");
     session.command("/refresh", json!({})).await;
-    let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
-    assert_eq!(prompt, "Enter a number:");
-    session.type_into("#answer", "42").await;
-    session.click("#send").await;
+    session
+        .until_exists("[data-request] input[name=response]")
+        .await;
+    session
+        .type_into("[data-request] input[name=response]", "42")
+        .await;
+    session.click("[data-request] button[type=submit]").await;
     let result = session.until_text("#result-value", |t| !t.is_empty()).await;
     assert_eq!(result, "42");
-    assert_eq!(session.text("#status").await, "The run completed.");
-
-    // The server agrees: one completed run, with the answer typed in the page.
+    assert!(session.text("#status").await.contains("completed"));
     let handlers = api.get("/handlers?workflow_name=number").await.json();
     let runs = handlers["handlers"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0]["status"], "completed");
     assert_eq!(runs[0]["result"]["value"]["result"], "42");
     session.close().await;
-    let _ = std::fs::remove_file(&db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_structured_start_event_is_sent_through_its_generated_form() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let path = db("expense-start");
+    let server = Binary::start(&path);
+    let api = Client::new(server.addr);
+    let session = Session::start(&chromedriver, &chromium).await;
+    session.open(server.addr, "#/workflows/expense").await;
+    session
+        .until_exists("form.generated input[name=amount]")
+        .await;
+    // Typed fields: a number for the amount, a select for the category (defaulted), the
+    // required ones marked.
+    assert_eq!(
+        session
+            .eval("return document.querySelector('input[name=amount]').type")
+            .await,
+        "number"
+    );
+    assert!(session.exists("select[name=category]").await);
+    assert!(session.exists("label.req[for]").await);
+    // Sending it empty is refused before anything is sent.
+    session.click("form.generated button[type=submit]").await;
+    session
+        .until_text("form.generated .error", |t| t.contains("Fill in"))
+        .await;
+    assert!(
+        api.get("/handlers").await.json()["handlers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    session.type_into("input[name=employee]", "Ada").await;
+    session.type_into("input[name=amount]", "12.5").await;
+    session.type_into("textarea[name=reason]", "lunch").await;
+    session.eval("const s = document.querySelector('select[name=category]'); s.value = '\"meals\"'; return s.value").await;
+    session.screenshot("expense-start-form").await;
+    session.click("form.generated button[type=submit]").await;
+    let result = session.until_text("#result-value", |t| !t.is_empty()).await;
+    assert!(result.contains("decided_by: policy"), "{result}");
+    let runs = api.get("/handlers?workflow_name=expense").await.json();
+    assert_eq!(runs["handlers"][0]["status"], "completed");
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_structured_request_is_answered_through_its_form() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let path = db("expense-answer");
+    let server = Binary::start(&path);
+    let api = Client::new(server.addr);
+    let id = api
+        .post(
+            "/workflows/expense/run-nowait",
+            &json!({"start_event": {"employee": "Ada", "amount": 900, "category": "equipment", "reason": "a laptop"}}),
+        )
+        .await
+        .json()["handler_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = Session::start(&chromedriver, &chromium).await;
+    session.open(server.addr, &format!("#/runs/{id}")).await;
+    // The request names its answer: an `ExpenseDecision` form (a checkbox, a comment).
+    session
+        .until_exists("[data-request] input[type=checkbox][name=approve]")
+        .await;
+    assert!(
+        session
+            .text("[data-request] h3")
+            .await
+            .starts_with("ApprovalRequest")
+    );
+    assert!(
+        session
+            .text("[data-request] .prompt")
+            .await
+            .contains("amount: 900")
+    );
+    // The graph marks the step that waits.
+    session
+        .until_exists(".graph [data-node='step:review'].waiting")
+        .await;
+    session.screenshot("expense-request").await;
+    session.click("[data-request] input[name=approve]").await;
+    session
+        .type_into("[data-request] textarea[name=comment]", "fine")
+        .await;
+    session.click("[data-request] button[type=submit]").await;
+    let result = session.until_text("#result-value", |t| !t.is_empty()).await;
+    assert!(
+        result.contains("approved: true") && result.contains("comment: fine"),
+        "{result}"
+    );
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_lists_waiting_runs_of_two_workflows_and_drops_one_answered_elsewhere() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let path = db("inbox");
+    let server = Binary::start(&path);
+    let api = Client::new(server.addr);
+    let start = |workflow: &'static str, body: Value| {
+        async move {
+            api.post(
+                &format!("/workflows/{workflow}/run-nowait"),
+                &json!({ "start_event": body }),
+            )
+            .await
+            .json()["handler_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let number = start("number", json!({})).await;
+    let release = start("release", json!({"version": "3.1"})).await;
+    let session = Session::start(&chromedriver, &chromium).await;
+    session.open(server.addr, "#/inbox").await;
+    session
+        .until_exists(&format!("[data-inbox-run='{number}'] [data-request]"))
+        .await;
+    session
+        .until_exists(&format!("[data-inbox-run='{release}'] [data-request]"))
+        .await;
+    let order = session
+        .eval("return [...document.querySelectorAll('[data-inbox-run]')].map(e => e.dataset.inboxRun)")
+        .await;
+    assert_eq!(order, json!([number, release]), "the longest waiting first");
+    assert!(
+        session
+            .exists(&format!(
+                "[data-inbox-run='{release}'] [data-request] input[name=team][readonly]"
+            ))
+            .await,
+        "a wait's requirement is filled in and fixed"
+    );
+    // Typed into one form, then the other run is answered through the HTTP API: it leaves the
+    // inbox, and what was typed here stays.
+    session
+        .type_into(
+            &format!("[data-inbox-run='{release}'] [name=note]"),
+            "half typed",
+        )
+        .await;
+    session.screenshot("inbox").await;
+    let reply = api
+        .post(
+            &format!("/events/{number}"),
+            &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "7"}}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let gone = until(PATIENCE, || async {
+        !session
+            .exists(&format!("[data-inbox-run='{number}']"))
+            .await
+    })
+    .await;
+    assert!(gone, "the answered run left the inbox");
+    let kept = session
+        .eval(&format!(
+            "return document.querySelector(\"[data-inbox-run='{release}'] [name=note]\").value"
+        ))
+        .await;
+    assert_eq!(kept, "half typed");
+    // The release's page: its graph marks the step its three branches wait in.
+    session
+        .open(server.addr, &format!("#/runs/{release}"))
+        .await;
+    session
+        .until_exists(".graph [data-node='step:ask'].waiting")
+        .await;
+    session.until_exists("[data-request] [name=note]").await;
+    session.screenshot("release-run").await;
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_when_the_server_is_gone_keeps_what_was_typed_and_recovers() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let path = db("down");
+    let server = Binary::start(&path);
+    let addr = server.addr;
+    let api = Client::new(addr);
+    let id = api
+        .post("/workflows/number/run-nowait", &json!({"start_event": {}}))
+        .await
+        .json()["handler_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = Session::start(&chromedriver, &chromium).await;
+    session.open(addr, &format!("#/runs/{id}")).await;
+    session
+        .until_exists("[data-request] input[name=response]")
+        .await;
+    session.until_exists("#timeline li").await;
+    let events_before = session
+        .eval("return document.querySelectorAll('#timeline li').length")
+        .await;
+    session
+        .type_into("[data-request] input[name=response]", "5")
+        .await;
+    server.kill();
+    until(PATIENCE, || session.displayed("#offline")).await;
+    assert!(
+        session.displayed("#offline").await,
+        "the page says the server is gone"
+    );
+    session.screenshot("offline").await;
+    // Back where it was, on the same store: the page recovers by itself, what was typed is
+    // still there, and the timeline is neither lost nor repeated.
+    let path_text = path.to_str().unwrap().to_owned();
+    let _again = Binary::spawn_at(&addr.to_string(), &["--db", &path_text]);
+    let back = until(PATIENCE, || async { !session.displayed("#offline").await }).await;
+    assert!(back, "the page noticed the server is back");
+    let typed = session
+        .eval("return document.querySelector('[data-request] input[name=response]').value")
+        .await;
+    assert_eq!(typed, "5");
+    session.click("[data-request] button[type=submit]").await;
+    let result = session.until_text("#result-value", |t| !t.is_empty()).await;
+    assert_eq!(result, "5");
+    let seqs = session
+        .eval("return [...document.querySelectorAll('#timeline li')].map(li => Number(li.dataset.seq))")
+        .await;
+    let seqs: Vec<u64> = serde_json::from_value(seqs).unwrap();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no event twice: {seqs:?}"
+    );
+    assert!(
+        seqs.len() as u64 > events_before.as_u64().unwrap(),
+        "{seqs:?}"
+    );
+    session.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,30 +558,26 @@ async fn the_page_asks_for_the_token_a_server_needs_and_uses_it_for_every_call()
         return;
     };
     let token = "page-token-0123456789abcdef";
-    let db = std::env::temp_dir().join(format!("wf-web-token-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let server = Binary::start_with(&db, &["--auth-tokens", token]);
+    let path = db("token");
+    let server = Binary::start_with(&path, &["--auth-tokens", token]);
     let session = Session::start(&chromedriver, &chromium).await;
-    session
-        .command("/url", json!({"url": format!("http://{}/", server.addr)}))
-        .await;
-    assert!(!session.displayed("#token-form").await);
-    session.click("#start").await;
+    session.open(server.addr, "#/workflows/number").await;
     until(PATIENCE, || session.displayed("#token-form")).await;
-    assert!(
-        !session.displayed("#answer-form").await,
-        "no run without a token"
-    );
+    assert!(session.displayed("#token-form").await);
     session.type_into("#token", token).await;
     session.click("#token-form button").await;
-    // The start is retried with the token; the stream and the answer carry it too.
-    let prompt = session.until_text("#prompt", |t| !t.is_empty()).await;
-    assert_eq!(prompt, "Enter a number:");
-    session.type_into("#answer", "7").await;
-    session.click("#send").await;
+    // The calls are retried with the token; the stream and the answer carry it too.
+    session.until_exists("form.generated textarea").await;
+    session.click("form.generated button[type=submit]").await;
+    session
+        .until_exists("[data-request] input[name=response]")
+        .await;
+    session
+        .type_into("[data-request] input[name=response]", "7")
+        .await;
+    session.click("[data-request] button[type=submit]").await;
     let result = session.until_text("#result-value", |t| !t.is_empty()).await;
     assert_eq!(result, "7");
     assert!(!session.displayed("#token-form").await);
     session.close().await;
-    let _ = std::fs::remove_file(&db);
 }

@@ -23,8 +23,13 @@ impl Binary {
 
     /// Started on any free port of loopback with these flags only (the store among them).
     pub fn spawn(flags: &[&str]) -> Binary {
+        Self::spawn_at("127.0.0.1:0", flags)
+    }
+
+    /// Started listening on `bind` (a server started again where the last one was).
+    pub fn spawn_at(bind: &str, flags: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_workflows-server"))
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
