@@ -113,12 +113,32 @@ impl ExpenseApproval {
     }
 }
 
-/// A release to sign off: its name.
+/// A release to sign off: its version, who to ask, who owns it.
 #[derive(Clone, Debug, Serialize, Deserialize, Event, JsonSchema)]
 #[event(start)]
 pub struct Release {
     /// The version being released.
     pub version: String,
+    /// The teams that sign it off, each asked at once.
+    #[serde(default = "default_teams")]
+    pub teams: Vec<String>,
+    /// Who to tell when it ships.
+    #[serde(default)]
+    pub owner: Owner,
+}
+
+/// Who owns a release.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Owner {
+    /// Their name.
+    pub name: String,
+    /// Where to write to them.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+fn default_teams() -> Vec<String> {
+    ["legal", "security", "docs"].map(String::from).to_vec()
 }
 
 /// One team's part of a release's checks: a branch of the fan-out.
@@ -164,27 +184,25 @@ pub struct Verdict {
     pub note: String,
 }
 
-/// Asks three teams at once, in three branches, to sign a release off; releases when all
-/// agree.
+/// Asks each of a release's teams at once, in branches of their own, to sign it off;
+/// releases when all agree.
 pub struct ReleaseSignOff;
-
-/// The teams asked, in order.
-const TEAMS: [&str; 3] = ["legal", "security", "docs"];
 
 #[workflow]
 impl ReleaseSignOff {
     #[step]
     async fn split(&self, release: Release) -> Vec<TeamCheck> {
-        TEAMS
+        release
+            .teams
             .iter()
             .map(|team| TeamCheck {
-                team: (*team).to_owned(),
+                team: team.clone(),
                 version: release.version.clone(),
             })
             .collect()
     }
 
-    #[step(num_workers = 3)]
+    #[step(num_workers = 32)]
     async fn ask(&self, ctx: &Context, check: TeamCheck) -> Result<Verdict, WaitError> {
         let answer = ctx
             .wait_for_event(

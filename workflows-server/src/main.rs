@@ -1,5 +1,5 @@
 //! `workflows-server`: serves the number workflow of the human-in-the-loop guide, an expense
-//! approval (a structured request and answer) and a release sign-off (three teams asked at
+//! approval (a structured request and answer) and a release sign-off (its teams asked at
 //! once, in parallel branches), with a web page to drive them, over the HTTP API of
 //! llama-agents-server.
 //!

@@ -352,6 +352,65 @@ async fn a_structured_start_event_is_sent_through_its_generated_form() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_form_holds_a_list_with_its_defaults_and_a_nested_object() {
+    let Some((chromedriver, chromium)) = browser() else {
+        return;
+    };
+    let path = db("release-start");
+    let server = Binary::start(&path);
+    let api = Client::new(server.addr);
+    let session = Session::start(&chromedriver, &chromium).await;
+    session.open(server.addr, "#/workflows/release").await;
+    session
+        .until_exists("[data-field=teams] .items input")
+        .await;
+    // The list comes with its default entries; one more is added.
+    let teams = session
+        .eval("return [...document.querySelectorAll('[data-field=teams] .items input')].map(i => i.value)")
+        .await;
+    assert_eq!(teams, json!(["legal", "security", "docs"]));
+    session.click("[data-field=teams] > button").await;
+    session
+        .type_into("[data-field=teams] .items .row:last-child input", "ops")
+        .await;
+    // The nested owner is a group of its own fields.
+    assert!(
+        session
+            .exists("fieldset[data-field=owner] input[name='owner.name']")
+            .await
+    );
+    session.type_into("input[name=version]", "4.0").await;
+    session.type_into("input[name='owner.name']", "Grace").await;
+    session.screenshot("release-start-form").await;
+    session
+        .click("form.generated > .row button[type=submit]")
+        .await;
+    let started = until(PATIENCE, || async {
+        session.exists("#requests [data-request]").await
+    })
+    .await;
+    assert!(
+        started,
+        "no request; the form says: {:?}; the runs: {}; the inbox: {}; the page: {}",
+        session.text("form.generated .error").await,
+        api.get("/handlers?workflow_name=release").await.body,
+        api.get("/inbox").await.body,
+        session.eval("return location.hash").await,
+    );
+    let asked = until(PATIENCE, || async {
+        session
+            .eval("return document.querySelectorAll('#requests [data-request]').length")
+            .await
+            == 4
+    })
+    .await;
+    assert!(asked, "four teams asked");
+    let runs = api.get("/handlers?workflow_name=release").await.json();
+    assert_eq!(runs["handlers"].as_array().unwrap().len(), 1);
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_structured_request_is_answered_through_its_form() {
     let Some((chromedriver, chromium)) = browser() else {
         return;
@@ -392,6 +451,16 @@ async fn a_custom_structured_request_is_answered_through_its_form() {
         .until_exists(".graph [data-node='step:review'].waiting")
         .await;
     session.screenshot("expense-request").await;
+    if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
+        // A phone's width: the same page in one column.
+        session
+            .command("/window/rect", json!({"width": 390, "height": 844}))
+            .await;
+        session.screenshot("expense-request-390").await;
+        session
+            .command("/window/rect", json!({"width": 1000, "height": 860}))
+            .await;
+    }
     session.click("[data-request] input[name=approve]").await;
     session
         .type_into("[data-request] textarea[name=comment]", "fine")
@@ -413,18 +482,16 @@ async fn the_inbox_lists_waiting_runs_of_two_workflows_and_drops_one_answered_el
     let path = db("inbox");
     let server = Binary::start(&path);
     let api = Client::new(server.addr);
-    let start = |workflow: &'static str, body: Value| {
-        async move {
-            api.post(
-                &format!("/workflows/{workflow}/run-nowait"),
-                &json!({ "start_event": body }),
-            )
-            .await
-            .json()["handler_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
+    let start = |workflow: &'static str, body: Value| async move {
+        api.post(
+            &format!("/workflows/{workflow}/run-nowait"),
+            &json!({ "start_event": body }),
+        )
+        .await
+        .json()["handler_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let number = start("number", json!({})).await;
     let release = start("release", json!({"version": "3.1"})).await;

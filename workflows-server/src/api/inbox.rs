@@ -2,11 +2,12 @@
 //! with the input requests it waits to have answered. Not a route of the reference server:
 //! the console's inbox reads it.
 //!
-//! A run waits for a person when it is running and idle (it can only move on when an event
-//! comes from outside) and its latest snapshot lists open input requests
-//! ([`Snapshot::open_requests`](workflows::Snapshot::open_requests)): the prompts of its waits
-//! and the requests its steps returned that no answer has been sent for, its child runs'
-//! included.
+//! A run waits for a person when it is running and its latest snapshot lists open input
+//! requests ([`Snapshot::open_requests`](workflows::Snapshot::open_requests)): the prompts of
+//! its waits and the requests its steps returned that no answer has been sent for, its child
+//! runs' included. (Such a run is usually idle, but need not be: other branches may still
+//! work, or wait for a worker.) The longest waiting first: by when it became idle, else by
+//! its last change.
 
 use std::sync::Arc;
 
@@ -49,19 +50,16 @@ pub(crate) async fn list(
             .collect();
         (!names.is_empty()).then_some(names)
     };
-    let mut idle: Vec<_> = engine
+    let mut running = engine
         .handlers(HandlerFilter {
             status_in: Some(vec![Status::Running]),
             workflow_name_in: workflows,
             ..HandlerFilter::default()
         })
-        .await?
-        .into_iter()
-        .filter(|r| r.idle_since.is_some())
-        .collect();
-    idle.sort_by(|a, b| (a.idle_since, &a.handler_id).cmp(&(b.idle_since, &b.handler_id)));
+        .await?;
+    running.sort_by_key(|r| (r.idle_since.unwrap_or(r.updated_at), r.handler_id.clone()));
     let mut runs = Vec::new();
-    for record in idle {
+    for record in running {
         if runs.len() == limit {
             break;
         }
@@ -86,7 +84,7 @@ pub(crate) async fn list(
             "workflow_name": record.workflow_name,
             "run_id": record.run_id,
             "started_at": iso(record.started_at),
-            "waiting_since": record.idle_since.map(iso),
+            "waiting_since": iso(record.idle_since.unwrap_or(record.updated_at)),
             "requests": requests,
         }));
     }
