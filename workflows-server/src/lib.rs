@@ -48,7 +48,7 @@
 //! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name`; with `limit` (1 to 1,000), a page and its `next_cursor`, passed back as `cursor` for the next |
 //! | `GET /handlers/{handler_id}` | one handler: 200 completed, 202 running, 500 failed or cancelled |
 //! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |
-//! | `GET /inbox` | not in the reference: the runs waiting for a person, the longest waiting first, each with its open input requests (the request, the child run that asked, the answer's type and JSON Schema, a wait's requirements); `workflow_name` filters, `limit` (1 to 1,000, default 100) |
+//! | `GET /inbox` | not in the reference: the runs waiting for a person, the longest waiting first, each with its open input requests (the request, the child run that asked, the answer's type and JSON Schema, a wait's requirements); `workflow_name` and `handler_id` filter, `limit` (1 to 1,000, default 100) |
 //!
 //! Who may call: with [`Auth::Tokens`] every route but `/health` and the page needs
 //! `Authorization: Bearer <token>` (`401`); a server without tokens listens on loopback only

@@ -451,16 +451,19 @@ async fn a_custom_structured_request_is_answered_through_its_form() {
         .until_exists(".graph [data-node='step:review'].waiting")
         .await;
     session.screenshot("expense-request").await;
-    if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
-        // A phone's width: the same page in one column.
-        session
-            .command("/window/rect", json!({"width": 390, "height": 844}))
+    // A phone's width: the same page in one column, nothing wider than the screen.
+    session
+        .command("/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    let fits = until(PATIENCE, || async {
+        let widths = session
+            .eval("return [window.innerWidth, document.documentElement.scrollWidth]")
             .await;
-        session.screenshot("expense-request-390").await;
-        session
-            .command("/window/rect", json!({"width": 1000, "height": 860}))
-            .await;
-    }
+        widths[0].as_u64() <= Some(390) && widths[1].as_u64() <= widths[0].as_u64()
+    })
+    .await;
+    assert!(fits, "the page is wider than a 390 px screen");
+    session.screenshot("expense-request-390").await;
     session.click("[data-request] input[name=approve]").await;
     session
         .type_into("[data-request] textarea[name=comment]", "fine")
@@ -518,9 +521,19 @@ async fn the_inbox_lists_waiting_runs_of_two_workflows_and_drops_one_answered_el
     // Typed into one form, then the other run is answered through the HTTP API: it leaves the
     // inbox, and what was typed here stays.
     session
+        .type_into(&format!("[data-inbox-run='{release}'] [name=note]"), "half")
+        .await;
+    // The inbox is polled every 1.5 s: across polls the field keeps its focus and its text,
+    // and typing goes on where it was.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let focused = session
+        .eval("return document.activeElement && document.activeElement.name")
+        .await;
+    assert_eq!(focused, "note", "the field being typed in kept its focus");
+    session
         .type_into(
             &format!("[data-inbox-run='{release}'] [name=note]"),
-            "half typed",
+            " typed",
         )
         .await;
     session.screenshot("inbox").await;

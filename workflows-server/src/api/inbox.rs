@@ -42,6 +42,11 @@ pub(crate) async fn list(
                 ))
             })?,
     };
+    let only: Option<String> = params
+        .iter()
+        .rev()
+        .find(|(k, v)| k == "handler_id" && !v.is_empty())
+        .map(|(_, v)| v.clone());
     let workflows: Option<Vec<String>> = {
         let names: Vec<String> = params
             .iter()
@@ -57,6 +62,9 @@ pub(crate) async fn list(
             ..HandlerFilter::default()
         })
         .await?;
+    if let Some(only) = &only {
+        running.retain(|r| &r.handler_id == only);
+    }
     running.sort_by_key(|r| (r.idle_since.unwrap_or(r.updated_at), r.handler_id.clone()));
     let mut runs = Vec::new();
     for record in running {
