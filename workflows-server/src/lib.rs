@@ -44,7 +44,7 @@
 //! | `GET /workflows/{name}/schema`, `/events`, `/representation` | the start and stop events, every event, the graph |
 //! | `GET /workflows/{name}/graph.svg` | not in the reference: the graph drawn as SVG, laid out by the server ([`Graph::to_svg`](workflows::graph::Graph::to_svg)) |
 //! | `GET /events/{handler_id}` | the run's events: SSE (`id:` = sequence number) or NDJSON (`sse=false`), from `after_sequence` (`-1`: all, default `now`) or `Last-Event-ID`; `include_internal`, `include_qualified_name`; 204 when the run ended and nothing is left |
-//! | `POST /events/{handler_id}` | sends `{"event": {"type": ..., "value": ...}, "step": ...}` into the run (200 `{"status": "sent"}`, 409 if it ended) |
+//! | `POST /events/{handler_id}` | sends `{"event": {"type": ..., "value": ...}, "step": ...}` into the run (200 `{"status": "sent"}`, 409 if it ended); our extension `"child": "Review/0"` sends it to that child run |
 //! | `GET /handlers` | handlers, filtered by repeated `status` and `workflow_name`; with `limit` (1 to 1,000), a page and its `next_cursor`, passed back as `cursor` for the next |
 //! | `GET /handlers/{handler_id}` | one handler: 200 completed, 202 running, 500 failed or cancelled |
 //! | `POST /handlers/{handler_id}/cancel` | cancels (and with `purge=true` deletes) a run |

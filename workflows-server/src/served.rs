@@ -24,6 +24,8 @@ pub(crate) trait Run: Send + Sync {
     fn stream_from(&self, seq: u64) -> EventStream;
     /// Sends `ev` to every step that takes it, or to `step`.
     fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError>;
+    /// Sends `ev` into the child run at `path`.
+    fn send_to_child(&self, path: &str, ev: Box<dyn AnyEvent>) -> Result<(), SendError>;
     /// Whether the run would take `ev` (for `step`) now.
     fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> bool;
     /// Cancels it.
@@ -43,6 +45,10 @@ impl<T: Send + 'static> Run for Handler<T> {
 
     fn send(&self, ev: Box<dyn AnyEvent>, step: Option<&str>) -> Result<(), SendError> {
         self.send_dyn_event(ev, step)
+    }
+
+    fn send_to_child(&self, path: &str, ev: Box<dyn AnyEvent>) -> Result<(), SendError> {
+        self.send_dyn_event_to_child(path, ev)
     }
 
     fn can_take(&self, ev: &dyn AnyEvent, step: Option<&str>) -> bool {

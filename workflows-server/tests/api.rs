@@ -1150,3 +1150,81 @@ async fn the_inbox_lists_runs_waiting_for_a_person_oldest_first_with_their_reque
     assert_eq!(client.get("/inbox?limit=0").await.status, 400);
     running.shutdown().await.unwrap();
 }
+
+/// A child that asks with a returned request and takes any answer in a step.
+struct Question;
+
+#[workflow]
+impl Question {
+    #[step]
+    async fn ask(&self, ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new(ev.get::<String>("q").unwrap_or_default())
+    }
+
+    #[step]
+    async fn take(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        StopEvent::new(ev.response)
+    }
+}
+
+/// Asks two questions through two children at once.
+struct Quiz;
+
+#[workflow]
+impl Quiz {
+    #[step(children(Question))]
+    async fn both(
+        &self,
+        ctx: &Context,
+        _ev: StartEvent,
+    ) -> Result<StopEvent<Vec<String>>, ChildError> {
+        let (a, b) = tokio::join!(
+            ctx.run_child(Question, StartEvent::new().with("q", "first?")),
+            ctx.run_child(Question, StartEvent::new().with("q", "second?")),
+        );
+        Ok(StopEvent::new(vec![a?, b?]))
+    }
+}
+
+#[tokio::test]
+async fn an_answer_names_the_child_it_is_for() {
+    // Parked between answers: the second answer reaches a child read back from the store.
+    let mut settings = config();
+    settings.idle_release = Some(Duration::ZERO);
+    let running = Server::new()
+        .workflow("quiz", Quiz.runner())
+        .storage(SqliteStorage::in_memory().unwrap())
+        .config(settings)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(running.local_addr());
+    let id = start(&client, "quiz", json!({})).await;
+    let asked = until(PATIENCE, || async {
+        client.get("/inbox").await.json()["runs"][0]["requests"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    })
+    .await;
+    assert!(asked, "both children ask");
+    // Both take any `HumanResponseEvent`: the path says which is answered.
+    for (child, response) in [("Question/1", "two"), ("Question/0", "one")] {
+        let reply = client
+            .post(
+                &format!("/events/{id}"),
+                &json!({"event": {"type": "HumanResponseEvent", "value": {"response": response}}, "child": child}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let done = until_status(&client, &id, "completed").await;
+    assert_eq!(done["result"]["value"]["result"], json!(["one", "two"]));
+    let both = client
+        .post(
+            &format!("/events/{id}"),
+            &json!({"event": {"type": "HumanResponseEvent", "value": {"response": "x"}}, "child": "Question/0", "step": "take"}),
+        )
+        .await;
+    assert_eq!(both.status, 400, "{}", both.body);
+    running.shutdown().await.unwrap();
+}

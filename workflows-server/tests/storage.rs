@@ -183,6 +183,7 @@ fn sent(name: &str) -> InboxItem {
         name: name.into(),
         data: json!({"value": name}),
         step: None,
+        child: None,
     }
 }
 
@@ -1378,16 +1379,19 @@ async fn inbox_items_round_trip(storage: &dyn Storage) {
                 "nested": {"list": [1, "two", null, true], "empty": {}},
             }),
             step: Some("answer".into()),
+            child: None,
         },
         InboxItem::Event {
             name: "Ping".into(),
             data: json!(null),
             step: None,
+            child: Some("Review/0/Approve/1".into()),
         },
         InboxItem::Event {
             name: "Text".into(),
             data: json!("just a string"),
             step: Some(String::new()),
+            child: None,
         },
         InboxItem::Cancel,
     ];

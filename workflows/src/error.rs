@@ -211,6 +211,14 @@ pub enum SendError {
         /// The joins that take it.
         joins: Vec<String>,
     },
+    /// A send named a child run the run does not have (running or read back from a snapshot).
+    #[error("no child run at `{path}` in this run; its children are: {}", .known.join(", "))]
+    UnknownChild {
+        /// The path given.
+        path: String,
+        /// The paths of its children.
+        known: Vec<String>,
+    },
     /// A send targeted a step that does not accept the event's type.
     #[error("step `{step}` does not accept `{event}`; it accepts: {}", .accepted.join(", "))]
     NotAccepted {

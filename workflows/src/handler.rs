@@ -221,6 +221,66 @@ impl<T> Handler<T> {
         let _ = self.shared().push(Msg::Cancel);
     }
 
+    /// Sends `ev` into the child run at `path` (as [`StreamEvent::child`](crate::StreamEvent::child)
+    /// names it), which routes it as a run routes what is sent to it: for an answer that only
+    /// the child that asked may take, when the request itself is not at hand (a request read
+    /// from elsewhere, over HTTP).
+    ///
+    /// ```
+    /// use workflows::prelude::*;
+    ///
+    /// struct Ask;
+    ///
+    /// #[workflow]
+    /// impl Ask {
+    ///     #[step]
+    ///     async fn ask(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, WaitError> {
+    ///         let answer = ctx
+    ///             .wait_for_event(WaitFor::<HumanResponseEvent>::new().prompt(InputRequiredEvent::new("? ")))
+    ///             .await?;
+    ///         Ok(StopEvent::new(answer.response))
+    ///     }
+    /// }
+    ///
+    /// struct Both;
+    ///
+    /// #[workflow]
+    /// impl Both {
+    ///     #[step(children(Ask))]
+    ///     async fn both(&self, ctx: &Context, _ev: StartEvent) -> Result<StopEvent<String>, ChildError> {
+    ///         let (a, b) = tokio::join!(ctx.run_child(Ask, StartEvent::new()), ctx.run_child(Ask, StartEvent::new()));
+    ///         Ok(StopEvent::new(format!("{} {}", a?, b?)))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handler = Both.run(StartEvent::new());
+    /// let mut events = handler.stream_events();
+    /// let mut asked = 0;
+    /// while asked < 2 {
+    ///     asked += usize::from(events.next().await.unwrap().is::<InputRequiredEvent>());
+    /// }
+    /// // Both wait for the same type, with no requirement: the path tells them apart.
+    /// handler.send_event_to_child("Ask/1", HumanResponseEvent::new("second")).unwrap();
+    /// handler.send_event_to_child("Ask/0", HumanResponseEvent::new("first")).unwrap();
+    /// assert_eq!(handler.await.unwrap(), "first second");
+    /// # }
+    /// ```
+    pub fn send_event_to_child<E: Event>(&self, path: &str, ev: E) -> Result<(), SendError> {
+        self.shared().send_to_child(path, Box::new(ev))
+    }
+
+    /// [`send_event_to_child`](Self::send_event_to_child) for an event whose type is known only
+    /// at run time.
+    pub fn send_dyn_event_to_child(
+        &self,
+        path: &str,
+        ev: Box<dyn AnyEvent>,
+    ) -> Result<(), SendError> {
+        self.shared().send_to_child(path, ev)
+    }
+
     /// Cancels the child run at `path` (as [`StreamEvent::child`](crate::StreamEvent::child)
     /// names it, `Review/0`, or `Review/0/Approve/1` for a grandchild), not the run itself: the
     /// step that awaits the child gets a [`ChildError::Failed`](crate::ChildError::Failed)

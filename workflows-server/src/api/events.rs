@@ -47,6 +47,22 @@ pub(crate) async fn send(
             )));
         }
     };
+    // Our extension: the child run an answer is for (`"child": "Review/0"`), as the stream
+    // marks the request it answers.
+    let child = match body.get("child") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`child` must be a child run's path such as \"Review/0\", got {other}"
+            )));
+        }
+    };
+    if child.is_some() && step.is_some() {
+        return Err(ApiError::bad_request(
+            "give `step` or `child`, not both: a step is named within the run that takes the event",
+        ));
+    }
     let record = load(&engine, &handler_id).await?;
     if record.status.is_terminal() {
         return Err(ApiError::new(
@@ -92,7 +108,15 @@ pub(crate) async fn send(
     }
     let data = sent.value;
     engine
-        .deliver(&handler_id, InboxItem::Event { name, data, step })
+        .deliver(
+            &handler_id,
+            InboxItem::Event {
+                name,
+                data,
+                step,
+                child,
+            },
+        )
         .await?;
     Ok(Json(json!({ "status": "sent" })))
 }

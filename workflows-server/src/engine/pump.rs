@@ -377,9 +377,18 @@ impl Pump {
         let mut consumed = Vec::with_capacity(items.len());
         for (id, item) in items {
             match item {
-                InboxItem::Event { name, data, step } => match decode_event(&name, data) {
+                InboxItem::Event {
+                    name,
+                    data,
+                    step,
+                    child,
+                } => match decode_event(&name, data) {
                     Ok(ev) => {
-                        if let Err(e) = live.run.send(ev, step.as_deref()) {
+                        let sent = match child.as_deref() {
+                            Some(path) => live.run.send_to_child(path, ev),
+                            None => live.run.send(ev, step.as_deref()),
+                        };
+                        if let Err(e) = sent {
                             tracing::warn!(handler = %live.handler_id, "event `{name}` not delivered: {e}");
                         }
                     }

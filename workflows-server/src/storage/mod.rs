@@ -165,6 +165,9 @@ pub enum InboxItem {
         data: serde_json::Value,
         /// The step it is for, if only one.
         step: Option<String>,
+        /// The child run it is for (its path), if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child: Option<String>,
     },
     /// Cancel the run.
     Cancel,

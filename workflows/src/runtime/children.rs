@@ -766,6 +766,27 @@ impl Children {
         self.count.load(Ordering::Acquire) == 0
     }
 
+    /// The paths of the children, in the order they started.
+    pub(crate) fn paths(&self) -> Vec<String> {
+        lock(&self.links)
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect()
+    }
+
+    /// The child whose path `path` is or begins with (`Review/0` for `Review/0/Approve/1`),
+    /// with the rest of the path below it.
+    pub(crate) fn link_to<'p>(&self, path: &'p str) -> Option<(Link, Option<&'p str>)> {
+        let links = lock(&self.links);
+        links.iter().find_map(|(own, link)| {
+            if path == &**own {
+                return Some((link.clone(), None));
+            }
+            let rest = path.strip_prefix(&**own)?.strip_prefix('/')?;
+            Some((link.clone(), Some(rest)))
+        })
+    }
+
     /// The live descendant at `path` (`Review/0`, or `Review/0/Approve/1` for a grandchild).
     pub(crate) fn find(&self, path: &str) -> Option<Arc<dyn HasShared>> {
         let links = lock(&self.links);

@@ -421,6 +421,35 @@ impl RunShared {
         })
     }
 
+    /// Sends `ev` in from outside to the descendant at `path` (`Review/0`, or
+    /// `Review/0/Approve/1`), which routes it as its own `send` does. A child read back from a
+    /// snapshot whose step has not run again keeps it (deeper paths go through it).
+    pub(crate) fn send_to_child(&self, path: &str, ev: Box<dyn AnyEvent>) -> Result<(), SendError> {
+        if self.is_finished() {
+            return Err(SendError::RunFinished);
+        }
+        let Some((link, rest)) = self.children.link_to(path) else {
+            return Err(SendError::UnknownChild {
+                path: path.to_owned(),
+                known: self.children.paths(),
+            });
+        };
+        match link {
+            Link::Live(child) => match rest {
+                None => child.shared().send(ev, None)?,
+                Some(rest) => child.shared().send_to_child(rest, ev)?,
+            },
+            Link::Pending(pending) => {
+                if let Err(ev) = pending.take(ev) {
+                    // Adopted meanwhile: its link is live now.
+                    return self.send_to_child(path, ev);
+                }
+            }
+        }
+        let _ = self.push(Msg::ChildActivity);
+        Ok(())
+    }
+
     /// Sends `ev`, the answer to the event published at `request` (its data pointer), to the
     /// child that published it if a child did and the stream still holds it; else as `send`.
     pub(crate) fn send_answer(
