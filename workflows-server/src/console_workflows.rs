@@ -74,42 +74,62 @@ pub struct ExpenseOutcome {
     pub comment: String,
 }
 
-/// Claims up to `limit` euros are approved at once; a manager decides the others.
+/// Claims up to `limit` euros are approved at once; a manager decides the others. The
+/// request is returned, and the decision taken by a step of its own, so the graph shows the
+/// pair.
 pub struct ExpenseApproval {
     /// The most a claim may be without a manager.
     pub limit: f64,
 }
 
-#[workflow]
+/// The claim a manager is deciding.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Pending {
+    /// Who asked for how much.
+    pub claim: Option<(String, f64)>,
+}
+
+/// What `review` does with a claim.
+#[derive(OneOf)]
+pub enum Review {
+    /// Approved under the limit.
+    Approved(ExpenseOutcome),
+    /// Asks a manager.
+    Ask(ApprovalRequest),
+}
+
+#[workflow(state = Pending)]
 impl ExpenseApproval {
     #[step]
-    async fn review(
-        &self,
-        ctx: &Context,
-        claim: ExpenseClaim,
-    ) -> Result<ExpenseOutcome, WaitError> {
+    async fn review(&self, ctx: &Context<Pending>, claim: ExpenseClaim) -> Review {
         if claim.amount <= self.limit {
-            return Ok(ExpenseOutcome {
+            return Review::Approved(ExpenseOutcome {
                 approved: true,
                 decided_by: "policy".into(),
                 comment: format!("at most {} euros: approved without review", self.limit),
             });
         }
-        let decision = ctx
-            .wait_for_event(WaitFor::<ExpenseDecision>::new().id("manager").prompt(
-                ApprovalRequest {
-                    employee: claim.employee,
-                    amount: claim.amount,
-                    category: claim.category,
-                    reason: claim.reason,
-                },
-            ))
-            .await?;
-        Ok(ExpenseOutcome {
+        ctx.edit_state(|s| s.claim = Some((claim.employee.clone(), claim.amount)));
+        Review::Ask(ApprovalRequest {
+            employee: claim.employee,
+            amount: claim.amount,
+            category: claim.category,
+            reason: claim.reason,
+        })
+    }
+
+    #[step]
+    async fn decide(&self, ctx: &Context<Pending>, decision: ExpenseDecision) -> ExpenseOutcome {
+        let claim = ctx.edit_state(|s| s.claim.take());
+        let comment = match (claim, decision.comment.is_empty()) {
+            (Some((employee, amount)), true) => format!("{employee}, {amount} euros"),
+            _ => decision.comment,
+        };
+        ExpenseOutcome {
             approved: decision.approve,
             decided_by: "manager".into(),
-            comment: decision.comment,
-        })
+            comment,
+        }
     }
 }
 

@@ -152,7 +152,12 @@ async fn each_workflows_graph_is_served_as_svg() {
         ),
         (
             "expense",
-            vec!["step:review", "event:ExpenseClaim", "event:ExpenseOutcome"],
+            vec![
+                "step:review",
+                "event:ApprovalRequest",
+                "event:ExpenseDecision",
+                "step:decide",
+            ],
         ),
         ("release", vec!["step:split", "step:ask", "step:decide"]),
     ] {

@@ -446,11 +446,18 @@ async fn a_custom_structured_request_is_answered_through_its_form() {
             .await
             .contains("amount: 900")
     );
-    // The graph marks the step that waits.
+    // The graph marks the request the run waits to have answered.
     session
-        .until_exists(".graph [data-node='step:review'].waiting")
+        .until_exists(".graph [data-node='event:ApprovalRequest'].waiting")
         .await;
     session.screenshot("expense-request").await;
+    if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
+        // The README's picture: the request, its form and the graph.
+        session
+            .command("/window/rect", json!({"width": 900, "height": 1180}))
+            .await;
+        session.screenshot("readme-console").await;
+    }
     // A phone's width: the same page in one column, nothing wider than the screen.
     session
         .command("/window/rect", json!({"width": 390, "height": 844}))

@@ -16,8 +16,10 @@ const NODE_HEIGHT: f64 = 36.0;
 const LAYER_GAP: f64 = 56.0;
 const NODE_GAP: f64 = 28.0;
 const MARGIN: f64 = 24.0;
-/// Room on the right for the edges that close a loop.
+/// Room on the right for the edges that close a loop, and on the left for those that skip
+/// layers.
 const LOOP_ROOM: f64 = 72.0;
+const SKIP_ROOM: f64 = 48.0;
 
 /// One box of the drawing.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,7 +322,7 @@ impl Layout {
             .collect();
         let widest = row_widths.iter().copied().fold(0.0, f64::max);
         for (l, row) in rows.iter().enumerate() {
-            let mut x = MARGIN + (widest - row_widths[l]) / 2.0;
+            let mut x = MARGIN + SKIP_ROOM + (widest - row_widths[l]) / 2.0;
             for &v in row {
                 let node = &mut self.nodes[v];
                 node.x = x;
@@ -328,7 +330,7 @@ impl Layout {
                 x += node.width + NODE_GAP;
             }
         }
-        self.width = widest + 2.0 * MARGIN + LOOP_ROOM;
+        self.width = widest + 2.0 * MARGIN + SKIP_ROOM + LOOP_ROOM;
         self.height = MARGIN * 2.0
             + layers as f64 * NODE_HEIGHT
             + layers.saturating_sub(1) as f64 * LAYER_GAP;
@@ -365,7 +367,7 @@ impl Layout {
         ));
         for line in &self.lines {
             let (a, b) = (&self.nodes[line.from], &self.nodes[line.to]);
-            let (path, mid) = if b.layer > a.layer {
+            let (path, mid) = if b.layer == a.layer + 1 {
                 let (x1, y1, x2, y2) = (a.center(), a.y + NODE_HEIGHT, b.center(), b.y);
                 let bend = (y2 - y1) / 2.0;
                 (
@@ -375,6 +377,17 @@ impl Layout {
                         y2 - bend
                     ),
                     ((x1 + x2) / 2.0, (y1 + y2) / 2.0),
+                )
+            } else if b.layer > a.layer {
+                // Over several layers: out to the left of the nodes between, not through them.
+                let (x1, y1) = (a.x, a.y + NODE_HEIGHT / 2.0);
+                let (x2, y2) = (b.x, b.y + NODE_HEIGHT / 2.0);
+                let out_x = (x1.min(x2) - SKIP_ROOM).max(2.0);
+                (
+                    format!(
+                        "M{x1:.1},{y1:.1}C{out_x:.1},{y1:.1} {out_x:.1},{y2:.1} {x2:.1},{y2:.1}"
+                    ),
+                    (out_x + SKIP_ROOM * 0.3, (y1 + y2) / 2.0),
                 )
             } else {
                 // Closes a loop (or stays in its layer): around the right of both nodes.
