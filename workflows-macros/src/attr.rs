@@ -160,21 +160,9 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
                 Ok(_) => set_once(&mut max_recoveries, lit, meta, errors),
             }
         } else if meta.path.is_ident("sends") {
-            let content;
-            syn::parenthesized!(content in meta.input);
-            let types: Vec<Type> =
-                syn::punctuated::Punctuated::<Type, syn::Token![,]>::parse_terminated(&content)?
-                    .into_iter()
-                    .collect();
-            set_once(&mut sends, types, meta, errors);
+            set_once(&mut sends, type_list(meta)?, meta, errors);
         } else if meta.path.is_ident("children") {
-            let content;
-            syn::parenthesized!(content in meta.input);
-            let types: Vec<Type> =
-                syn::punctuated::Punctuated::<Type, syn::Token![,]>::parse_terminated(&content)?
-                    .into_iter()
-                    .collect();
-            set_once(&mut children, types, meta, errors);
+            set_once(&mut children, type_list(meta)?, meta, errors);
         } else {
             return Err(meta.error(
                 "unknown #[step] option; expected `name = \"...\"`, `num_workers = N`, `retry = <RetryPolicy>`, `sends(EventA, EventB)`, `children(WorkflowA, WorkflowB)`, `take = N`, `catch(step_a, step_b)` or `max_recoveries = N`",
@@ -192,6 +180,17 @@ pub(crate) fn step_args(tokens: TokenStream, errors: &mut Errors) -> StepArgs {
         catch,
         max_recoveries,
     }
+}
+
+/// The types of an option written `name(A, B)`.
+fn type_list(meta: &syn::meta::ParseNestedMeta) -> syn::Result<Vec<Type>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    Ok(
+        syn::punctuated::Punctuated::<Type, syn::Token![,]>::parse_terminated(&content)?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// The role `#[event(...)]` gives a type.
