@@ -1147,6 +1147,17 @@ async fn the_inbox_lists_runs_waiting_for_a_person_oldest_first_with_their_reque
         client.get("/inbox?workflow_name=ballot").await.json()["runs"][0]["handler_id"],
         json!(ballot)
     );
+    let one = client
+        .get(&format!("/inbox?handler_id={ballot}"))
+        .await
+        .json()["runs"]
+        .clone();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["handler_id"], json!(ballot));
+    assert_eq!(
+        client.get("/inbox?handler_id=nobody").await.json()["runs"],
+        json!([])
+    );
     assert_eq!(client.get("/inbox?limit=0").await.status, 400);
     running.shutdown().await.unwrap();
 }

@@ -55,16 +55,29 @@ pub(crate) async fn list(
             .collect();
         (!names.is_empty()).then_some(names)
     };
-    let mut running = engine
-        .handlers(HandlerFilter {
-            status_in: Some(vec![Status::Running]),
-            workflow_name_in: workflows,
-            ..HandlerFilter::default()
-        })
-        .await?;
-    if let Some(only) = &only {
-        running.retain(|r| &r.handler_id == only);
-    }
+    let mut running = match &only {
+        // One run's page asks for its own requests: read that handler alone.
+        Some(only) => engine
+            .handler(only)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.status == Status::Running
+                    && workflows
+                        .as_ref()
+                        .is_none_or(|names| names.contains(&r.workflow_name))
+            })
+            .collect(),
+        None => {
+            engine
+                .handlers(HandlerFilter {
+                    status_in: Some(vec![Status::Running]),
+                    workflow_name_in: workflows,
+                    ..HandlerFilter::default()
+                })
+                .await?
+        }
+    };
     running.sort_by_key(|r| (r.idle_since.unwrap_or(r.updated_at), r.handler_id.clone()));
     let mut runs = Vec::new();
     for record in running {
