@@ -525,25 +525,12 @@ async fn the_inbox_lists_waiting_runs_of_two_workflows_and_drops_one_answered_el
             .await,
         "a wait's requirement is filled in and fixed"
     );
-    // Typed into one form, then the other run is answered through the HTTP API: it leaves the
-    // inbox, and what was typed here stays.
+    // Typed into one form, then the other run is answered through the HTTP API: a poll takes
+    // it out of the inbox, and the field being typed in keeps its focus and its text across
+    // that change, so typing goes on where it was.
     session
         .type_into(&format!("[data-inbox-run='{release}'] [name=note]"), "half")
         .await;
-    // The inbox is polled every 1.5 s: across polls the field keeps its focus and its text,
-    // and typing goes on where it was.
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
-    let focused = session
-        .eval("return document.activeElement && document.activeElement.name")
-        .await;
-    assert_eq!(focused, "note", "the field being typed in kept its focus");
-    session
-        .type_into(
-            &format!("[data-inbox-run='{release}'] [name=note]"),
-            " typed",
-        )
-        .await;
-    session.screenshot("inbox").await;
     let reply = api
         .post(
             &format!("/events/{number}"),
@@ -558,6 +545,17 @@ async fn the_inbox_lists_waiting_runs_of_two_workflows_and_drops_one_answered_el
     })
     .await;
     assert!(gone, "the answered run left the inbox");
+    let focused = session
+        .eval("return document.activeElement && document.activeElement.name")
+        .await;
+    assert_eq!(focused, "note", "the field being typed in kept its focus");
+    session
+        .type_into(
+            &format!("[data-inbox-run='{release}'] [name=note]"),
+            " typed",
+        )
+        .await;
+    session.screenshot("inbox").await;
     let kept = session
         .eval(&format!(
             "return document.querySelector(\"[data-inbox-run='{release}'] [name=note]\").value"
