@@ -22,6 +22,11 @@ use workflows_server::cli::Args;
 use workflows_server::storage::ErrorChain;
 use workflows_server::{Server, ServerError};
 
+/// See `Cargo.toml` for why the binary brings its own allocator, and `.cargo/config.toml` for
+/// how it is built.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The guide's first example: ask for a number, return the answer.
 struct NumberWorkflow;
 

@@ -180,7 +180,7 @@ impl Follow {
             let watch = self.engine.watch(&self.handler_id);
             let events = match self
                 .engine
-                .events_after(&self.run_id, self.cursor, EVENT_BATCH)
+                .events_after(&self.handler_id, &self.run_id, self.cursor, EVENT_BATCH)
                 .await
             {
                 Ok(events) => events,
@@ -212,7 +212,7 @@ impl Follow {
                     Ok(Some(r)) if r.run_id == self.run_id => {
                         let rest = self
                             .engine
-                            .events_after(&self.run_id, self.cursor, 1)
+                            .events_after(&self.handler_id, &self.run_id, self.cursor, 1)
                             .await
                             .unwrap_or_default();
                         if rest.is_empty() {
@@ -277,7 +277,7 @@ pub(crate) async fn stream(
     if nothing_left {
         let ended_in_log = match last {
             Some(l) => engine
-                .events_after(&record.run_id, l as i64 - 1, 1)
+                .events_after(&handler_id, &record.run_id, l as i64 - 1, 1)
                 .await?
                 .first()
                 .is_some_and(|e| e.terminal),

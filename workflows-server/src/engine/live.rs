@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::recent::Recent;
 use crate::served::Run;
+use crate::storage::StoredEvent;
 
 /// A run in this server's memory.
 pub(crate) struct Live {
@@ -37,6 +39,8 @@ pub(crate) struct Live {
     pub(super) abandon: Notify,
     /// Set with `abandon`: the run is cancelled here and nothing more of it is stored.
     pub(super) abandoned: AtomicBool,
+    /// The events the pump stored lately, for the run's readers.
+    recent: Mutex<Recent>,
 }
 
 impl Live {
@@ -56,7 +60,21 @@ impl Live {
             stop: Notify::new(),
             abandon: Notify::new(),
             abandoned: AtomicBool::new(false),
+            recent: Mutex::default(),
         }
+    }
+
+    /// Keeps `events`, which the pump has just stored, for the run's readers; called before
+    /// they are woken.
+    pub(super) fn keep_stored(&self, events: &[StoredEvent]) {
+        if !events.is_empty() {
+            lock(&self.recent).extend(events);
+        }
+    }
+
+    /// Up to `limit` stored events after `after`, if the run still has them in memory.
+    pub(super) fn recent_after(&self, after: i64, limit: usize) -> Option<Vec<StoredEvent>> {
+        lock(&self.recent).after(after, limit)
     }
 
     /// Lets go of the run at once, without writing anything: it is cancelled (its steps stop

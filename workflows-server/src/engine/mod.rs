@@ -7,6 +7,7 @@
 //! | `live.rs` | the runs in memory and the runs being brought into it |
 //! | `runs.rs` | starting, adopting (resuming from the store) and letting go of runs |
 //! | `pump.rs` | the task beside each run in memory: stores what it publishes, delivers its inbox |
+//! | `recent.rs` | the events a run in memory stored lately, served to its stream readers |
 //! | `leases.rs` | this server's leases: naming claims, renewing, letting go when renewal fails |
 //! | `maintenance.rs` | the background round that finds work no request brought |
 //! | `changes.rs` | the one way to wait for a stored run to change |
@@ -20,6 +21,7 @@ mod leases;
 mod live;
 mod maintenance;
 mod pump;
+mod recent;
 mod runs;
 
 use std::collections::HashMap;
@@ -254,13 +256,22 @@ impl Engine {
         self.storage.run_state(handler_id).await
     }
 
-    /// Up to `limit` stored events of `run_id` after sequence number `after`.
+    /// Up to `limit` stored events of the run `run_id` of `handler_id` after sequence number
+    /// `after`: from memory when the run is here and has them (see `recent.rs`), else from
+    /// the store.
     pub(crate) async fn events_after(
         &self,
+        handler_id: &str,
         run_id: &str,
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StorageError> {
+        if let Some(live) = self.live.get(handler_id)
+            && live.run_id == run_id
+            && let Some(events) = live.recent_after(after, limit)
+        {
+            return Ok(events);
+        }
         self.storage.events_after(run_id, after, limit).await
     }
 

@@ -225,10 +225,13 @@ impl Pump {
                 }
                 Outcome::Cancelled => update.status = Some(Status::Cancelled),
             }
+            let kept = update.events.clone();
             self.write(update).await?;
+            self.live.keep_stored(&kept);
             self.live.stored.notify_waiters();
             return Err(Stop::Ended);
         }
+        let kept = stored.clone();
         match with_snapshot {
             Some(snapshot) => {
                 let idle_since = self.settle(&snapshot);
@@ -257,6 +260,7 @@ impl Pump {
             },
         }
         let live = &self.live;
+        live.keep_stored(&kept);
         live.stored.notify_waiters();
         // Stored, so the run need not keep them in memory.
         if let Some(last) = batch.last() {
