@@ -24,7 +24,7 @@ async fn health_and_the_workflow_list() {
     );
     assert_eq!(
         client.get("/workflows").await.json(),
-        json!({"workflows": ["number", "greet", "broken", "slow", "ballot", "tally", "visits", "pair"]})
+        json!({"workflows": ["number", "greet", "broken", "slow", "ballot", "tally", "ponder", "visits", "pair"]})
     );
     let missing = client.get("/nothing/here").await;
     assert_eq!(

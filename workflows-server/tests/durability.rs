@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use workflows::prelude::*;
-use workflows_server::storage::{SqliteStorage, Storage};
+use workflows_server::storage::{SqliteStorage, Status, Storage};
 
 /// A fresh database file path under the system's temporary directory.
 fn db_path(name: &str) -> PathBuf {
@@ -254,10 +254,10 @@ fn a_prompt_stored_before_a_crash_is_not_published_again_by_the_next_server() {
 /// The writes one human-in-the-loop run makes, each a commit that is synced by default, so a
 /// person's round trip waits about this many syncs: the start; the prompt with the snapshot
 /// that reflects it (the run going idle right after stores nothing more, its state being the
-/// same); the answer in the inbox; the answer delivered, with its snapshot; the result with
-/// the last events.
+/// same); the answer in the inbox; the result with the last events, which also deletes the
+/// delivered answer (its delivery needs no write of its own when the run ends right away).
 #[tokio::test]
-async fn a_human_in_the_loop_run_makes_five_writes() {
+async fn a_human_in_the_loop_run_makes_four_writes() {
     let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
     let (server, client) = serve(knobs.clone(), config()).await;
     let writes = || knobs.writes.load(std::sync::atomic::Ordering::SeqCst);
@@ -272,7 +272,90 @@ async fn a_human_in_the_loop_run_makes_five_writes() {
     assert_eq!(answer(&client, &id, "5").await.status, 200);
     until_status(&client, &id, "completed").await;
     assert_eq!(settled(&server).await, 0);
-    assert_eq!(writes(), 5, "the answer, its delivery, the result");
+    assert_eq!(writes(), 4, "the answer, then the result");
+    assert!(knobs.inner.inbox(&id).await.unwrap().is_empty());
+}
+
+/// A run that keeps working after its answer is delivered has the delivery recorded (a
+/// snapshot that reflects it, the answer deleted from its inbox) within a moment, not only
+/// when the work ends.
+#[tokio::test]
+async fn an_answer_to_a_run_that_keeps_working_is_recorded_while_it_works() {
+    let knobs = Knobs::new(SqliteStorage::in_memory().unwrap());
+    let (_server, client) = serve(knobs.clone(), config()).await;
+    let id = start(&client, "ponder", json!({})).await;
+    until_event(&client, &id, "InputRequiredEvent").await;
+    assert_eq!(answer(&client, &id, "3000").await.status, 200);
+    let recorded = until(Duration::from_secs(2), || async {
+        knobs.inner.inbox(&id).await.unwrap().is_empty()
+    });
+    assert!(recorded.await, "the delivered answer is still in the inbox");
+    let record = knobs.inner.handler(&id).await.unwrap().unwrap();
+    assert_eq!(
+        record.status,
+        Status::Running,
+        "recorded while the step works"
+    );
+    assert_eq!(record.idle_since, None, "a run with work is not idle");
+    until_status(&client, &id, "completed").await;
+}
+
+/// A server dies after delivering an answer but before any write recorded the delivery
+/// (that write hangs): the answer is still in the stored inbox, so the server that takes the
+/// run over delivers it again and the run ends with it.
+#[test]
+fn an_answer_delivered_but_not_yet_recorded_survives_a_crash() {
+    let path = db_path("delivered-unrecorded");
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let knobs = Knobs::new(SqliteStorage::open(&path).unwrap());
+    let running = doomed
+        .block_on(server(knobs.clone(), config()).start())
+        .unwrap();
+    let client = Client::new(running.local_addr());
+    doomed.spawn(async move {
+        let _running = running;
+        std::future::pending::<()>().await
+    });
+    let id = doomed.block_on(async {
+        let id = start(&client, "ponder", json!({})).await;
+        until_event(&client, &id, "InputRequiredEvent").await;
+        let idle = until(PATIENCE, || async {
+            let record = knobs.inner.handler(&id).await.unwrap().unwrap();
+            record.idle_since.is_some()
+        });
+        assert!(idle.await, "the waiting run's state is stored");
+        // From now on a snapshot stored on its own never lands.
+        knobs
+            .hang_bare_updates
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(answer(&client, &id, "1500").await.status, 200);
+        until(PATIENCE, || async { ponderings("1500") == 1 }).await;
+        // Past the delivery delay: the write that would record it is hanging.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(knobs.inner.inbox(&id).await.unwrap().len(), 1);
+        id
+    });
+    doomed.shutdown_background();
+    drop(knobs);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (_server, client) = serve(SqliteStorage::open(&path).unwrap(), config()).await;
+        let done = until_status(&client, &id, "completed").await;
+        assert_eq!(done["result"]["value"]["result"], "1500");
+        assert_eq!(ponderings("1500"), 2, "delivered again, from the inbox");
+        let prompts = all_events(&client, &id, false)
+            .await
+            .iter()
+            .filter(|e| e["type"] == "InputRequiredEvent")
+            .count();
+        assert_eq!(prompts, 1, "the prompt was published again");
+        assert_gapless(&client, &id).await;
+    });
 }
 
 #[test]

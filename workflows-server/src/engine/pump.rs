@@ -89,7 +89,23 @@ pub(super) struct Pump {
     /// The last snapshot this pump stored (a hash of its text) and whether it was stored as
     /// idle: an identical one is not stored again.
     pub(super) last_written: Option<(u64, bool)>,
+    /// Inbox items delivered to the run and still in the stored inbox: they are deleted by
+    /// the next write of a snapshot (which reflects them), at the latest by
+    /// [`DELIVERY_WRITE_DELAY`] after the first of them was delivered.
+    pub(super) delivered: Vec<i64>,
+    /// When the write that deletes `delivered` is due.
+    pub(super) delivered_due: Option<Instant>,
 }
+
+/// How long a delivered answer may wait for a write that records it.
+///
+/// Delivering an inbox item used to store a snapshot at once; but the run usually stores
+/// one soon anyway (it ends, asks again or goes idle, a few hundred microseconds later),
+/// and that write now deletes the item too: one write less per answer. Until then the item
+/// stays in the stored inbox and the stored snapshot is from before it, so a server that
+/// dies meanwhile loses nothing: the run is resumed from that snapshot and the item
+/// delivered again, as if it had not been.
+const DELIVERY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A hash of a snapshot's text, to tell an unchanged snapshot from a new one.
 fn text_hash(text: &str) -> u64 {
@@ -113,6 +129,13 @@ impl Pump {
             let deadline = self.idle_deadline;
             let idle_timer = async move {
                 match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let due = self.delivered_due;
+            let delivery_timer = async move {
+                match due {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
@@ -144,6 +167,9 @@ impl Pump {
                 }
                 () = self.live.kick.notified() => {
                     self.deliver_inbox().await?;
+                }
+                () = delivery_timer => {
+                    self.record_delivered().await?;
                 }
                 () = idle_timer => {
                     self.idle_deadline = None;
@@ -298,10 +324,17 @@ impl Pump {
     }
 
     /// Applies `update` to the run's record, if this server still holds the run.
-    async fn write(&mut self, update: RunUpdate) -> Result<(), Stop> {
+    ///
+    /// A write with a snapshot also deletes the inbox items delivered since the last one:
+    /// the snapshot reflects them. (A failed write ends the pump; they stay in the store.)
+    async fn write(&mut self, mut update: RunUpdate) -> Result<(), Stop> {
         let engine = &self.engine;
         if self.live.abandoned.load(Ordering::SeqCst) {
             return Err(Stop::Lost);
+        }
+        if update.snapshot.is_some() {
+            update.consumed.append(&mut self.delivered);
+            self.delivered_due = None;
         }
         let written = update.snapshot.as_deref().map(|text| {
             let idle = matches!(update.idle_since, Some(Some(_)));
@@ -352,7 +385,9 @@ impl Pump {
         let snapshot = self.snapshot().await?;
         let idle_since = self.settle(&snapshot);
         let text = snapshot.to_json();
-        if self.last_written == Some((text_hash(&text), idle_since.is_some())) {
+        if self.delivered.is_empty()
+            && self.last_written == Some((text_hash(&text), idle_since.is_some()))
+        {
             return Ok(());
         }
         self.write(RunUpdate {
@@ -363,9 +398,9 @@ impl Pump {
         .await
     }
 
-    /// Delivers what the run's inbox holds, then stores a snapshot that includes it and drops
-    /// the delivered items in the same write. An empty inbox (a wake-up that came late)
-    /// changes nothing.
+    /// Delivers what the run's inbox holds and it has not been given yet; the next write of
+    /// a snapshot deletes the items (see [`DELIVERY_WRITE_DELAY`]). An empty inbox (a wake-up
+    /// that came late) changes nothing.
     async fn deliver_inbox(&mut self) -> Result<(), Stop> {
         let live = self.live.clone();
         let items = match self.engine.storage.inbox(&live.handler_id).await {
@@ -375,11 +410,12 @@ impl Pump {
                 return Ok(());
             }
         };
-        if items.is_empty() {
-            return Ok(());
-        }
-        let mut consumed = Vec::with_capacity(items.len());
+        let mut fresh = false;
         for (id, item) in items {
+            if self.delivered.contains(&id) {
+                continue;
+            }
+            fresh = true;
             match item {
                 InboxItem::Event {
                     name,
@@ -400,14 +436,30 @@ impl Pump {
                 },
                 InboxItem::Cancel => live.run.cancel(),
             }
-            consumed.push(id);
+            self.delivered.push(id);
+        }
+        if fresh {
+            // It has work now: not idle, whatever it stored last.
+            self.idle_deadline = None;
+            self.delivered_due
+                .get_or_insert_with(|| Instant::now() + DELIVERY_WRITE_DELAY);
+        }
+        Ok(())
+    }
+
+    /// Stores a snapshot that reflects the items delivered since the last one, deleting
+    /// them from the inbox in the same write; the time for it has come and no other write
+    /// did it.
+    async fn record_delivered(&mut self) -> Result<(), Stop> {
+        self.delivered_due = None;
+        if self.delivered.is_empty() {
+            return Ok(());
         }
         let snapshot = self.snapshot().await?;
         let idle_since = self.settle(&snapshot);
         self.write(RunUpdate {
             snapshot: Some(snapshot.to_json()),
             idle_since: Some(idle_since),
-            consumed,
             ..RunUpdate::default()
         })
         .await

@@ -52,6 +52,8 @@ impl Engine {
             .cloned()
             .ok_or_else(|| StartError::BadStart(format!("no workflow `{workflow}`")))?;
         let start = decode_event(start_name, start_data.clone()).map_err(StartError::BadStart)?;
+        // A handler id made here is new: no earlier run of it can exist to continue from.
+        let chosen = handler_id.is_some();
         let handler_id = handler_id.unwrap_or_else(new_id);
         let run_id = new_id();
         let lease = self.new_lease();
@@ -94,7 +96,10 @@ impl Engine {
         };
         // A handler id of an ended run continues from that run's final state, as the
         // reference does.
-        let carried = self.carried_state(&handler_id).await?;
+        let carried = match chosen {
+            true => self.carried_state(&handler_id).await?,
+            false => None,
+        };
         // Stored with the start event, so that a restart before the run's first snapshot
         // starts from them too.
         let stored_start = StoredStart {
@@ -193,6 +198,8 @@ impl Engine {
             live,
             idle_deadline: None,
             last_written: None,
+            delivered: Vec::new(),
+            delivered_due: None,
         };
         tokio::spawn(pump.run());
     }

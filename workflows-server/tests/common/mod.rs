@@ -150,6 +150,42 @@ impl Tally {
     }
 }
 
+/// How many times `Ponder`'s `think` step started on the answer `response`, in this process.
+pub fn ponderings(response: &str) -> usize {
+    PONDERINGS
+        .lock()
+        .unwrap()
+        .get(response)
+        .copied()
+        .unwrap_or(0)
+}
+
+static PONDERINGS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Asks how many milliseconds to think, then thinks that long before giving the answer
+/// back: a run that keeps working after its answer is delivered.
+pub struct Ponder;
+
+#[workflow]
+impl Ponder {
+    #[step]
+    async fn ask(&self, _ev: StartEvent) -> InputRequiredEvent {
+        InputRequiredEvent::new("How many milliseconds? ")
+    }
+
+    #[step]
+    async fn think(&self, ev: HumanResponseEvent) -> StopEvent<String> {
+        *PONDERINGS
+            .lock()
+            .unwrap()
+            .entry(ev.response.clone())
+            .or_default() += 1;
+        let ms: u64 = ev.response.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        StopEvent::new(ev.response)
+    }
+}
+
 /// Counts its runs in its typed state and in its store: a run started under the handler id
 /// of an ended one continues from that one's state.
 pub struct Visits;
@@ -229,6 +265,7 @@ pub fn server(storage: impl Storage, config: Config) -> Server {
         .workflow("ballot", Ballot.runner())
         .events("ballot", [workflows::EventInfo::of::<Vote>()])
         .workflow("tally", Tally.runner())
+        .workflow("ponder", Ponder.runner())
         .workflow("visits", Visits.runner())
         .workflow("pair", Pair.runner())
         .storage(storage)
