@@ -55,7 +55,7 @@ impl<W: Workflow> RunLoop<W> {
             failure: queued.failure,
             memo: None,
             retry_at: None,
-            started: tokio::time::Instant::now(),
+            started: *self.clock.get_or_insert_with(tokio::time::Instant::now),
             running: true,
         });
         self.attempt(id, cx);
