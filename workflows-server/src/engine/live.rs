@@ -72,6 +72,12 @@ impl Live {
         }
     }
 
+    /// Drops the events kept for readers: the run waits, and its readers have read them
+    /// (one that has not reads the store).
+    pub(super) fn forget_recent(&self) {
+        *lock(&self.recent) = Recent::default();
+    }
+
     /// Up to `limit` stored events after `after`, if the run still has them in memory.
     pub(super) fn recent_after(&self, after: i64, limit: usize) -> Option<Vec<StoredEvent>> {
         lock(&self.recent).after(after, limit)

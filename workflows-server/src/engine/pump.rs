@@ -95,6 +95,22 @@ pub(super) struct Pump {
     pub(super) delivered: Vec<i64>,
     /// When the write that deletes `delivered` is due.
     pub(super) delivered_due: Option<Instant>,
+    /// When the run, waiting since, drops the events it keeps for its readers (see
+    /// [`RECENT_KEPT_WHILE_IDLE`]).
+    pub(super) recent_due: Option<Instant>,
+}
+
+/// How long a waiting run keeps the events it stored lately for its readers: long enough
+/// for the readers its last write woke to read them from memory, after which they cost
+/// memory for nothing (a kilobyte for a human-in-the-loop prompt).
+const RECENT_KEPT_WHILE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A future that completes at `at`, or never.
+async fn timer(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long a delivered answer may wait for a write that records it.
@@ -126,20 +142,9 @@ impl Pump {
 
     async fn serve(&mut self) -> Result<(), Stop> {
         loop {
-            let deadline = self.idle_deadline;
-            let idle_timer = async move {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let due = self.delivered_due;
-            let delivery_timer = async move {
-                match due {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let idle_timer = timer(self.idle_deadline);
+            let delivery_timer = timer(self.delivered_due);
+            let recent_timer = timer(self.recent_due);
             tokio::select! {
                 biased;
                 () = self.live.abandon.notified() => {
@@ -161,8 +166,10 @@ impl Pump {
                     }
                     if self.store_batch(batch).await? {
                         self.went_idle().await?;
+                        self.recent_due = Some(Instant::now() + RECENT_KEPT_WHILE_IDLE);
                     } else {
                         self.idle_deadline = None;
+                        self.recent_due = None;
                     }
                 }
                 () = self.live.kick.notified() => {
@@ -170,6 +177,10 @@ impl Pump {
                 }
                 () = delivery_timer => {
                     self.record_delivered().await?;
+                }
+                () = recent_timer => {
+                    self.recent_due = None;
+                    self.live.forget_recent();
                 }
                 () = idle_timer => {
                     self.idle_deadline = None;

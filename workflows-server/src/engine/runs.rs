@@ -200,6 +200,7 @@ impl Engine {
             last_written: None,
             delivered: Vec::new(),
             delivered_due: None,
+            recent_due: None,
         };
         tokio::spawn(pump.run());
     }
