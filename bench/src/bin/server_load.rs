@@ -7,7 +7,9 @@
 //! waiting run with an open stream), then all are answered. Separately, `--roundtrips` runs
 //! go one after the other (the latency of one person's round trip). Last, `--readers` streams
 //! follow one waiting run and sit idle for `--idle` seconds: the server's CPU meanwhile is
-//! what idle readers cost.
+//! what idle readers cost. Then, on a fresh server process of the same kind, `--quiet` runs
+//! are started and followed to their prompts, and their streams closed: the memory of a run
+//! waiting with no stream open is read, and the runs are answered.
 //!
 //! ```text
 //! cargo build --release -p workflows-server -p workflows-bench
@@ -38,13 +40,16 @@ use futures_util::StreamExt;
 use workflows::prelude::*;
 use workflows_client::{Client, EventStream, RunRequest};
 
-const USAGE: &str = "usage: server_load [--runs N] [--roundtrips N] [--readers N] [--idle SECS]
+const USAGE: &str =
+    "usage: server_load [--runs N] [--roundtrips N] [--readers N] [--idle SECS] [--quiet N]
        [--url URL | --server-bin PATH | --python | --compare [--rounds N]]
        [--durability power-loss|process-crash]
        [--idle-release DURATION] [--server-flag FLAG]... [--workflow NAME]";
 
 struct Options {
     runs: usize,
+    /// Runs left waiting with no stream open, on a server of their own (0: not measured).
+    quiet: usize,
     roundtrips: usize,
     readers: usize,
     idle: u64,
@@ -64,6 +69,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         runs: 1000,
+        quiet: 1000,
         roundtrips: 50,
         readers: 1000,
         idle: 3,
@@ -92,6 +98,7 @@ fn options() -> Options {
         };
         match flag.as_str() {
             "--runs" => o.runs = number(value()),
+            "--quiet" => o.quiet = number(value()),
             "--roundtrips" => o.roundtrips = number(value()),
             "--readers" => o.readers = number(value()),
             "--idle" => o.idle = number(value()) as u64,
@@ -299,6 +306,9 @@ async fn to_prompt(
     Err("the stream ended before the prompt".into())
 }
 
+/// How many quiet runs are being started at any moment.
+const QUIET_AT_ONCE: usize = 16;
+
 /// How long one run may take, start to end, before it counts as an error (a server that
 /// loses an answer is reported, not waited on forever).
 const RUN_PATIENCE: Duration = Duration::from_secs(120);
@@ -407,6 +417,7 @@ struct Figures {
     ends: Vec<Duration>,
     cpu_per_run_us: Option<f64>,
     kb_per_waiting_run: Option<f64>,
+    kb_per_quiet_run: Option<f64>,
     peak_mb: Option<f64>,
     idle_cpu_percent: Option<f64>,
     errors: Vec<String>,
@@ -479,6 +490,85 @@ async fn measure(o: &Options, url: &str, process: Option<&Proc>) -> Figures {
     f
 }
 
+/// Starts `o.quiet` runs on the server at `url` (a fresh process, `process`), follows each
+/// to its prompt and closes its stream, reads the memory of the runs waiting so, then
+/// answers them and waits for their ends. The KB per waiting run, or `None` without a
+/// process to read.
+async fn quiet_runs(
+    o: &Options,
+    url: &str,
+    process: &Proc,
+    errors: &mut Vec<String>,
+) -> Option<f64> {
+    // Its pooled connections are closed with it, before the memory is read: the runs wait
+    // with no connection to the server at all.
+    let client = Client::new(url).expect("a server address");
+    if let Err(e) = drive(&client, &o.workflow, None).await {
+        errors.push(format!("the warm-up run: {e}"));
+    }
+    let before = process.memory_kb("VmRSS:");
+    // Started a few at a time, as people arrive: the figure is what a waiting run keeps,
+    // not the high-water mark of a burst of connections (which the allocator keeps mapped
+    // once the burst is over; the first phase shows a burst).
+    let mut started = futures_util::stream::iter(0..o.quiet)
+        .map(|_| {
+            let client = client.clone();
+            let workflow = o.workflow.clone();
+            async move {
+                let prompted = tokio::time::timeout(RUN_PATIENCE, to_prompt(&client, &workflow));
+                let (handler_id, events, _) = prompted
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no prompt within {RUN_PATIENCE:?}")))?;
+                // Closes the connection: the run waits with no reader.
+                drop(events);
+                Ok::<_, String>(handler_id)
+            }
+        })
+        .buffer_unordered(QUIET_AT_ONCE);
+    let mut waiting = Vec::new();
+    while let Some(started) = started.next().await {
+        match started {
+            Ok(id) => waiting.push(id),
+            Err(e) => errors.push(e),
+        }
+    }
+    drop(started);
+    drop(client);
+    // The server learns of a closed connection when it next looks at it; give it a moment
+    // to let go of the connections' memory (a benchmark's pause, not a test's).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = process.memory_kb("VmRSS:");
+    let client = Client::new(url).expect("a server address");
+    for id in &waiting {
+        if let Err(e) = client.send(id, &HumanResponseEvent::new("42")).await {
+            errors.push(format!("answering a quiet run: {e}"));
+        }
+    }
+    let deadline = Instant::now() + RUN_PATIENCE;
+    for id in &waiting {
+        loop {
+            match client.handler(id).await {
+                Ok(h) if h.status == workflows_client::Status::Completed => break,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(h) => {
+                    errors.push(format!(
+                        "a quiet run is {} after its answer",
+                        h.status.as_str()
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    errors.push(format!("reading a quiet run: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    Some(after?.saturating_sub(before?) as f64 / o.quiet.max(1) as f64)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -548,7 +638,15 @@ async fn main() {
                 None => {
                     let (spawned, url) = spawn_server(&o, *side);
                     let process = Proc(spawned.child.id());
-                    measure(&o, &url, Some(&process)).await
+                    let mut figures = measure(&o, &url, Some(&process)).await;
+                    drop(spawned);
+                    if o.quiet > 0 {
+                        let (spawned, url) = spawn_server(&o, *side);
+                        let process = Proc(spawned.child.id());
+                        figures.kb_per_quiet_run =
+                            quiet_runs(&o, &url, &process, &mut figures.errors).await;
+                    }
+                    figures
                 }
             };
             measured[i].push(figures);
@@ -638,6 +736,15 @@ async fn main() {
     row(
         "server memory per waiting run (stream open)",
         &column(&|f| f.kb_per_waiting_run),
+        "KB",
+        Better::Lower,
+    );
+    row(
+        &format!(
+            "server memory per waiting run (no stream; {} runs)",
+            o.quiet
+        ),
+        &column(&|f| f.kb_per_quiet_run),
         "KB",
         Better::Lower,
     );
