@@ -134,24 +134,29 @@ fn text_hash(text: &str) -> u64 {
 impl Pump {
     pub(super) async fn run(mut self) {
         // Items may have arrived before the run came into memory.
-        if self.deliver_inbox().await.is_ok() {
+        if Box::pin(self.deliver_inbox()).await.is_ok() {
             let _ = self.serve().await;
         }
         self.engine.forget(&self.live);
     }
 
+    /// The pump's loop. Its future stays in memory as long as the run does, so what it does
+    /// rarely (store, deliver, park) is boxed while it happens rather than reserved in it,
+    /// and its three deadlines share one timer: a waiting run's pump is a few hundred bytes,
+    /// not two kilobytes.
     async fn serve(&mut self) -> Result<(), Stop> {
         loop {
-            let idle_timer = timer(self.idle_deadline);
-            let delivery_timer = timer(self.delivered_due);
-            let recent_timer = timer(self.recent_due);
+            let next_deadline = [self.idle_deadline, self.delivered_due, self.recent_due]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 biased;
                 () = self.live.abandon.notified() => {
                     return Err(Stop::Lost);
                 }
                 () = self.live.stop.notified() => {
-                    return self.store_and_release().await;
+                    return Box::pin(self.store_and_release()).await;
                 }
                 next = self.stream.next() => {
                     let Some(first) = next else {
@@ -164,32 +169,49 @@ impl Pump {
                             _ => break,
                         }
                     }
-                    if self.store_batch(batch).await? {
-                        self.went_idle().await?;
-                        self.recent_due = Some(Instant::now() + RECENT_KEPT_WHILE_IDLE);
-                    } else {
-                        self.idle_deadline = None;
-                        self.recent_due = None;
-                    }
+                    Box::pin(self.stored(batch)).await?;
                 }
                 () = self.live.kick.notified() => {
-                    self.deliver_inbox().await?;
+                    Box::pin(self.deliver_inbox()).await?;
                 }
-                () = delivery_timer => {
-                    self.record_delivered().await?;
-                }
-                () = recent_timer => {
-                    self.recent_due = None;
-                    self.live.forget_recent();
-                }
-                () = idle_timer => {
-                    self.idle_deadline = None;
-                    if self.park().await? {
+                () = timer(next_deadline) => {
+                    if Box::pin(self.deadlines()).await? {
                         return Ok(());
                     }
                 }
             }
         }
+    }
+
+    /// Stores `batch` and settles what follows from it.
+    async fn stored(&mut self, batch: Vec<StreamEvent>) -> Result<(), Stop> {
+        if self.store_batch(batch).await? {
+            self.went_idle().await?;
+            self.recent_due = Some(Instant::now() + RECENT_KEPT_WHILE_IDLE);
+        } else {
+            self.idle_deadline = None;
+            self.recent_due = None;
+        }
+        Ok(())
+    }
+
+    /// Does what is due: forgets the events kept for readers, records delivered items,
+    /// parks the run. Whether the run left memory.
+    async fn deadlines(&mut self) -> Result<bool, Stop> {
+        let now = Instant::now();
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if due(self.recent_due) {
+            self.recent_due = None;
+            self.live.forget_recent();
+        }
+        if due(self.delivered_due) {
+            self.record_delivered().await?;
+        }
+        if due(self.idle_deadline) {
+            self.idle_deadline = None;
+            return self.park().await;
+        }
+        Ok(false)
     }
 
     /// Stores `batch`; records the outcome when it holds the run's last event. Whether the
