@@ -7,9 +7,12 @@
 //! waiting run with an open stream), then all are answered. Separately, `--roundtrips` runs
 //! go one after the other (the latency of one person's round trip). Last, `--readers` streams
 //! follow one waiting run and sit idle for `--idle` seconds: the server's CPU meanwhile is
-//! what idle readers cost. Then, on a fresh server process of the same kind, `--quiet` runs
-//! are started and followed to their prompts, and their streams closed: the memory of a run
-//! waiting with no stream open is read, and the runs are answered.
+//! what idle readers cost. Then, twice, each time on a fresh server process of the same kind,
+//! `--quiet` runs are started a few at a time and followed to their prompts: once their
+//! streams stay open, each run's only connection, once they and every other connection are
+//! closed; the memory of a waiting run is read, and the runs are answered. (In the first
+//! phase the client also holds an idle pooled connection per run started at once, as a
+//! browser would, which the server's memory reflects.)
 //!
 //! ```text
 //! cargo build --release -p workflows-server -p workflows-bench
@@ -417,6 +420,7 @@ struct Figures {
     ends: Vec<Duration>,
     cpu_per_run_us: Option<f64>,
     kb_per_waiting_run: Option<f64>,
+    kb_per_streamed_run: Option<f64>,
     kb_per_quiet_run: Option<f64>,
     peak_mb: Option<f64>,
     idle_cpu_percent: Option<f64>,
@@ -490,19 +494,27 @@ async fn measure(o: &Options, url: &str, process: Option<&Proc>) -> Figures {
     f
 }
 
-/// Starts `o.quiet` runs on the server at `url` (a fresh process, `process`), follows each
-/// to its prompt and closes its stream, reads the memory of the runs waiting so, then
-/// answers them and waits for their ends. The KB per waiting run, or `None` without a
-/// process to read.
-async fn quiet_runs(
+/// Starts `o.quiet` runs on the server at `url` (a fresh process, `process`), a few at a
+/// time, and follows each to its prompt; with `keep_streams` each run's stream stays open
+/// and is its only connection (the client keeps no idle one), without, the streams and the
+/// client's connections are closed. Reads the memory of the runs waiting so, then answers
+/// them and waits for their ends. The KB per waiting run, or `None` if it could not be read.
+async fn waiting_runs(
     o: &Options,
     url: &str,
     process: &Proc,
+    keep_streams: bool,
     errors: &mut Vec<String>,
 ) -> Option<f64> {
-    // Its pooled connections are closed with it, before the memory is read: the runs wait
-    // with no connection to the server at all.
-    let client = Client::new(url).expect("a server address");
+    let no_idle = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("an HTTP client");
+    let client = match keep_streams {
+        true => Client::with_http_client(url, no_idle),
+        false => Client::new(url),
+    }
+    .expect("a server address");
     if let Err(e) = drive(&client, &o.workflow, None).await {
         errors.push(format!("the warm-up run: {e}"));
     }
@@ -516,19 +528,17 @@ async fn quiet_runs(
             let workflow = o.workflow.clone();
             async move {
                 let prompted = tokio::time::timeout(RUN_PATIENCE, to_prompt(&client, &workflow));
-                let (handler_id, events, _) = prompted
+                prompted
                     .await
-                    .unwrap_or_else(|_| Err(format!("no prompt within {RUN_PATIENCE:?}")))?;
-                // Closes the connection: the run waits with no reader.
-                drop(events);
-                Ok::<_, String>(handler_id)
+                    .unwrap_or_else(|_| Err(format!("no prompt within {RUN_PATIENCE:?}")))
             }
         })
         .buffer_unordered(QUIET_AT_ONCE);
     let mut waiting = Vec::new();
     while let Some(started) = started.next().await {
         match started {
-            Ok(id) => waiting.push(id),
+            // Without `keep_streams`, dropping the stream closes its connection.
+            Ok((id, events, _)) => waiting.push((id, keep_streams.then_some(events))),
             Err(e) => errors.push(e),
         }
     }
@@ -539,28 +549,42 @@ async fn quiet_runs(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = process.memory_kb("VmRSS:");
     let client = Client::new(url).expect("a server address");
-    for id in &waiting {
+    for (id, _) in &waiting {
         if let Err(e) = client.send(id, &HumanResponseEvent::new("42")).await {
-            errors.push(format!("answering a quiet run: {e}"));
+            errors.push(format!("answering a waiting run: {e}"));
         }
     }
     let deadline = Instant::now() + RUN_PATIENCE;
-    for id in &waiting {
+    for (id, events) in waiting {
+        if let Some(mut events) = events {
+            let ended = tokio::time::timeout_at(deadline.into(), async {
+                while let Some(ev) = events.next().await {
+                    if ev.map_err(|e| e.to_string())?.is_terminal() {
+                        return Ok(());
+                    }
+                }
+                Err("the stream ended before the run".to_owned())
+            });
+            if let Err(e) = ended.await.unwrap_or_else(|_| Err("no end in time".into())) {
+                errors.push(format!("a waiting run after its answer: {e}"));
+            }
+            continue;
+        }
         loop {
-            match client.handler(id).await {
+            match client.handler(&id).await {
                 Ok(h) if h.status == workflows_client::Status::Completed => break,
                 Ok(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Ok(h) => {
                     errors.push(format!(
-                        "a quiet run is {} after its answer",
+                        "a waiting run is {} after its answer",
                         h.status.as_str()
                     ));
                     break;
                 }
                 Err(e) => {
-                    errors.push(format!("reading a quiet run: {e}"));
+                    errors.push(format!("reading a waiting run: {e}"));
                     break;
                 }
             }
@@ -641,10 +665,19 @@ async fn main() {
                     let mut figures = measure(&o, &url, Some(&process)).await;
                     drop(spawned);
                     if o.quiet > 0 {
-                        let (spawned, url) = spawn_server(&o, *side);
-                        let process = Proc(spawned.child.id());
-                        figures.kb_per_quiet_run =
-                            quiet_runs(&o, &url, &process, &mut figures.errors).await;
+                        // Each on a server process of its own, so that neither reuses the
+                        // memory the other freed.
+                        for keep_streams in [true, false] {
+                            let (spawned, url) = spawn_server(&o, *side);
+                            let process = Proc(spawned.child.id());
+                            let kb =
+                                waiting_runs(&o, &url, &process, keep_streams, &mut figures.errors)
+                                    .await;
+                            match keep_streams {
+                                true => figures.kb_per_streamed_run = kb,
+                                false => figures.kb_per_quiet_run = kb,
+                            }
+                        }
                     }
                     figures
                 }
@@ -734,8 +767,17 @@ async fn main() {
         Better::Lower,
     );
     row(
-        "server memory per waiting run (stream open)",
+        "server memory per waiting run (stream open, burst)",
         &column(&|f| f.kb_per_waiting_run),
+        "KB",
+        Better::Lower,
+    );
+    row(
+        &format!(
+            "server memory per waiting run (its stream its only connection; {} runs)",
+            o.quiet
+        ),
+        &column(&|f| f.kb_per_streamed_run),
         "KB",
         Better::Lower,
     );
