@@ -71,6 +71,9 @@ for name, runs in runtimes.items():
         elif floor and scenario == "hitl":
             # A round trip is two messages: the request out and the answer in.
             vs_floor = f"{o * 1000 / (2 * floor):.2f}x rt"
+        elif scenario == "snapshot" and median(runs[scenario], "cycle_over_floor"):
+            # Its own floor: the same state through serde_json alone, in the same run.
+            vs_floor = f"{median(runs[scenario], 'cycle_over_floor'):.2f}x serde"
         mem = "-"
         if scenario == "concurrent":
             mem = f"{median(py[scenario], 'rss_per_run_kb'):.2f}, {median(runs[scenario], 'rss_per_run_kb'):.2f}"
