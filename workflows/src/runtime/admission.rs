@@ -19,6 +19,13 @@ use tokio::time::Sleep;
 type SlotWait = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
 pub(crate) struct Admission {
+    /// Boxed, and only for a run with a limit or a timeout: most runs have neither, and every
+    /// byte here is a byte of each run's task.
+    limits: Option<Box<Limits>>,
+}
+
+#[derive(Default)]
+struct Limits {
     /// The wait for a slot, until it is granted.
     acquire: Option<SlotWait>,
     /// The slot, once granted; held until the run's loop is dropped.
@@ -31,29 +38,34 @@ pub(crate) struct Admission {
 impl Admission {
     pub(crate) fn new(timeout: Option<Duration>) -> Self {
         Admission {
-            acquire: None,
-            _permit: None,
-            timeout,
-            deadline: None,
+            limits: timeout.map(|timeout| {
+                Box::new(Limits {
+                    timeout: Some(timeout),
+                    ..Limits::default()
+                })
+            }),
         }
     }
 
     /// Makes the run wait for a slot of `limit` before it starts.
     pub(crate) fn limit_by(&mut self, limit: Arc<Semaphore>) {
-        self.acquire = Some(Box::pin(limit.acquire_owned()));
+        self.limits.get_or_insert_default().acquire = Some(Box::pin(limit.acquire_owned()));
     }
 
     /// Whether the run holds its slot (or needs none); registers `cx` for the slot otherwise.
     #[inline]
     pub(crate) fn poll_admitted(&mut self, cx: &mut TaskContext<'_>) -> bool {
-        let Some(acquire) = self.acquire.as_mut() else {
+        let Some(limits) = self.limits.as_deref_mut() else {
+            return true;
+        };
+        let Some(acquire) = limits.acquire.as_mut() else {
             return true;
         };
         match acquire.as_mut().poll(cx) {
             Poll::Ready(permit) => {
                 // The semaphore is never closed, so acquiring only waits.
-                self._permit = permit.ok();
-                self.acquire = None;
+                limits._permit = permit.ok();
+                limits.acquire = None;
                 true
             }
             Poll::Pending => false,
@@ -63,10 +75,51 @@ impl Admission {
     /// The run's timeout, once it has elapsed (the clock starts at the first call).
     #[inline]
     pub(crate) fn poll_timed_out(&mut self, cx: &mut TaskContext<'_>) -> Option<Duration> {
-        let timeout = self.timeout?;
-        let deadline = self
+        let limits = self.limits.as_deref_mut()?;
+        let timeout = limits.timeout?;
+        let deadline = limits
             .deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         deadline.as_mut().poll(cx).is_ready().then_some(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each run's task holds its admission: a run without a limit or a timeout pays a pointer.
+    #[test]
+    fn an_unlimited_run_pays_a_pointer() {
+        assert_eq!(
+            std::mem::size_of::<Admission>(),
+            std::mem::size_of::<usize>()
+        );
+        assert!(Admission::new(None).limits.is_none());
+        assert!(
+            Admission::new(Some(Duration::from_secs(1)))
+                .limits
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_limit_admits_once_a_slot_is_free_and_holds_it() {
+        let limit = Arc::new(Semaphore::new(1));
+        let held = limit.clone().acquire_owned().await.unwrap();
+        let mut admission = Admission::new(None);
+        admission.limit_by(limit.clone());
+        let waker = std::task::Waker::noop();
+        let mut cx = TaskContext::from_waker(waker);
+        assert!(!admission.poll_admitted(&mut cx), "no slot is free");
+        drop(held);
+        assert!(admission.poll_admitted(&mut cx));
+        assert_eq!(limit.available_permits(), 0, "the run holds its slot");
+        drop(admission);
+        assert_eq!(
+            limit.available_permits(),
+            1,
+            "and gives it back when dropped"
+        );
     }
 }

@@ -97,7 +97,7 @@ impl<W: Workflow> RunLoop<W> {
             }));
         }
         let span = tracing::info_span!(
-            parent: &self.span,
+            parent: self.span.get(),
             "workflow.step",
             step = info.name,
             event = &*inv.input.name(),
@@ -181,7 +181,7 @@ impl<W: Workflow> RunLoop<W> {
     /// After a failed attempt: schedules the next one if the step's retry policy allows, else
     /// offers the failure to the failure steps, or ends the run with it.
     fn retry_or_fail(&mut self, id: InvocationId, err: StepError) {
-        let span = &self.span;
+        let span = self.span.get();
         let Some(inv) = self.invocations.get_mut(id) else {
             return;
         };

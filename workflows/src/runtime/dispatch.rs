@@ -230,7 +230,7 @@ impl<W: Workflow> RunLoop<W> {
             }),
             // Checked when sent; only a waiter that went away in between gets here.
             None => tracing::warn!(
-                parent: &self.span,
+                parent: self.span.get(),
                 event,
                 "event sent into the run has no receiver any more; dropped"
             ),

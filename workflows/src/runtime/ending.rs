@@ -89,8 +89,8 @@ impl<W: Workflow> RunLoop<W> {
             *lock(&self.run.shared.final_snapshot) = Some(Box::new(snapshot));
         }
         match &outcome {
-            Ok(_) => tracing::debug!(parent: &self.span, "run finished"),
-            Err(err) => tracing::debug!(parent: &self.span, error = %err, "run ended"),
+            Ok(_) => tracing::debug!(parent: self.span.get(), "run finished"),
+            Err(err) => tracing::debug!(parent: self.span.get(), error = %err, "run ended"),
         }
         // Dropping the in-flight futures cancels the steps still running.
         self.in_flight = None;

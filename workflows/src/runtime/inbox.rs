@@ -82,6 +82,11 @@ impl<M> Inbox<M> {
             if self.closed.load(Ordering::Relaxed) {
                 return Err(msg);
             }
+            if state.msgs.capacity() == 0 {
+                // Most runs get one message at a time from outside (their start event, an
+                // answer): room for one, not the four a first push would make.
+                state.msgs.reserve_exact(1);
+            }
             state.msgs.push_back(msg);
             self.queued.store(true, Ordering::Release);
             if state.polling {
@@ -170,5 +175,11 @@ impl<M> Inbox<M> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// How many messages the queue has room for.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        lock(&self.state).msgs.capacity()
     }
 }

@@ -75,7 +75,26 @@ pub(crate) struct RunLoop<W: Workflow> {
     /// it (a read costs as much as a tenth of a dispatch).
     pub(super) clock: Option<tokio::time::Instant>,
     pub(super) done: bool,
-    pub(super) span: tracing::Span,
+    pub(super) span: RunSpan,
+}
+
+/// A run's `workflow.run` span, the parent of its steps' spans: boxed, and only when a
+/// subscriber takes it (most runs are not traced, and every byte of the loop is a byte of
+/// each run's task). A span no subscriber takes is dropped: with `tracing`'s `log` feature
+/// and no subscriber, the run's span is not logged as entered and left (its steps' are).
+pub(super) struct RunSpan(Option<Box<tracing::Span>>);
+
+/// The span of a run no subscriber takes.
+static NO_SPAN: tracing::Span = tracing::Span::none();
+
+impl RunSpan {
+    fn new(span: tracing::Span) -> Self {
+        RunSpan((!span.is_disabled()).then(|| Box::new(span)))
+    }
+
+    pub(super) fn get(&self) -> &tracing::Span {
+        self.0.as_deref().unwrap_or(&NO_SPAN)
+    }
 }
 
 impl<W: Workflow> RunLoop<W> {
@@ -106,7 +125,7 @@ impl<W: Workflow> RunLoop<W> {
             idle_published: false,
             clock: None,
             done: false,
-            span,
+            span: RunSpan::new(span),
         }
     }
 
@@ -337,7 +356,7 @@ impl<W: Workflow> Future for RunLoop<W> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = &mut *self;
-        let span = this.span.clone();
+        let span = this.span.get().clone();
         let _entered = span.enter();
         if this.done {
             return Poll::Ready(());
@@ -353,5 +372,30 @@ impl<W: Workflow> Future for RunLoop<W> {
                 Poll::Ready(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each run's task holds its span: an untraced run pays a pointer.
+    #[test]
+    fn an_untraced_run_pays_a_pointer_for_its_span() {
+        assert_eq!(std::mem::size_of::<RunSpan>(), std::mem::size_of::<usize>());
+        let span = RunSpan::new(tracing::Span::none());
+        assert!(span.0.is_none() && span.get().is_disabled());
+    }
+
+    /// (Here rather than in `inbox.rs`, which the loom test compiles against loom's mutex.)
+    #[test]
+    fn a_first_message_takes_room_for_one() {
+        let inbox = crate::runtime::inbox::Inbox::default();
+        inbox.push(1_u64).unwrap();
+        assert_eq!(inbox.capacity(), 1);
+        inbox.push(2).unwrap();
+        let mut taken = VecDeque::new();
+        inbox.take(&mut taken);
+        assert_eq!(taken, [1, 2]);
     }
 }
