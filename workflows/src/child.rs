@@ -237,7 +237,7 @@ where
         lock(&running.memo)
             .children
             .end(running.call, children::ended(&result));
-        running.parent.shared().children.remove(&running.path);
+        running.parent.shared().children().remove(&running.path);
         this.state = State::Ready(None);
         Poll::Ready(result)
     }
@@ -249,7 +249,7 @@ impl<W: Workflow> Drop for ChildRun<'_, W> {
             // Dropped before the child ended: the child is cancelled (its loop, dropped with the
             // last reference, ends it), and the step starts it afresh if it runs again.
             lock(&running.memo).children.forget(running.call);
-            running.parent.shared().children.remove(&running.path);
+            running.parent.shared().children().remove(&running.path);
         }
     }
 }

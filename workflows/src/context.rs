@@ -421,7 +421,7 @@ impl<S: Send + 'static> Context<S> {
                     .collect(),
             );
         }
-        let mut buffers = lock(&self.run.shared.collect);
+        let mut buffers = self.run.shared.collect();
         let key = (self.step, BufferKey::Type(std::any::TypeId::of::<E>()));
         let buffer = buffers.entry(key.clone()).or_default();
         add_once(buffer, tag, Box::new(ev));
@@ -501,7 +501,7 @@ impl<S: Send + 'static> Context<S> {
             // Not part of any collection: neither buffered nor kept, as in the Python library.
             return None;
         }
-        let mut buffers = lock(&self.run.shared.collect);
+        let mut buffers = self.run.shared.collect();
         let key = (self.step, BufferKey::Named(buffer_id.to_owned()));
         let buffer = buffers.entry(key.clone()).or_default();
         add_once(buffer, tag, ev);
@@ -679,7 +679,7 @@ impl<S: crate::State> Context<S> {
         let (run, run_loop, path) = match found {
             Found::Ended(slot) => return ChildRun::ready(crate::child::recorded::<W>(slot)),
             Found::New => {
-                let number = self.run.shared.next_child.fetch_add(1, Ordering::Relaxed);
+                let number = self.run.shared.next_child().fetch_add(1, Ordering::Relaxed);
                 let path: Arc<str> = Arc::from(format!("{}/{number}", W::NAME));
                 let (run, run_loop) = children::start(&runner, start, &parent, path.clone());
                 (run, run_loop, path)
@@ -689,7 +689,7 @@ impl<S: crate::State> Context<S> {
                     Ok((run, run_loop)) => {
                         parent
                             .shared()
-                            .children
+                            .children()
                             .set(path.clone(), Link::Live(run.clone()));
                         // What was sent to it while it waited for its step goes in now, in
                         // order, before its loop first runs.
@@ -717,7 +717,10 @@ impl<S: crate::State> Context<S> {
         lock(&memo)
             .children
             .live(call, W::NAME, path.clone(), cell.clone());
-        parent.shared().children.set(path.clone(), Link::Live(run));
+        parent
+            .shared()
+            .children()
+            .set(path.clone(), Link::Live(run));
         ChildRun::running(cell, handler, memo, parent, call, path)
     }
 }

@@ -288,7 +288,7 @@ impl<T> Handler<T> {
     /// running in this process had that path (a child read back from a snapshot runs once
     /// its step has run again).
     pub fn cancel_child(&self, path: &str) -> bool {
-        match self.shared().children.find(path) {
+        match self.shared().live_children().and_then(|c| c.find(path)) {
             Some(child) => child.shared().push(Msg::Cancel).is_ok(),
             None => false,
         }

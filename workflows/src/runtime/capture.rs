@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use crate::runtime::run_loop::RunLoop;
-use crate::runtime::shared::{BufferKey, CollectBuffers, lock};
+use crate::runtime::shared::{BufferKey, CollectBuffers};
 use crate::snapshot::{
     BufferName, BufferedEvent, CollectBuffer, RunStatus, SNAPSHOT_VERSION, Snapshot, SnapshotError,
     StoredEvent,
@@ -60,14 +60,14 @@ impl<W: Workflow> RunLoop<W> {
             store: shared.store.to_raw()?,
             queues: self.scheduler.capture(W::STEPS)?,
             invocations,
-            collect: capture_collect(&lock(&shared.collect), W::STEPS)?,
+            collect: shared.read_collect(|buffers| capture_collect(buffers, W::STEPS))?,
             fan_outs: self.fan_outs.capture(W::STEPS)?,
             unpaired: self.sets.capture(W::STEPS)?,
             waiters: self.waiters.capture(W::STEPS, now)?,
             next_invocation: self.invocations.next_number(),
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: self.fan_outs.next_id(),
-            next_child: shared.next_child.load(std::sync::atomic::Ordering::Relaxed),
+            next_child: shared.children_started(),
             requests: self.requests.capture()?,
         })
     }

@@ -538,7 +538,7 @@ impl PendingChild {
         let _ = self.parent.set(Arc::downgrade(parent));
         parent
             .shared()
-            .children
+            .children()
             .set(self.path.clone(), Link::Pending(self.clone()));
     }
 
@@ -551,7 +551,7 @@ impl PendingChild {
         let Some(parent) = self.parent.get().and_then(Weak::upgrade) else {
             return;
         };
-        parent.shared().children.remove_pending(&self.path, self);
+        parent.shared().children().remove_pending(&self.path, self);
         for ev in events {
             if let Err(err) = parent.shared().send(ev, None) {
                 tracing::warn!(child = %self.path, error = %err, "an event kept for a child run that will not resume is refused");
@@ -801,7 +801,7 @@ impl Children {
             {
                 let run = run.clone();
                 drop(links);
-                return run.shared().children.find(rest);
+                return run.shared().live_children()?.find(rest);
             }
         }
         None

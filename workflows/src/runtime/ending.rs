@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use crate::runtime::invocations::FailureFacts;
 use crate::runtime::run_loop::RunLoop;
-use crate::runtime::shared::lock;
 use crate::snapshot::RunStatus;
 use crate::{
     AnyEvent, StopType, Workflow, WorkflowCancelled, WorkflowError, WorkflowFailed,
@@ -86,7 +85,7 @@ impl<W: Workflow> RunLoop<W> {
         if let Some(status) = resumable
             && let Ok(snapshot) = self.capture(status)
         {
-            *lock(&self.run.shared.final_snapshot) = Some(Box::new(snapshot));
+            self.run.shared.keep_final_snapshot(snapshot);
         }
         match &outcome {
             Ok(_) => tracing::debug!(parent: self.span.get(), "run finished"),
@@ -100,7 +99,7 @@ impl<W: Workflow> RunLoop<W> {
         self.sets.clear();
         // Dropping the replies ends any wait still pending.
         self.waiters.clear(&self.run.shared);
-        lock(&self.run.shared.collect).clear();
+        self.run.shared.clear_collect();
         self.run.shared.stream.publish_last(last);
         self.run.shared.finish(outcome);
     }

@@ -225,7 +225,11 @@ pub(crate) fn restore_loop<W: Workflow>(
     if let Some(forward) = forward {
         shared.stream = StreamLog::forwarding(forward);
     }
-    *shared.next_child.get_mut() = snapshot.next_child;
+    if snapshot.next_child > 0 {
+        shared
+            .next_child()
+            .store(snapshot.next_child, std::sync::atomic::Ordering::Relaxed);
+    }
     let run = Arc::new(Run {
         shared,
         state: Mutex::new(state),

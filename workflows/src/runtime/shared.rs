@@ -7,7 +7,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 
 use std::time::Duration;
@@ -128,20 +128,30 @@ pub(crate) struct RunShared {
     pub(crate) stream: StreamLog,
     outcome: Mutex<OutcomeSlot>,
     pub(crate) store: Store,
-    pub(crate) collect: Mutex<CollectBuffers>,
     /// Handlers and senders alive outside the run; at zero an idle run ends.
     external: AtomicUsize,
+    /// How the run ended, once it has.
+    ended: Mutex<Option<RunStatus>>,
+    /// What most runs never use, built the first time one does (see [`Rare`]).
+    rare: OnceLock<Box<Rare>>,
+}
+
+/// The parts of a run's shared state that most runs never use: collect buffers, waits,
+/// children, a final snapshot. Boxed apart and built on first use, so that a run that uses
+/// none of them (most runs, and every suspended run of a plain step-based workflow) does not
+/// carry them: a pointer instead of about 150 bytes.
+#[derive(Default)]
+struct Rare {
+    collect: Mutex<CollectBuffers>,
     /// The steps waiting right now, the event types they wait for and what they require of
     /// them (kept by the loop).
     waiting: Mutex<Vec<Waiting>>,
     /// The live child runs, for routing events sent in to them.
-    pub(crate) children: Children,
+    children: Children,
     /// The number the next child run gets.
-    pub(crate) next_child: AtomicU64,
-    /// How the run ended, once it has.
-    ended: Mutex<Option<RunStatus>>,
+    next_child: AtomicU64,
     /// The snapshot taken as a cancelled or timed-out run ended (it can be resumed).
-    pub(crate) final_snapshot: Mutex<Option<Box<Snapshot>>>,
+    final_snapshot: Mutex<Option<Box<Snapshot>>>,
 }
 
 impl RunShared {
@@ -158,21 +168,84 @@ impl RunShared {
         store: Store,
         collect: CollectBuffers,
     ) -> Self {
-        RunShared {
+        let shared = RunShared {
             run_id,
             routes,
             inbox: Inbox::default(),
             stream: StreamLog::starting_at(next_stream_seq),
             outcome: Mutex::new(OutcomeSlot::default()),
             store,
-            collect: Mutex::new(collect),
             external: AtomicUsize::new(0),
-            waiting: Mutex::new(Vec::new()),
-            children: Children::default(),
-            next_child: AtomicU64::new(0),
             ended: Mutex::new(None),
-            final_snapshot: Mutex::new(None),
+            rare: OnceLock::new(),
+        };
+        if !collect.is_empty() {
+            *shared.collect() = collect;
         }
+        shared
+    }
+
+    /// The rarely used part, built now if it was not.
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
+    }
+
+    /// The collect buffers, keyed by step and buffer.
+    pub(crate) fn collect(&self) -> MutexGuard<'_, CollectBuffers> {
+        lock(&self.rare().collect)
+    }
+
+    /// Reads the collect buffers (empty for a run that never collected).
+    pub(crate) fn read_collect<R>(&self, read: impl FnOnce(&CollectBuffers) -> R) -> R {
+        match self.rare.get() {
+            Some(rare) => read(&lock(&rare.collect)),
+            None => read(&CollectBuffers::new()),
+        }
+    }
+
+    /// Empties the collect buffers (a run that never collected has none).
+    pub(crate) fn clear_collect(&self) {
+        if let Some(rare) = self.rare.get() {
+            lock(&rare.collect).clear();
+        }
+    }
+
+    /// The run's child runs, for linking and unlinking them.
+    pub(crate) fn children(&self) -> &Children {
+        &self.rare().children
+    }
+
+    /// The run's child runs if it has any (without building the rarely used part).
+    pub(crate) fn live_children(&self) -> Option<&Children> {
+        self.rare
+            .get()
+            .map(|rare| &rare.children)
+            .filter(|children| !children.is_empty())
+    }
+
+    /// The number the next child run gets (counted up).
+    pub(crate) fn next_child(&self) -> &AtomicU64 {
+        &self.rare().next_child
+    }
+
+    /// How many child runs the run has started (the number the next one gets).
+    pub(crate) fn children_started(&self) -> u64 {
+        self.rare
+            .get()
+            .map_or(0, |rare| rare.next_child.load(Ordering::Relaxed))
+    }
+
+    /// Keeps the snapshot a cancelled or timed-out run took as it ended.
+    pub(crate) fn keep_final_snapshot(&self, snapshot: Snapshot) {
+        *lock(&self.rare().final_snapshot) = Some(Box::new(snapshot));
+    }
+
+    /// Whether a step waits right now for an event `matches` takes (false for a run that
+    /// never waited).
+    fn any_waiting(&self, matches: impl Fn(&Waiting) -> bool) -> bool {
+        self.rare
+            .get()
+            .is_some_and(|rare| lock(&rare.waiting).iter().any(matches))
     }
 
     /// How the run ended, if it has.
@@ -256,7 +329,7 @@ impl RunShared {
                 let ty = ev.event_type_id();
                 if routes.receivers(ty).is_empty()
                     && !routes.is_stop(ty)
-                    && !lock(&self.waiting).iter().any(|w| w.type_id == ty)
+                    && !self.any_waiting(|w| w.type_id == ty)
                 {
                     Err(SendError::NoReceiver {
                         event: ev.name().to_owned(),
@@ -275,9 +348,7 @@ impl RunShared {
                 };
                 let step = &routes.steps()[index];
                 let ty = ev.event_type_id();
-                let waited = lock(&self.waiting)
-                    .iter()
-                    .any(|w| w.step == index && w.type_id == ty);
+                let waited = self.any_waiting(|w| w.step == index && w.type_id == ty);
                 if step.accepts_type(ty) || waited {
                     Ok(Some(index))
                 } else {
@@ -304,9 +375,7 @@ impl RunShared {
             Some(step) => std::slice::from_ref(step),
             None => routes.receivers(ty),
         };
-        let waited = lock(&self.waiting)
-            .iter()
-            .any(|w| w.type_id == ty && target.is_none_or(|s| s == w.step));
+        let waited = self.any_waiting(|w| w.type_id == ty && target.is_none_or(|s| s == w.step));
         if receivers.is_empty() || waited || !receivers.iter().all(|&s| routes.is_join(s)) {
             return Ok(());
         }
@@ -321,12 +390,17 @@ impl RunShared {
 
     /// Records which steps wait for which event types, requiring what.
     pub(crate) fn set_waiting(&self, waits: Vec<Waiting>) {
-        *lock(&self.waiting) = waits;
+        if waits.is_empty() && self.rare.get().is_none() {
+            return;
+        }
+        *lock(&self.rare().waiting) = waits;
     }
 
     /// Whether a step of this run waits for `ev`, and `ev` meets what it requires.
     fn waits_for(&self, ev: &dyn AnyEvent, json: &mut Option<serde_json::Value>) -> bool {
-        children::waits_for(&lock(&self.waiting), ev, json)
+        self.rare
+            .get()
+            .is_some_and(|rare| children::waits_for(&lock(&rare.waiting), ev, json))
     }
 
     /// Where `ev`, sent in from outside (to step `target` of this run, if named), goes. Without
@@ -335,14 +409,14 @@ impl RunShared {
     /// started) in which one does; else this run if it takes the type; else the first child
     /// that takes it.
     fn route(&self, ev: &dyn AnyEvent, target: Option<&str>) -> Result<Route, SendError> {
-        if target.is_some() || self.children.is_empty() {
+        let Some(children) = self.live_children().filter(|_| target.is_none()) else {
             return self.resolve_target(ev, target).map(Route::Here);
-        }
+        };
         let mut json = None;
         if self.waits_for(ev, &mut json) {
             return self.resolve_target(ev, None).map(Route::Here);
         }
-        let children = self.children.list();
+        let children = children.list();
         if let Some(child) = children.iter().find(|child| match child {
             Link::Live(run) => run.shared().waits_for_deep(ev, &mut json),
             Link::Pending(pending) => pending.waits_for(ev, &mut json),
@@ -365,9 +439,11 @@ impl RunShared {
     /// Whether this run or a descendant waits for `ev` (see `waits_for`).
     fn waits_for_deep(&self, ev: &dyn AnyEvent, json: &mut Option<serde_json::Value>) -> bool {
         self.waits_for(ev, json)
-            || self.children.list().iter().any(|child| match child {
-                Link::Live(run) => run.shared().waits_for_deep(ev, json),
-                Link::Pending(pending) => pending.waits_for(ev, json),
+            || self.live_children().is_some_and(|children| {
+                children.list().iter().any(|child| match child {
+                    Link::Live(run) => run.shared().waits_for_deep(ev, json),
+                    Link::Pending(pending) => pending.waits_for(ev, json),
+                })
             })
     }
 
@@ -428,10 +504,13 @@ impl RunShared {
         if self.is_finished() {
             return Err(SendError::RunFinished);
         }
-        let Some((link, rest)) = self.children.link_to(path) else {
+        let Some((link, rest)) = self.live_children().and_then(|c| c.link_to(path)) else {
             return Err(SendError::UnknownChild {
                 path: path.to_owned(),
-                known: self.children.paths(),
+                known: self
+                    .live_children()
+                    .map(Children::paths)
+                    .unwrap_or_default(),
             });
         };
         match link {
@@ -457,9 +536,9 @@ impl RunShared {
         request: *const (),
         ev: Box<dyn AnyEvent>,
     ) -> Result<(), SendError> {
-        if !self.children.is_empty()
+        if let Some(children) = self.live_children()
             && let Some(path) = self.stream.child_of(request)
-            && let Some(child) = self.children.find(&path)
+            && let Some(child) = children.find(&path)
         {
             return child.shared().send(ev, None);
         }
@@ -518,7 +597,9 @@ impl<S: Serialize + Send> HasShared for Run<S> {
 
     fn final_snapshot(&self) -> Result<Snapshot, SnapshotError> {
         let shared = &self.shared;
-        if let Some(snapshot) = lock(&shared.final_snapshot).as_deref() {
+        if let Some(rare) = shared.rare.get()
+            && let Some(snapshot) = lock(&rare.final_snapshot).as_deref()
+        {
             return Ok(snapshot.clone());
         }
         Ok(Snapshot {
@@ -538,8 +619,42 @@ impl<S: Serialize + Send> HasShared for Run<S> {
             next_invocation: 0,
             next_stream_seq: shared.stream.next_seq(),
             next_fan_out: 0,
-            next_child: shared.next_child.load(Ordering::Relaxed),
+            next_child: shared.children_started(),
             requests: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HumanResponseEvent;
+
+    /// A run that never collects, waits or starts a child does not build the rarely used
+    /// part, not even when it is sent an event, snapshotted or told it waits for nothing.
+    #[test]
+    fn the_rare_part_is_built_only_when_used() {
+        let routes = Arc::new(Routes::new("W", &[], TypeId::of::<()>()));
+        let shared = RunShared::new("r".into(), routes);
+        shared.set_waiting(Vec::new());
+        let ev = HumanResponseEvent::new("yes");
+        assert!(
+            shared.resolve_target(&ev, None).is_err(),
+            "no step takes it"
+        );
+        assert!(shared.read_collect(|buffers| buffers.is_empty()));
+        assert_eq!(shared.children_started(), 0);
+        assert!(shared.live_children().is_none());
+        shared.clear_collect();
+        assert!(shared.rare.get().is_none());
+
+        shared.set_waiting(vec![Waiting {
+            step: 0,
+            type_id: TypeId::of::<HumanResponseEvent>(),
+            requirements: Vec::new(),
+        }]);
+        assert!(shared.rare.get().is_some());
+        assert!(shared.any_waiting(|w| w.type_id == TypeId::of::<HumanResponseEvent>()));
+        assert!(shared.resolve_target(&ev, None).is_ok(), "a wait takes it");
     }
 }
