@@ -1,6 +1,6 @@
 # Sourced by .ci/run: makes DATABASE_URL point at a reachable PostgreSQL for the server's
 # tests. Uses the one DATABASE_URL names if it answers; otherwise installs PostgreSQL from
-# Debian's packages if needed, starts a throwaway cluster on 127.0.0.1:55432 with TLS on (a
+# Debian's packages if needed, starts a throwaway cluster on 127.0.0.1:15432 with TLS on (a
 # certificate for 127.0.0.1 signed by a throwaway authority, whose certificate
 # DATABASE_CA_FILE names for the TLS test), and registers a trap that stops it when the
 # calling shell exits.
@@ -52,14 +52,22 @@ start_throwaway_postgres() {
         chown postgres "$PG_TMP"/server.key "$PG_TMP"/server.crt
     fi
     "${run_as[@]}" "$bindir/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 >/dev/null
-    "${run_as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
-        -o "-p 55432 -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
-            -c ssl=on -c ssl_cert_file=$PG_TMP/server.crt -c ssl_key_file=$PG_TMP/server.key" \
-        start >/dev/null
+    # A port below Linux's ephemeral range (32768-60999), so that no client connection open
+    # on the machine at that moment can hold it.
+    local port=15432
+    # Set before the start, so that a cluster that fails to start leaves nothing behind.
     PG_STOP=("${run_as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -m fast stop)
     trap '"${PG_STOP[@]}" >/dev/null 2>&1 || true; rm -rf "$PG_TMP"' EXIT
-    "$bindir/createdb" -h 127.0.0.1 -p 55432 -U postgres workflows_test
-    export DATABASE_URL=postgres://postgres@127.0.0.1:55432/workflows_test
+    if ! "${run_as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
+        -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
+            -c ssl=on -c ssl_cert_file=$PG_TMP/server.crt -c ssl_key_file=$PG_TMP/server.key" \
+        start >/dev/null; then
+        echo "PostgreSQL did not start; its log:" >&2
+        cat "$PG_TMP/log" >&2
+        return 1
+    fi
+    "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres workflows_test
+    export DATABASE_URL=postgres://postgres@127.0.0.1:$port/workflows_test
     export DATABASE_CA_FILE=$PG_TMP/ca.crt
     echo "PostgreSQL started for the tests at $DATABASE_URL, with TLS (DATABASE_CA_FILE=$DATABASE_CA_FILE)"
 }

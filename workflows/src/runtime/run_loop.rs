@@ -78,10 +78,11 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) span: RunSpan,
 }
 
-/// A run's `workflow.run` span, the parent of its steps' spans: boxed, and only when a
-/// subscriber takes it (most runs are not traced, and every byte of the loop is a byte of
-/// each run's task). A span no subscriber takes is dropped: with `tracing`'s `log` feature
-/// and no subscriber, the run's span is not logged as entered and left (its steps' are).
+/// A run's `workflow.run` span, the parent of its steps' spans: boxed, and only when there is
+/// one (most runs are not traced, and every byte of the loop is a byte of each run's task).
+/// Without a subscriber that takes it the macro makes `Span::none()`, which is not kept;
+/// with `tracing`'s `log` feature it makes a disabled span with metadata, which is kept so
+/// that its enter and exit lines are logged as before.
 pub(super) struct RunSpan(Option<Box<tracing::Span>>);
 
 /// The span of a run no subscriber takes.
@@ -89,7 +90,8 @@ static NO_SPAN: tracing::Span = tracing::Span::none();
 
 impl RunSpan {
     fn new(span: tracing::Span) -> Self {
-        RunSpan((!span.is_disabled()).then(|| Box::new(span)))
+        let none = span.is_disabled() && span.metadata().is_none();
+        RunSpan((!none).then(|| Box::new(span)))
     }
 
     pub(super) fn get(&self) -> &tracing::Span {
