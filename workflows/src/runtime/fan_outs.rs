@@ -18,6 +18,8 @@
 //!   invocations and fan-outs it rebuilds, so a snapshot cannot hold a count that disagrees
 //!   with its contents.
 
+use thin_vec::ThinVec;
+
 use crate::runtime::capture::store_event;
 use crate::runtime::lineage::{Branch, Lineage};
 use crate::snapshot::{FanOutRecord, JoinRecord, JoinedEvent, SnapshotError};
@@ -81,8 +83,9 @@ pub(crate) struct Closed {
 
 #[derive(Default)]
 pub(crate) struct FanOuts {
-    /// In opening order, so by ascending id.
-    open: Vec<FanOut>,
+    /// In opening order, so by ascending id. Thin (a pointer in the run's task; no
+    /// allocation while empty): most runs never fan out.
+    open: ThinVec<FanOut>,
     next_id: u64,
 }
 
@@ -267,7 +270,7 @@ impl FanOuts {
         steps: &[StepInfo],
     ) {
         self.next_id = next_id;
-        let mut open: Vec<FanOut> = fan_outs
+        let mut open: ThinVec<FanOut> = fan_outs
             .into_iter()
             .map(|f| FanOut {
                 id: f.id,

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use crate::StepError;
 use crate::runtime::lineage::{Input, Lineage};
 use crate::runtime::memo::SharedMemo;
@@ -156,8 +158,8 @@ struct Slot {
 #[derive(Default)]
 pub(crate) struct Invocations {
     slots: Vec<Slot>,
-    /// Slots without an invocation.
-    free: Vec<u32>,
+    /// Slots without an invocation (thin: a pointer in the run's task).
+    free: ThinVec<u32>,
     live: u32,
     /// The generation of a slot the slab creates: above every generation handed out before a
     /// compaction, so that no old id matches a new slot.
@@ -275,7 +277,7 @@ impl Invocations {
                 self.fresh_generation = self.fresh_generation.max(highest.wrapping_add(1));
             }
             self.slots = Vec::new();
-            self.free = Vec::new();
+            self.free = ThinVec::new();
         }
     }
 }

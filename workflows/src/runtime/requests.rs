@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use crate::AnyEvent;
 use crate::runtime::capture::store_event;
 use crate::runtime::restore::decode;
@@ -26,13 +28,18 @@ struct Request {
 /// The open requests, oldest first.
 #[derive(Default)]
 pub(crate) struct Requests {
-    open: Vec<Request>,
+    /// Thin (a pointer in the run's task; no allocation while empty).
+    open: ThinVec<Request>,
 }
 
 impl Requests {
     /// The request `event`, published at `seq`, is open.
     pub(crate) fn open(&mut self, seq: u64, event: Arc<dyn AnyEvent>) {
         let response = event.response();
+        if self.open.capacity() == 0 {
+            // A run waiting for a person usually has one request open: room for one, not four.
+            self.open.reserve_exact(1);
+        }
         self.open.push(Request {
             seq,
             event,
@@ -77,7 +84,7 @@ impl Requests {
     /// Frees the list's buffer when it is empty.
     pub(crate) fn compact(&mut self) {
         if self.open.is_empty() && self.open.capacity() > 0 {
-            self.open = Vec::new();
+            self.open = ThinVec::new();
         }
     }
 }

@@ -25,6 +25,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use thin_vec::ThinVec;
 
 use crate::error::PanicError;
 use crate::lifecycle::WorkflowIdle;
@@ -67,7 +68,7 @@ pub(crate) struct RunLoop<W: Workflow> {
     pub(super) admission: Admission,
     /// Messages taken from the inbox and not applied yet.
     pub(super) taken: VecDeque<Msg>,
-    pub(super) snapshot_requests: Vec<SnapshotReply>,
+    pub(super) snapshot_requests: ThinVec<SnapshotReply>,
     pub(super) internal_events: bool,
     /// Whether `WorkflowIdle` was published for the current idle spell.
     pub(super) idle_published: bool,
@@ -122,7 +123,7 @@ impl<W: Workflow> RunLoop<W> {
             requests: Requests::default(),
             admission: Admission::new(options.get_timeout()),
             taken: VecDeque::new(),
-            snapshot_requests: Vec::new(),
+            snapshot_requests: ThinVec::new(),
             internal_events: options.wants_internal_events(),
             idle_published: false,
             clock: None,

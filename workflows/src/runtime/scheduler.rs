@@ -3,7 +3,7 @@
 //!
 //! # Invariants
 //!
-//! - `workers[step].busy` counts the step's workers in use: its live invocations (running, waiting,
+//! - `steps[step].workers.busy` counts the step's workers in use: its live invocations (running, waiting,
 //!   or backing off before a retry) plus the events on the ready list. It never exceeds the
 //!   step's `num_workers`, except after a restore of a snapshot taken by a workflow with more
 //!   workers (then no new invocation starts until it drops below).
@@ -13,6 +13,8 @@
 //!   the others.
 
 use std::collections::VecDeque;
+
+use thin_vec::ThinVec;
 
 use crate::runtime::invocations::{InvocationId, SharedFailure, failure_record};
 use crate::runtime::lineage::{Input, Lineage};
@@ -62,14 +64,20 @@ impl Workers {
     }
 }
 
-// The scheduler lives inside every run's task: it is kept small (boxed slices, u32 counts).
+/// One step's queue of events and its workers.
+struct StepQueue {
+    queue: VecDeque<Queued>,
+    workers: Workers,
+}
+
+// The scheduler lives inside every run's task: it is kept small (one boxed slice for the
+// steps, u32 counts, a thin list for the rare due attempts).
 pub(crate) struct Scheduler {
-    queues: Box<[VecDeque<Queued>]>,
-    /// Events to start next, each with a worker of its step already counted in `workers`.
+    steps: Box<[StepQueue]>,
+    /// Events to start next, each with a worker of its step already counted.
     ready: VecDeque<(usize, Queued)>,
-    workers: Box<[Workers]>,
-    /// Invocations whose next attempt is due now.
-    due: VecDeque<InvocationId>,
+    /// Invocations whose next attempt is due now, oldest first (retries: few at a time).
+    due: ThinVec<InvocationId>,
     /// The step `next` visits first next time.
     cursor: usize,
 }
@@ -77,16 +85,18 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(steps: &[StepInfo]) -> Self {
         Scheduler {
-            queues: steps.iter().map(|_| VecDeque::new()).collect(),
-            ready: VecDeque::new(),
-            workers: steps
+            steps: steps
                 .iter()
-                .map(|s| Workers {
-                    busy: 0,
-                    limit: u32::try_from(s.num_workers).unwrap_or(u32::MAX),
+                .map(|s| StepQueue {
+                    queue: VecDeque::new(),
+                    workers: Workers {
+                        busy: 0,
+                        limit: u32::try_from(s.num_workers).unwrap_or(u32::MAX),
+                    },
                 })
                 .collect(),
-            due: VecDeque::new(),
+            ready: VecDeque::new(),
+            due: ThinVec::new(),
             cursor: 0,
         }
     }
@@ -95,50 +105,52 @@ impl Scheduler {
     /// step has a free worker and nothing queued before it; else in the step's own queue.
     #[inline(always)]
     pub(crate) fn enqueue(&mut self, step: usize, queued: Queued) {
-        if self.queues[step].is_empty() && self.workers[step].free() {
-            self.workers[step].busy += 1;
+        let at = &mut self.steps[step];
+        if at.queue.is_empty() && at.workers.free() {
+            at.workers.busy += 1;
             self.ready.push_back((step, queued));
         } else {
-            self.queues[step].push_back(queued);
+            at.queue.push_back(queued);
         }
     }
 
     /// Makes the next attempt of invocation `id` due now.
     #[inline]
     pub(crate) fn attempt_due(&mut self, id: InvocationId) {
-        self.due.push_back(id);
+        self.due.push(id);
     }
 
     /// Counts a worker of `step` for a restored invocation.
     #[inline]
     pub(crate) fn hold_worker(&mut self, step: usize) {
-        self.workers[step].busy += 1;
+        self.steps[step].workers.busy += 1;
     }
 
     /// An invocation of `step` finished for good: its worker is free.
     #[inline]
     pub(crate) fn release_worker(&mut self, step: usize) {
-        self.workers[step].busy -= 1;
+        self.steps[step].workers.busy -= 1;
     }
 
     /// The next thing to start: due attempts first, then the ready list in arrival order, then
     /// the step queues round-robin.
     #[inline(always)]
     pub(crate) fn next(&mut self) -> Option<Start> {
-        if let Some(id) = self.due.pop_front() {
-            return Some(Start::Attempt(id));
+        if !self.due.is_empty() {
+            return Some(Start::Attempt(self.due.remove(0)));
         }
         if let Some((step, queued)) = self.ready.pop_front() {
             return Some(Start::New(step, queued));
         }
-        let steps = self.queues.len();
+        let steps = self.steps.len();
         for _ in 0..steps {
             let step = self.cursor;
             self.cursor = (self.cursor + 1) % steps;
-            if self.workers[step].free()
-                && let Some(queued) = self.queues[step].pop_front()
+            let at = &mut self.steps[step];
+            if at.workers.free()
+                && let Some(queued) = at.queue.pop_front()
             {
-                self.workers[step].busy += 1;
+                at.workers.busy += 1;
                 return Some(Start::New(step, queued));
             }
         }
@@ -151,47 +163,48 @@ impl Scheduler {
         !self.due.is_empty()
             || !self.ready.is_empty()
             || self
-                .queues
+                .steps
                 .iter()
-                .zip(self.workers.iter())
-                .any(|(q, w)| !q.is_empty() && w.free())
+                .any(|at| !at.queue.is_empty() && at.workers.free())
     }
 
     /// Whether no event is queued and no attempt is due.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.due.is_empty() && self.ready.is_empty() && self.queues.iter().all(VecDeque::is_empty)
+        self.due.is_empty()
+            && self.ready.is_empty()
+            && self.steps.iter().all(|at| at.queue.is_empty())
     }
 
     /// The names of the steps (of `steps`) running or with events queued.
     pub(crate) fn active_steps(&self, steps: &[StepInfo]) -> Vec<String> {
         steps
             .iter()
-            .zip(self.workers.iter().zip(self.queues.iter()))
-            .filter(|(_, (w, q))| w.busy > 0 || !q.is_empty())
+            .zip(self.steps.iter())
+            .filter(|(_, at)| at.workers.busy > 0 || !at.queue.is_empty())
             .map(|(s, _)| s.name.to_owned())
             .collect()
     }
 
     /// Drops everything queued (the run ended).
     pub(crate) fn clear(&mut self) {
-        self.queues.iter_mut().for_each(VecDeque::clear);
+        self.steps.iter_mut().for_each(|at| at.queue.clear());
         self.ready.clear();
         self.due.clear();
     }
 
     /// Frees the buffers of empty queues, so that a suspended run holds little.
     pub(crate) fn compact(&mut self) {
-        for queue in self.queues.iter_mut() {
-            if queue.is_empty() && queue.capacity() > 0 {
-                *queue = VecDeque::new();
+        for at in self.steps.iter_mut() {
+            if at.queue.is_empty() && at.queue.capacity() > 0 {
+                at.queue = VecDeque::new();
             }
         }
         if self.ready.is_empty() && self.ready.capacity() > 0 {
             self.ready = VecDeque::new();
         }
         if self.due.is_empty() && self.due.capacity() > 0 {
-            self.due = VecDeque::new();
+            self.due = ThinVec::new();
         }
     }
 
@@ -200,10 +213,10 @@ impl Scheduler {
     pub(crate) fn capture(&self, steps: &[StepInfo]) -> Result<Vec<QueuedEvent>, SnapshotError> {
         let ready = self.ready.iter().map(|(step, queued)| (*step, queued));
         let queued = self
-            .queues
+            .steps
             .iter()
             .enumerate()
-            .flat_map(|(step, queue)| queue.iter().map(move |queued| (step, queued)));
+            .flat_map(|(step, at)| at.queue.iter().map(move |queued| (step, queued)));
         ready
             .chain(queued)
             .map(|(step, queued)| {
@@ -223,6 +236,6 @@ impl Scheduler {
 
     /// Puts an event of a snapshot back in `step`'s queue, behind those restored before it.
     pub(crate) fn restore_queued(&mut self, step: usize, queued: Queued) {
-        self.queues[step].push_back(queued);
+        self.steps[step].queue.push_back(queued);
     }
 }

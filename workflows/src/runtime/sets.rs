@@ -17,6 +17,8 @@
 
 use std::collections::VecDeque;
 
+use thin_vec::ThinVec;
+
 use crate::runtime::capture::store_event;
 use crate::runtime::lineage::Lineage;
 use crate::snapshot::{SnapshotError, UnpairedEvent};
@@ -39,20 +41,22 @@ pub(crate) struct Complete {
 #[derive(Default)]
 pub(crate) struct Sets {
     /// For each step taking several events: one queue per parameter. Empty for other steps.
-    waiting: Option<Box<[Queues]>>,
+    /// Thin (a pointer in the run's task), and empty until the first arrival.
+    waiting: ThinVec<Queues>,
 }
 
 impl Sets {
     fn queues(&mut self, steps: &[StepInfo]) -> &mut [Queues] {
-        self.waiting.get_or_insert_with(|| {
-            steps
+        if self.waiting.is_empty() {
+            self.waiting = steps
                 .iter()
                 .map(|step| match step.fires {
                     Fires::PerSet => step.accepts.iter().map(|_| VecDeque::new()).collect(),
                     _ => Box::default(),
                 })
-                .collect()
-        })
+                .collect();
+        }
+        &mut self.waiting
     }
 
     /// `ev` arrives at step `step` (taking several events) from `lineage`: queued behind the
@@ -99,13 +103,13 @@ impl Sets {
 
     /// Drops everything (the run ended).
     pub(crate) fn clear(&mut self) {
-        self.waiting = None;
+        self.waiting = ThinVec::new();
     }
 
     /// The waiting events as a snapshot records them: by step, then parameter, then arrival.
     pub(crate) fn capture(&self, steps: &[StepInfo]) -> Result<Vec<UnpairedEvent>, SnapshotError> {
         let mut out = Vec::new();
-        for (step, queues) in self.waiting.iter().flat_map(|w| w.iter()).enumerate() {
+        for (step, queues) in self.waiting.iter().enumerate() {
             for queue in queues.iter() {
                 for (ev, lineage) in queue {
                     out.push(UnpairedEvent {

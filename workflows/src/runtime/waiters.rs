@@ -16,6 +16,7 @@ use std::task::Context as TaskContext;
 use std::time::Duration;
 
 use std::future::Future;
+use thin_vec::ThinVec;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
@@ -67,7 +68,8 @@ impl Waiter {
 
 #[derive(Default)]
 pub(crate) struct Waiters {
-    list: Vec<Waiter>,
+    /// Thin (a pointer in the run's task; no allocation while empty): most runs never wait.
+    list: ThinVec<Waiter>,
     /// Fires at the earliest deadline.
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -101,6 +103,10 @@ impl Waiters {
             return;
         }
         let prompt = prompt.filter(|_| !self.list.iter().any(|w| w.id == id));
+        if self.list.capacity() == 0 {
+            // A run usually waits for one thing at a time: room for one, not four.
+            self.list.reserve_exact(1);
+        }
         self.list.push(Waiter {
             id,
             memo_key,
@@ -266,7 +272,7 @@ impl Waiters {
     /// Puts back the waiters of a snapshot (without replies: their steps run again when
     /// answered).
     pub(crate) fn restore(&mut self, waiters: Vec<Waiter>, shared: &RunShared) {
-        self.list = waiters;
+        self.list = ThinVec::from(waiters);
         self.changed(shared);
     }
 
