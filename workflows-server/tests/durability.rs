@@ -145,20 +145,21 @@ async fn child_runs_waiting_for_people_survive_a_restart() {
     second.shutdown().await.unwrap();
 }
 
-/// Starts a server on its own runtime in its own thread; dropping the runtime kills it
-/// abruptly, as a crash would (no snapshot, no lease given up).
+/// Starts a server on the SQLite file at `path` on its own runtime in its own thread;
+/// dropping the runtime kills it abruptly, as a crash would (no snapshot, no lease given up).
 fn server_on_own_runtime(path: PathBuf) -> (tokio::runtime::Runtime, SocketAddr) {
+    doomed_server(SqliteStorage::open(&path).unwrap())
+}
+
+/// Starts a server on `storage` on its own runtime in its own thread; dropping the runtime
+/// (or `shutdown_background`) kills it abruptly, as a crash would.
+fn doomed_server(storage: impl Storage) -> (tokio::runtime::Runtime, SocketAddr) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let running = runtime.block_on(async {
-        server(SqliteStorage::open(&path).unwrap(), config())
-            .start()
-            .await
-            .unwrap()
-    });
+    let running = runtime.block_on(async { server(storage, config()).start().await.unwrap() });
     let addr = running.local_addr();
     // Kept by a task of the runtime, so that stopping the runtime drops it without a clean
     // shutdown (no snapshot, no lease given up), as a crash would, and closes its store
@@ -208,21 +209,12 @@ fn a_run_in_the_middle_of_a_step_when_the_server_dies_runs_again_after_restart()
 #[test]
 fn a_prompt_stored_before_a_crash_is_not_published_again_by_the_next_server() {
     let path = db_path("prompt-once");
-    let doomed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
     let knobs = Knobs::new(SqliteStorage::open(&path).unwrap());
     knobs
         .hang_bare_updates
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let running = doomed.block_on(server(knobs, config()).start()).unwrap();
-    let client = Client::new(running.local_addr());
-    doomed.spawn(async move {
-        let _running = running;
-        std::future::pending::<()>().await
-    });
+    let (doomed, addr) = doomed_server(knobs);
+    let client = Client::new(addr);
     let id = doomed.block_on(async {
         let id = start(&client, "ballot", json!({})).await;
         until_event(&client, &id, "InputRequiredEvent").await;
@@ -306,20 +298,9 @@ async fn an_answer_to_a_run_that_keeps_working_is_recorded_while_it_works() {
 #[test]
 fn an_answer_delivered_but_not_yet_recorded_survives_a_crash() {
     let path = db_path("delivered-unrecorded");
-    let doomed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
     let knobs = Knobs::new(SqliteStorage::open(&path).unwrap());
-    let running = doomed
-        .block_on(server(knobs.clone(), config()).start())
-        .unwrap();
-    let client = Client::new(running.local_addr());
-    doomed.spawn(async move {
-        let _running = running;
-        std::future::pending::<()>().await
-    });
+    let (doomed, addr) = doomed_server(knobs.clone());
+    let client = Client::new(addr);
     let id = doomed.block_on(async {
         let id = start(&client, "ponder", json!({})).await;
         until_event(&client, &id, "InputRequiredEvent").await;
