@@ -255,17 +255,22 @@ async fn a_human_in_the_loop_run_makes_four_writes() {
     let writes = || knobs.writes.load(std::sync::atomic::Ordering::SeqCst);
     let id = start(&client, "number", json!({})).await;
     until_event(&client, &id, "InputRequiredEvent").await;
-    let idle = until(PATIENCE, || async {
-        let record = knobs.inner.handler(&id).await.unwrap().unwrap();
-        record.idle_since.is_some()
-    });
-    assert!(idle.await, "the waiting run's state is stored");
+    until_stored_waiting(&knobs.inner, &id).await;
     assert_eq!(writes(), 2, "the start, then the prompt with its snapshot");
     assert_eq!(answer(&client, &id, "5").await.status, 200);
     until_status(&client, &id, "completed").await;
     assert_eq!(settled(&server).await, 0);
     assert_eq!(writes(), 4, "the answer, then the result");
     assert!(knobs.inner.inbox(&id).await.unwrap().is_empty());
+}
+
+/// Waits until the store records run `id` as waiting (idle), its snapshot with it.
+async fn until_stored_waiting(storage: &impl Storage, id: &str) {
+    let idle = until(PATIENCE, || async {
+        let record = storage.handler(id).await.unwrap().unwrap();
+        record.idle_since.is_some()
+    });
+    assert!(idle.await, "the waiting run's state is stored");
 }
 
 /// A run that keeps working after its answer is delivered has the delivery recorded (a
@@ -304,19 +309,21 @@ fn an_answer_delivered_but_not_yet_recorded_survives_a_crash() {
     let id = doomed.block_on(async {
         let id = start(&client, "ponder", json!({})).await;
         until_event(&client, &id, "InputRequiredEvent").await;
-        let idle = until(PATIENCE, || async {
-            let record = knobs.inner.handler(&id).await.unwrap().unwrap();
-            record.idle_since.is_some()
-        });
-        assert!(idle.await, "the waiting run's state is stored");
+        until_stored_waiting(&knobs.inner, &id).await;
         // From now on a snapshot stored on its own never lands.
         knobs
             .hang_bare_updates
             .store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(answer(&client, &id, "1500").await.status, 200);
         until(PATIENCE, || async { ponderings("1500") == 1 }).await;
-        // Past the delivery delay: the write that would record it is hanging.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The write that would record the delivery was made, and hangs.
+        let hung = until(PATIENCE, || async {
+            knobs
+                .hung_deliveries
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > 0
+        });
+        assert!(hung.await, "the delivery is recorded by a later write");
         assert_eq!(knobs.inner.inbox(&id).await.unwrap().len(), 1);
         id
     });

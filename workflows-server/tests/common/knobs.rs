@@ -33,6 +33,8 @@ pub struct Knobs<S: Storage + Clone> {
     /// Updates that store no events (snapshots on their own) hang (for a minute) while set:
     /// snapshots lag the events stored, as after a burst.
     pub hang_bare_updates: Arc<AtomicBool>,
+    /// How many of those hanging updates would have deleted delivered inbox items.
+    pub hung_deliveries: Arc<AtomicUsize>,
     /// How many writes a run's life made: creates, appends, updates, claims, releases,
     /// inbox pushes and deletes (not the periodic renewals and expiries).
     pub writes: Arc<AtomicUsize>,
@@ -53,6 +55,7 @@ impl<S: Storage + Clone> Knobs<S> {
             read_only: Arc::default(),
             event_reads: Arc::default(),
             hang_bare_updates: Arc::default(),
+            hung_deliveries: Arc::default(),
             writes: Arc::default(),
         }
     }
@@ -151,6 +154,9 @@ impl<S: Storage + Clone> Storage for Knobs<S> {
     fn update_run(&self, h: &str, o: &str, u: RunUpdate, n: i64) -> StorageFuture<'_, bool> {
         self.writes.fetch_add(1, SeqCst);
         if u.events.is_empty() && self.hang_bare_updates.load(SeqCst) {
+            if !u.consumed.is_empty() {
+                self.hung_deliveries.fetch_add(1, SeqCst);
+            }
             return hang();
         }
         // A prompt's events are written with its snapshot, through an update.
