@@ -76,10 +76,10 @@ impl Broken {
 
 /// How many times `Slow`'s step has started on a start event tagged `tag`, in this process.
 pub fn slow_starts(tag: &str) -> usize {
-    SLOW_STARTS.lock().unwrap().get(tag).copied().unwrap_or(0)
+    SLOW_STARTS.get(tag)
 }
 
-static SLOW_STARTS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+static SLOW_STARTS: Counts = Counts::new();
 
 /// A workflow whose step takes `ms` milliseconds.
 pub struct Slow;
@@ -89,7 +89,7 @@ impl Slow {
     #[step]
     async fn work(&self, ev: StartEvent) -> StopEvent<u64> {
         let tag: String = ev.get("tag").unwrap_or_default();
-        *SLOW_STARTS.lock().unwrap().entry(tag).or_default() += 1;
+        SLOW_STARTS.add(&tag);
         let ms: u64 = ev.get("ms").unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         StopEvent::new(ms)
@@ -123,10 +123,28 @@ impl Ballot {
 
 /// How many times `Tally`'s `answer` step ran on the answer `response`, in this process.
 pub fn answers_seen(response: &str) -> usize {
-    ANSWERS.lock().unwrap().get(response).copied().unwrap_or(0)
+    ANSWERS.get(response)
 }
 
-static ANSWERS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+static ANSWERS: Counts = Counts::new();
+
+/// How many times a step ran on each key (an answer, a tag), across every server in the
+/// process.
+pub struct Counts(Mutex<BTreeMap<String, usize>>);
+
+impl Counts {
+    pub const fn new() -> Self {
+        Counts(Mutex::new(BTreeMap::new()))
+    }
+
+    pub fn add(&self, key: &str) {
+        *self.0.lock().unwrap().entry(key.to_owned()).or_default() += 1;
+    }
+
+    pub fn get(&self, key: &str) -> usize {
+        self.0.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
 
 /// The number workflow, counting how often its answer step runs (across every server in
 /// the process), to catch a run executed twice.
@@ -141,26 +159,17 @@ impl Tally {
 
     #[step]
     async fn answer(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        *ANSWERS
-            .lock()
-            .unwrap()
-            .entry(ev.response.clone())
-            .or_default() += 1;
+        ANSWERS.add(&ev.response);
         StopEvent::new(ev.response)
     }
 }
 
 /// How many times `Ponder`'s `think` step started on the answer `response`, in this process.
 pub fn ponderings(response: &str) -> usize {
-    PONDERINGS
-        .lock()
-        .unwrap()
-        .get(response)
-        .copied()
-        .unwrap_or(0)
+    PONDERINGS.get(response)
 }
 
-static PONDERINGS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+static PONDERINGS: Counts = Counts::new();
 
 /// Asks how many milliseconds to think, then thinks that long before giving the answer
 /// back: a run that keeps working after its answer is delivered.
@@ -175,11 +184,7 @@ impl Ponder {
 
     #[step]
     async fn think(&self, ev: HumanResponseEvent) -> StopEvent<String> {
-        *PONDERINGS
-            .lock()
-            .unwrap()
-            .entry(ev.response.clone())
-            .or_default() += 1;
+        PONDERINGS.add(&ev.response);
         let ms: u64 = ev.response.parse().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         StopEvent::new(ev.response)
