@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::Event;
+use crate::{Event, Fields};
 
 /// The default start event: free-form JSON fields, like keyword arguments.
 ///
@@ -21,7 +21,7 @@ use crate::Event;
 pub struct StartEvent {
     /// The fields the run was started with.
     #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
 }
 
 impl StartEvent {
@@ -45,6 +45,14 @@ impl StartEvent {
 
 impl From<Map<String, Value>> for StartEvent {
     fn from(fields: Map<String, Value>) -> Self {
+        StartEvent {
+            fields: fields.into(),
+        }
+    }
+}
+
+impl From<Fields> for StartEvent {
+    fn from(fields: Fields) -> Self {
         StartEvent { fields }
     }
 }
@@ -123,7 +131,7 @@ pub struct InputRequiredEvent {
     pub prefix: String,
     /// Any further fields.
     #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
 }
 
 impl InputRequiredEvent {
@@ -131,7 +139,7 @@ impl InputRequiredEvent {
     pub fn new(prefix: impl Into<String>) -> Self {
         InputRequiredEvent {
             prefix: prefix.into(),
-            fields: Map::new(),
+            fields: Fields::new(),
         }
     }
 
@@ -159,7 +167,7 @@ pub struct HumanResponseEvent {
     pub response: String,
     /// Any further fields.
     #[serde(flatten)]
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
 }
 
 impl HumanResponseEvent {
@@ -167,7 +175,7 @@ impl HumanResponseEvent {
     pub fn new(response: impl Into<String>) -> Self {
         HumanResponseEvent {
             response: response.into(),
-            fields: Map::new(),
+            fields: Fields::new(),
         }
     }
 

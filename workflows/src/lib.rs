@@ -50,6 +50,7 @@ mod child;
 mod context;
 mod error;
 mod event;
+mod fields;
 pub mod graph;
 mod graph_check;
 mod handler;
@@ -74,6 +75,7 @@ pub use child::{ChildError, ChildInfo, ChildRun};
 pub use context::Context;
 pub use error::{SendError, WorkflowError};
 pub use event::{AnyEvent, Event, EventInfo, EventKind, InputRequired};
+pub use fields::Fields;
 pub use handler::{Handler, RunSender};
 pub use infer::StartType;
 pub use lifecycle::{
